@@ -1,0 +1,95 @@
+"""`realtime` command line: each subcommand parses its flags and calls one function elsewhere."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .errors import RealtimeError
+
+
+def _train(args: argparse.Namespace) -> None:
+    try:
+        from .training.train import TrainConfig, train
+    except ImportError as err:
+        raise RealtimeError(f"training needs the train extra ({err.name} is missing): pip install -e '.[train]'") from None
+    cfg = TrainConfig(corpus=[c for c in args.corpus.split(",") if c], midi_dir=args.midi_dir, limit=args.limit,
+                      out_dir=args.out_dir, name=args.name, checkpoint_dir=args.checkpoint_dir,
+                      hidden=args.hidden, layers=args.layers, epochs=args.epochs, seed=args.seed, threads=args.threads,
+                      progress=not args.no_progress)
+    train(cfg)
+
+
+def _continue(args: argparse.Namespace) -> None:
+    from .offline import continue_file
+
+    summary = continue_file(args.prompt, args.out, model=args.model, notes=args.notes, seed=args.seed,
+                            temperature=args.temperature, top_p=args.top_p, key=args.key,
+                            max_polyphony=args.max_polyphony)
+    print(summary)
+
+
+def _demo(args: argparse.Namespace) -> None:
+    from .demo import run_demo
+
+    run_demo(out_dir=args.out_dir, model=args.model, seed=args.seed, play=not args.no_play)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="realtime", description="A real-time interactive music engine.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("demo", help="play the bundled phrase into the engine and render its answer (no hardware)")
+    p.add_argument("--out-dir", default="out")
+    p.add_argument("--model", default="bach-folk-lstm.int8")
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--no-play", action="store_true", help="do not try the audio device")
+    p.set_defaults(func=_demo)
+
+    p = sub.add_parser("continue", help="continue a MIDI file offline")
+    p.add_argument("--prompt", required=True, help="input .mid")
+    p.add_argument("--out", required=True, help="output .mid (prompt followed by the continuation)")
+    p.add_argument("--model", default="bach-folk-lstm.int8")
+    p.add_argument("--notes", type=int, default=32, help="how many notes to add")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--temperature", type=float, default=None)
+    p.add_argument("--top-p", type=float, default=None)
+    p.add_argument("--key", default=None, help='constrain pitches to a key, e.g. "C major", "A minor", "D dorian"')
+    p.add_argument("--max-polyphony", type=int, default=None)
+    p.set_defaults(func=_continue)
+
+    p = sub.add_parser("train", help="train an LSTM and the Markov baseline, export ONNX (needs the train extra)")
+    p.add_argument("--corpus", default="chorales,oneills1850",
+                   help="comma-separated music21 collections: chorales, essenFolksong, oneills1850, ryansMammoth")
+    p.add_argument("--midi-dir", default=None, help="also train on every .mid under this folder")
+    p.add_argument("--limit", type=int, default=None, help="pieces per collection (quick runs)")
+    p.add_argument("--out-dir", default="models")
+    p.add_argument("--name", default="bach-folk-lstm")
+    p.add_argument("--checkpoint-dir", default="out/train", help="resumable checkpoints live here")
+    p.add_argument("--hidden", type=int, default=256)
+    p.add_argument("--layers", type=int, default=2)
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2, help="torch threads")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_train)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except RealtimeError as err:
+        if args.debug:
+            raise
+        print(f"realtime: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,231 @@
+"""Call and response: listen to a phrase, wait for it to end, answer in its style, yield at once.
+
+While the player plays, each finished note is fed to the model in onset order, so the state
+is primed by the time the phrase ends and the first answer note is already chosen. The answer
+is generated a little ahead (`lookahead_ms`) and scheduled on absolute deadlines. When the
+player starts again the pending answer is dropped, held notes are released, and the model is
+rolled back to the last answer note that actually sounded.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..events import NoteMessage
+from ..model.generator import Generator
+from ..model.tokens import DURATION_BEATS, IOI_BEATS, Token, duration_bucket, ioi_bucket, velocity_bucket
+from ..model.tokens import VELOCITY_LEVELS
+from ..scheduler import Scheduler
+
+
+@dataclass(frozen=True)
+class ContinuationSettings:
+    tempo_bpm: float = 100.0
+    phrase_end_ms: float | None = None  # silence that ends a phrase; if None, phrase_end_beats
+    phrase_end_beats: float = 1.5
+    answer_notes: int = 24
+    answer_beats: float = 12.0
+    lookahead_ms: float = 200.0
+    channel: int = 0
+    follow_velocity: bool = True  # answer at the phrase's loudness
+
+    @property
+    def ms_per_beat(self) -> float:
+        return 60000.0 / self.tempo_bpm
+
+    @property
+    def phrase_end_ns(self) -> int:
+        ms = self.phrase_end_ms if self.phrase_end_ms is not None else self.phrase_end_beats * self.ms_per_beat
+        return int(ms * 1e6)
+
+
+class Continuation:
+    """The duet partner: one model stream, one output channel."""
+
+    def __init__(self, generator: Generator, scheduler: Scheduler, settings: ContinuationSettings,
+                 model_velocity: float = 80.0, max_timings: int = 100_000) -> None:
+        self.generator, self.scheduler, self.settings = generator, scheduler, settings
+        self.model_velocity = model_velocity
+        self.ns_per_beat = settings.ms_per_beat * 1e6
+        self.answering = False
+        self._sounding: dict[tuple[int, int], tuple[int, int]] = {}  # player's (channel, pitch) -> (onset, vel)
+        self._finished: list[tuple[int, int, int, int]] = []  # (onset, end, pitch, vel) waiting to be fed
+        self._last_activity_ns: int | None = None
+        self._last_fed_onset_ns: int | None = None
+        self._phrase_velocities: list[int] = []  # of the phrase being heard (empty: nothing to answer)
+        self._answer_loudness: float | None = None
+        self._first: Token | None = None  # answer's first note, chosen as soon as the phrase may end
+        self._first_for_ns: int | None = None
+        # answer bookkeeping
+        self._answer: list[tuple[int, np.ndarray, np.ndarray]] = []  # (onset, state, logits) after each note
+        self._next: tuple[Token, int] | None = None
+        self._answer_start_ns = 0
+        self._answer_count = 0
+        self._answer_done_ns = 0
+        self._phrase_end_deadline_ns = 0
+        self._waiting_first_send = False
+        # counts and timings, read outside the loop
+        self.phrases = self.interruptions = 0
+        self.step_ns = np.zeros(max_timings, dtype=np.int64)
+        self.steps = 0
+        self.answer_latency_ns: list[int] = []
+        self.scheduler.on_sent = self._sent
+
+    # --- hearing -------------------------------------------------------------------------------
+    def on_message(self, message: NoteMessage, at_ns: int) -> None:
+        key = (message.channel, message.pitch)
+        self._last_activity_ns = at_ns
+        self._first = None
+        if message.is_on:
+            if self.answering:
+                self._interrupt(at_ns)
+            if key in self._sounding:  # a repeated note-on without note-off ends the first
+                self._finish(key, at_ns)
+            self._sounding[key] = (at_ns, message.velocity)
+            self._phrase_velocities.append(message.velocity)
+        elif key in self._sounding:
+            self._finish(key, at_ns)
+            self._feed_finished()
+        # a note-off for a note we never heard is harmless: ignore it
+
+    def _finish(self, key: tuple[int, int], end_ns: int) -> None:
+        onset, velocity = self._sounding.pop(key)
+        self._finished.append((onset, end_ns, key[1], velocity))
+
+    def _feed_finished(self) -> None:
+        """Feed finished notes in onset order, up to the earliest note still sounding."""
+        earliest_sounding = min((on for on, _ in self._sounding.values()), default=None)
+        self._finished.sort()
+        while self._finished and (earliest_sounding is None or self._finished[0][0] < earliest_sounding):
+            onset, end, pitch, velocity = self._finished.pop(0)
+            ioi_ns = 0 if self._last_fed_onset_ns is None else onset - self._last_fed_onset_ns
+            token = Token(pitch, ioi_bucket(ioi_ns / self.ns_per_beat),
+                          duration_bucket((end - onset) / self.ns_per_beat), velocity_bucket(velocity))
+            self._timed_feed(token)
+            self._last_fed_onset_ns = onset
+
+    def _timed_feed(self, token: Token) -> None:
+        t0 = time.perf_counter_ns()
+        self.generator.feed(token)
+        if self.steps < len(self.step_ns):
+            self.step_ns[self.steps] = time.perf_counter_ns() - t0
+            self.steps += 1
+
+    # --- deciding --------------------------------------------------------------------------------
+    def _phrase_end_ns(self) -> int | None:
+        if self.answering or self._sounding or self._last_activity_ns is None or not self._phrase_velocities:
+            return None
+        return self._last_activity_ns + self.settings.phrase_end_ns
+
+    def next_deadline_ns(self) -> int | None:
+        if self.answering:
+            return self._next[1] - int(self.settings.lookahead_ms * 1e6) if self._next else self._answer_done_ns
+        return self._phrase_end_ns()
+
+    def tick(self, now_ns: int) -> None:
+        if not self.answering:
+            end = self._phrase_end_ns()
+            if end is None:
+                return
+            if self._first is None:  # choose the first answer note before it is needed
+                self._prepare_first(end)
+            if now_ns >= end:
+                self._start_answer(now_ns, end)
+            return
+        self._generate_ahead(now_ns)
+        if self._next is None and now_ns >= self._answer_done_ns and not len(self.scheduler):
+            self.answering = False
+
+    def _prepare_first(self, start_ns: int) -> None:
+        self._feed_finished()
+        gap_beats = (start_ns - self._last_fed_onset_ns) / self.ns_per_beat
+        self._first = self.generator.sample_next(ioi=ioi_bucket(gap_beats))
+        self._first_for_ns = start_ns
+
+    # --- speaking --------------------------------------------------------------------------------
+    def _velocity(self, token: Token) -> int:
+        if self._answer_loudness is None:
+            return VELOCITY_LEVELS[token.velocity]
+        return max(1, min(127, round(self._answer_loudness * VELOCITY_LEVELS[token.velocity] / self.model_velocity)))
+
+    def _start_answer(self, now_ns: int, phrase_end_ns: int) -> None:
+        self.answering = True
+        self.phrases += 1
+        # the phrase is answered: its loudness shapes the answer, and a new phrase starts empty
+        velocities = self._phrase_velocities
+        self._answer_loudness = sum(velocities) / len(velocities) if self.settings.follow_velocity else None
+        self._phrase_velocities = []
+        self._phrase_end_deadline_ns = phrase_end_ns
+        self._waiting_first_send = True
+        self.generator.begin_answer()
+        self._answer.clear()
+        self._answer_start_ns = now_ns
+        self._answer_count = 0
+        self._answer_done_ns = now_ns
+        self._schedule(self._first, now_ns)
+        self.scheduler.dispatch_due(now_ns)  # the first note goes out before any more compute
+        self._commit(self._first, now_ns)
+        self._first = None
+        self._generate_ahead(now_ns)
+
+    def _schedule(self, token: Token, onset_ns: int) -> None:
+        velocity = self._velocity(token)
+        end_ns = onset_ns + int(DURATION_BEATS[token.duration] * self.ns_per_beat)
+        channel = self.settings.channel
+        self.scheduler.push(NoteMessage(token.pitch, velocity, channel), onset_ns)
+        self.scheduler.push(NoteMessage(token.pitch, 0, channel), end_ns)
+        self._answer_done_ns = max(self._answer_done_ns, end_ns)
+
+    def _commit(self, token: Token, onset_ns: int) -> None:
+        t0 = time.perf_counter_ns()
+        self.generator.commit(token)
+        if self.steps < len(self.step_ns):
+            self.step_ns[self.steps] = time.perf_counter_ns() - t0
+            self.steps += 1
+        self._last_fed_onset_ns = onset_ns
+        self._answer_count += 1
+        self._answer.append((onset_ns, self.generator.runner.get_state(), self.generator.runner.logits.copy()))
+
+    def _generate_ahead(self, now_ns: int) -> None:
+        horizon = now_ns + int(self.settings.lookahead_ms * 1e6)
+        limit_ns = self._answer_start_ns + int(self.settings.answer_beats * self.ns_per_beat)
+        while self._answer_count < self.settings.answer_notes:
+            if self._next is None:
+                token = self.generator.sample_next()
+                self._next = (token, self._last_fed_onset_ns + int(IOI_BEATS[token.ioi] * self.ns_per_beat))
+            token, onset = self._next
+            if onset >= limit_ns:
+                self._answer_count = self.settings.answer_notes  # the answer is long enough
+                break
+            if onset > horizon:
+                return
+            self._schedule(token, onset)
+            self._commit(token, onset)
+            self._next = None
+        self._next = None
+
+    def _sent(self, message: NoteMessage, deadline_ns: int, sent_ns: int) -> None:
+        if self._waiting_first_send and message.is_on:
+            self._waiting_first_send = False
+            self.answer_latency_ns.append(sent_ns - self._phrase_end_deadline_ns)
+
+    def _interrupt(self, at_ns: int) -> None:
+        """The player cut in: silence the answer and forget the notes that never sounded."""
+        self.interruptions += 1
+        self.scheduler.cancel_all()
+        self.answering = False
+        self._next = None
+        played = [entry for entry in self._answer if entry[0] <= at_ns]
+        if played:
+            onset, state, logits = played[-1]
+            self.generator.runner.reset(state)
+            self.generator.runner.logits = logits
+            self._last_fed_onset_ns = onset
+        self._answer.clear()
+
+    def stop(self, now_ns: int) -> None:
+        self.answering = False
+        self._next = None

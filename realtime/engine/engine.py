@@ -1,0 +1,100 @@
+"""The engine loop: inputs -> mode -> scheduler -> output, on an injectable clock.
+
+Contract for the loop: input callbacks only append to a deque and set an event (no lock
+shared with the model). Each tick sends what is due, lets the mode hear new messages and
+compute ahead, and sends again. Nothing in a tick logs or blocks; counts are kept for a status
+line outside. With a FakeClock, tests call `tick()` after moving time by hand.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from typing import Protocol
+
+from ..clock import Clock
+from ..events import NoteMessage
+from ..io.ports import Input
+from ..scheduler import Scheduler
+
+
+class Mode(Protocol):
+    def on_message(self, message: NoteMessage, at_ns: int) -> None: ...
+
+    def tick(self, now_ns: int) -> None: ...
+
+    def next_deadline_ns(self) -> int | None: ...
+
+    def stop(self, now_ns: int) -> None: ...
+
+
+class Engine:
+    """Runs one mode against its inputs and scheduler until told to stop."""
+
+    def __init__(self, mode: Mode, clock: Clock, inputs: list[Input], scheduler: Scheduler,
+                 poll_ms: float = 20.0, spin_ms: float = 1.0) -> None:
+        self.mode, self.clock, self.inputs, self.scheduler = mode, clock, inputs, scheduler
+        self.poll_ns = int(poll_ms * 1e6)
+        self.spin_ns = int(spin_ms * 1e6)
+        self._inbox: deque[tuple[NoteMessage, int]] = deque()
+        self._wake = threading.Event()
+        self.stopped = threading.Event()
+        self.messages_in = 0
+        for port in inputs:
+            port.set_listener(self._hear)
+
+    def _hear(self, message: NoteMessage, at_ns: int) -> None:
+        self._inbox.append((message, at_ns))
+        self._wake.set()
+
+    def tick(self) -> None:
+        """One pass: send what is due, hear what arrived, let the mode compute, send again."""
+        now = self.clock.now_ns()
+        self.scheduler.dispatch_due(now)
+        while self._inbox:
+            message, at_ns = self._inbox.popleft()
+            self.messages_in += 1
+            self.mode.on_message(message, at_ns)
+        self.mode.tick(self.clock.now_ns())
+        self.scheduler.dispatch_due(self.clock.now_ns())
+
+    def _next_wake_ns(self, now: int) -> int:
+        wake = now + self.poll_ns
+        for deadline in (self.scheduler.next_deadline_ns(), self.mode.next_deadline_ns()):
+            if deadline is not None and deadline < wake:
+                wake = deadline
+        return wake
+
+    def run(self, until_ns: int | None = None) -> None:
+        """Loop in this thread until `stop()` (or `until_ns`); then silence everything."""
+        try:
+            while not self.stopped.is_set():
+                self.tick()
+                now = self.clock.now_ns()
+                if until_ns is not None and now >= until_ns:
+                    break
+                wake = self._next_wake_ns(now)
+                if until_ns is not None:
+                    wake = min(wake, until_ns)
+                # Sleep on the event until just before the deadline (an input may wake us),
+                # then let the clock spin the last stretch: an event wait oversleeps.
+                coarse_ns = wake - now - self.spin_ns
+                if coarse_ns > 0 and self._wake.wait(coarse_ns / 1e9):
+                    self._wake.clear()
+                    continue
+                self._wake.clear()
+                if not self._inbox:
+                    self.clock.sleep_until(wake)
+        finally:
+            self.close()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self._wake.set()
+
+    def close(self) -> None:
+        """Idempotent: end the mode, drop pending notes, and leave every output silent."""
+        self.mode.stop(self.clock.now_ns())
+        self.scheduler.cancel_all()
+        for port in self.inputs:
+            port.set_listener(None)

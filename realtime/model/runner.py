@@ -1,0 +1,174 @@
+"""Load a single-step ONNX model, check it against its metadata, and step it with carried state.
+
+The caller owns the recurrent state: `step` feeds one note and keeps the new state, `get_state`
+and `reset(state)` save and restore it (the engine rolls back unplayed notes this way).
+Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ModelFileError
+from .tokens import FIELD_SIZES, FIELDS, START, vocabulary
+
+N_LOGITS = sum(FIELD_SIZES[f] for f in FIELDS)
+
+
+def field_slices() -> dict[str, slice]:
+    """Where each field's logits sit in the graph's single logits vector."""
+    out, start = {}, 0
+    for f in FIELDS:
+        out[f] = slice(start, start + FIELD_SIZES[f])
+        start += FIELD_SIZES[f]
+    return out
+
+
+def signature(layers: int, hidden: int) -> dict:
+    """The graph's input and output names with shapes ("batch" is dynamic); state is h and c stacked."""
+    state = [2, "layers", "batch", "hidden"]
+    return {
+        "inputs": {"note": ["batch", 4], "state": state},
+        "outputs": {"logits": ["batch", N_LOGITS], "state_out": state},
+        "dims": {"layers": layers, "hidden": hidden},
+        "logit_fields": {f: [s.start, s.stop] for f, s in field_slices().items()},
+    }
+
+
+def graph_sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def models_dir() -> Path:
+    """The shipped models: $REALTIME_MODELS, else the repository's models/ folder."""
+    return Path(os.environ.get("REALTIME_MODELS", Path(__file__).resolve().parents[2] / "models"))
+
+
+def resolve_model(name: str | Path) -> Path:
+    """A path as given, or a shipped model by name (with or without .onnx)."""
+    path = Path(name)
+    if path.exists():
+        return path
+    for candidate in (models_dir() / name, models_dir() / f"{name}.onnx"):
+        if candidate.exists():
+            return candidate
+    shipped = ", ".join(sorted(p.stem for p in models_dir().glob("*.onnx"))) or "none"
+    raise ModelFileError(f"{name}: no such model file (shipped models: {shipped})")
+
+
+def load_metadata(path: Path) -> dict:
+    meta_path = path.with_suffix(".json")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except FileNotFoundError:
+        raise ModelFileError(f"{path}: metadata file {meta_path.name} is missing") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ModelFileError(f"{meta_path}: metadata is not valid JSON ({err})") from None
+    if not isinstance(meta, dict) or meta.get("format") != "realtime-model-v1":
+        raise ModelFileError(f"{meta_path}: not realtime model metadata (format must be realtime-model-v1)")
+    for key in ("sha256", "signature", "tokenization", "architecture"):
+        if key not in meta:
+            raise ModelFileError(f"{meta_path}: metadata lacks the key {key!r}")
+    return meta
+
+
+def _shape(node) -> list:
+    return [d if isinstance(d, int) else "batch" for d in node.shape]
+
+
+class ModelRunner:
+    """One model, one stream (or a batch of streams), stepped one note at a time."""
+
+    def __init__(self, path: str | Path, threads: int = 1, batch: int = 1) -> None:
+        import onnxruntime as ort
+
+        self.path = resolve_model(path)
+        self.meta = load_metadata(self.path)
+        if graph_sha256(self.path) != self.meta["sha256"]:
+            raise ModelFileError(f"{self.path}: graph does not match its metadata (sha256 differs: corrupt or replaced file)")
+        if self.meta["tokenization"] != vocabulary():
+            raise ModelFileError(f"{self.path}: tokenization {self.meta['tokenization'].get('scheme')!r} differs from this engine's")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+        except Exception as err:  # onnxruntime raises its own Fail/InvalidGraph kinds
+            first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ModelFileError(f"{self.path}: not a loadable ONNX graph ({first_line[:200]})") from None
+        self._check_signature()
+        dims = self.meta["signature"]["dims"]
+        self.layers, self.hidden, self.batch = dims["layers"], dims["hidden"], batch
+        self._note = np.zeros((batch, 4), dtype=np.int64)
+        self._feeds = {"note": self._note, "state": None}
+        self.logits: np.ndarray | None = None  # (batch, N_LOGITS) after a step; field_slices() cut it
+        self.reset()
+
+    def _check_signature(self) -> None:
+        declared = self.meta["signature"]
+        dims = declared.get("dims", {})
+
+        def concrete(shape: list) -> list:
+            return [dims.get(d, d) if d != "batch" else "batch" for d in shape]
+
+        actual_in = {i.name: _shape(i) for i in self.session.get_inputs()}
+        actual_out = {o.name: _shape(o) for o in self.session.get_outputs()}
+        for kind, actual in (("inputs", actual_in), ("outputs", actual_out)):
+            wanted = {name: concrete(shape) for name, shape in declared[kind].items()}
+            if set(actual) != set(wanted):
+                raise ModelFileError(f"{self.path}: graph {kind} {sorted(actual)} do not match the metadata's {sorted(wanted)}")
+            for name, shape in wanted.items():
+                if actual[name] != shape:
+                    raise ModelFileError(f"{self.path}: graph {kind[:-1]} {name!r} has shape {actual[name]}, metadata says {shape}")
+        note_type = self.session.get_inputs()[[i.name for i in self.session.get_inputs()].index("note")].type
+        if note_type != "tensor(int64)":
+            raise ModelFileError(f"{self.path}: graph input 'note' is {note_type}, expected tensor(int64)")
+        if declared.get("logit_fields") != {f: [s.start, s.stop] for f, s in field_slices().items()}:
+            raise ModelFileError(f"{self.path}: metadata logit_fields do not match this engine's tokenization")
+
+    def reset(self, state: np.ndarray | None = None) -> None:
+        """Back to silence (zero state), or to a state saved by `get_state`."""
+        if state is None:
+            self._state = np.zeros((2, self.layers, self.batch, self.hidden), np.float32)
+        else:
+            self._state = state.copy()
+        self.logits = None
+
+    def get_state(self) -> np.ndarray:
+        return self._state.copy()
+
+    def start(self) -> np.ndarray:
+        """Step the start-of-sequence marker: the model's prediction of a first note."""
+        return self.step(START["pitch"], START["ioi"], START["duration"], START["velocity"])
+
+    def step(self, pitch: int, ioi: int, duration: int, velocity: int) -> np.ndarray:
+        """Feed one note (token fields) to every stream in the batch; returns (batch, N_LOGITS) logits."""
+        note = self._note
+        note[:, 0], note[:, 1], note[:, 2], note[:, 3] = pitch, ioi, duration, velocity
+        return self.step_batch(note)
+
+    def step_batch(self, notes: np.ndarray) -> np.ndarray:
+        """Feed one note per stream, shape (batch, 4); returns (batch, N_LOGITS) logits."""
+        self._feeds["note"], self._feeds["state"] = notes, self._state
+        self.logits, self._state = self.session.run(None, self._feeds)
+        return self.logits
+
+
+def time_steps(runner: ModelRunner, n: int, seed: int = 0) -> np.ndarray:
+    """Per-step wall times (ns) of n chained steps with random notes: the benchmark's core."""
+    rng = np.random.default_rng(seed)
+    notes = np.stack([rng.integers(0, FIELD_SIZES[f], n) for f in ("pitch", "ioi", "duration", "velocity")], 1)
+    out = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        t0 = time.perf_counter_ns()
+        runner.step(*notes[i])
+        out[i] = time.perf_counter_ns() - t0
+    return out

@@ -1,0 +1,63 @@
+"""Export a trained NoteLSTM as a single-step ONNX graph (fp32 and dynamic int8) with metadata."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from ..model.runner import graph_sha256, signature
+from ..model.tokens import START, vocabulary
+from .lstm import NoteLSTM, SingleStep
+
+OPSET = 17
+SAMPLING_DEFAULTS = {"temperature": 0.9, "top_p": 0.92}
+
+
+def export_onnx(model: NoteLSTM, path: Path) -> None:
+    """Trace one step with batch as a dynamic axis; state goes in and out explicitly."""
+    model = model.eval()
+    step = SingleStep(model).eval()  # export restores the wrapper's mode afterwards: keep it eval
+    note = torch.tensor([[START["pitch"], START["ioi"], START["duration"], START["velocity"]]], dtype=torch.int64)
+    state = torch.zeros(2, model.layers, 1, model.hidden)
+    torch.onnx.export(
+        step, (note, state), str(path), dynamo=False, opset_version=OPSET,
+        input_names=["note", "state"], output_names=["logits", "state_out"],
+        dynamic_axes={"note": {0: "batch"}, "state": {2: "batch"}, "logits": {0: "batch"}, "state_out": {2: "batch"}},
+    )
+
+
+def quantize_int8(source: Path, target: Path) -> None:
+    """Dynamic int8 weights: ~2x faster single steps, and the weights fit in cache longer."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8)
+
+
+def write_metadata(path: Path, model: NoteLSTM, precision: str, info: dict) -> None:
+    """The JSON card beside each graph: what the runner checks, and what a user reads."""
+    meta = {
+        "format": "realtime-model-v1",
+        "graph": path.name,
+        "sha256": graph_sha256(path),
+        "opset": OPSET,
+        "precision": precision,
+        "architecture": {"type": "lstm", "layers": model.layers, "hidden": model.hidden},
+        "signature": signature(model.layers, model.hidden),
+        "tokenization": vocabulary(),
+        "sampling": dict(SAMPLING_DEFAULTS),
+        **info,
+    }
+    path.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
+
+
+def export_all(model: NoteLSTM, out_dir: Path, name: str, info: dict) -> list[Path]:
+    """Write name.onnx, name.int8.onnx and their .json cards; returns the graph paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fp32, int8 = out_dir / f"{name}.onnx", out_dir / f"{name}.int8.onnx"
+    export_onnx(model, fp32)
+    write_metadata(fp32, model, "fp32", info)
+    quantize_int8(fp32, int8)
+    write_metadata(int8, model, "int8", info)
+    return [fp32, int8]

@@ -1,0 +1,83 @@
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from realtime.errors import ModelFileError
+from realtime.model.runner import N_LOGITS, ModelRunner, field_slices
+
+
+def _copy(model, tmp_path):
+    target = tmp_path / model.name
+    shutil.copy(model, target)
+    shutil.copy(model.with_suffix(".json"), target.with_suffix(".json"))
+    return target
+
+
+def _reject(path, *expected):
+    with pytest.raises(ModelFileError) as info:
+        ModelRunner(path)
+    message = str(info.value)
+    assert "\n" not in message and path.stem in message  # names the graph or its .json
+    for part in expected:
+        assert part in message
+    return message
+
+
+def test_steps_with_carried_state_and_restores_it(shipped_model):
+    runner = ModelRunner(shipped_model)
+    assert runner.start().shape == (1, N_LOGITS)
+    runner.step(67, 5, 4, 4)
+    saved = runner.get_state()
+    a = runner.step(69, 5, 4, 4).copy()
+    runner.step(71, 5, 4, 4)
+    runner.reset(saved)
+    assert np.array_equal(runner.step(69, 5, 4, 4), a)
+    runner.reset()
+    runner.start()
+    assert not np.allclose(runner.step(69, 5, 4, 4), a), "the state must carry the earlier notes"
+
+
+def test_every_field_gets_its_logits():
+    slices = field_slices()
+    assert [s.stop - s.start for s in slices.values()] == [128, 15, 14, 8]
+    assert max(s.stop for s in slices.values()) == N_LOGITS
+
+
+def test_truncated_graph_is_rejected(shipped_model, tmp_path):
+    path = _copy(shipped_model, tmp_path)
+    path.write_bytes(path.read_bytes()[:5000])
+    _reject(path, "sha256")
+
+
+def test_corrupt_graph_with_matching_hash_is_rejected(shipped_model, tmp_path):
+    import hashlib
+
+    path = _copy(shipped_model, tmp_path)
+    path.write_bytes(b"this is not an onnx file" * 100)
+    meta = json.loads(path.with_suffix(".json").read_text())
+    meta["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    path.with_suffix(".json").write_text(json.dumps(meta))
+    _reject(path, "not a loadable ONNX graph")
+
+
+def test_metadata_that_does_not_match_the_graph_is_rejected(shipped_model, tmp_path):
+    path = _copy(shipped_model, tmp_path)
+    meta = json.loads(path.with_suffix(".json").read_text())
+    meta["signature"]["dims"]["hidden"] += 1
+    path.with_suffix(".json").write_text(json.dumps(meta))
+    _reject(path, "shape")
+
+
+def test_missing_or_broken_metadata_is_rejected(shipped_model, tmp_path):
+    path = _copy(shipped_model, tmp_path)
+    path.with_suffix(".json").write_text("{ not json")
+    _reject(path, "not valid JSON")
+    path.with_suffix(".json").unlink()
+    _reject(path, "missing")
+
+
+def test_unknown_model_name_lists_the_shipped_ones():
+    with pytest.raises(ModelFileError, match="bach-folk-lstm"):
+        ModelRunner("no-such-model")

@@ -1,0 +1,75 @@
+import numpy as np
+import pytest
+
+from realtime.errors import InputError
+from realtime.model.generator import Generator
+from realtime.model.runner import ModelRunner
+from realtime.model.sampling import Constraints, Sampler, key_pitch_classes
+from realtime.model.tokens import DURATION_BEATS, IOI_BEATS
+
+C_MAJOR = {0, 2, 4, 5, 7, 9, 11}
+
+
+def test_key_names():
+    assert key_pitch_classes("C major") == C_MAJOR
+    assert key_pitch_classes("A minor") == C_MAJOR
+    assert key_pitch_classes("F# minor") == {6, 8, 9, 11, 1, 2, 4}
+    assert key_pitch_classes("Bb") == {10, 0, 2, 3, 5, 7, 9}
+    for bad in ("H major", "C lydianish", ""):
+        with pytest.raises(InputError):
+            key_pitch_classes(bad)
+
+
+def test_sampler_is_seeded_and_respects_top_p():
+    logits = np.log(np.array([0.5, 0.3, 0.15, 0.05]))
+    draws = Sampler(3, 1.0, 0.75)
+    seen = {draws.sample(logits) for _ in range(3000)}
+    assert seen == {0, 1}  # 0.5 + 0.3 covers 0.75: classes 2 and 3 are outside the nucleus
+    s1, s2 = Sampler(11, 0.9, 0.95), Sampler(11, 0.9, 0.95)
+    assert [s1.sample(logits) for _ in range(50)] == [s2.sample(logits) for _ in range(50)]
+
+
+def test_low_temperature_concentrates():
+    logits = np.log(np.array([0.4, 0.35, 0.25]))
+    hot, cold = Sampler(0, 2.0), Sampler(0, 0.01)
+    assert sum(cold.sample(logits) == 0 for _ in range(1000)) > 990
+    assert sum(hot.sample(logits) == 0 for _ in range(1000)) < 600
+
+
+def test_ten_thousand_masked_notes_stay_in_key_and_range(shipped_model):
+    constraints = Constraints(pitch_classes=key_pitch_classes("C major"), lowest=55, highest=79)
+    generator = Generator(ModelRunner(shipped_model), Sampler(1, 1.2, 1.0), constraints)
+    generator.reset()
+    pitches = []
+    for _ in range(10_000):
+        token = generator.sample_next()
+        generator.commit(token)
+        pitches.append(token.pitch)
+    pitches = np.array(pitches)
+    assert set(pitches % 12) <= C_MAJOR
+    assert pitches.min() >= 55 and pitches.max() <= 79
+    assert len(set(pitches)) >= 8, "the mask must leave the model a real choice"
+
+
+def test_polyphony_never_exceeds_the_limit(shipped_model):
+    generator = Generator(ModelRunner(shipped_model), Sampler(2, 1.3, 1.0), Constraints(max_polyphony=2))
+    generator.reset()
+    spans, t = [], 0.0
+    for token in generator.generate(2000):
+        t += IOI_BEATS[token.ioi]
+        spans.append((t, t + DURATION_BEATS[token.duration], token.pitch))
+    for onset, _, pitch in spans:
+        sounding = [s for s in spans if s[0] <= onset < s[1] - 1e-9]  # a note ending as another starts does not overlap
+        assert len(sounding) <= 2
+        assert [s[2] for s in sounding].count(pitch) == 1
+
+
+def test_constraints_refuse_nonsense():
+    with pytest.raises(InputError):
+        Constraints(lowest=80, highest=70)
+    with pytest.raises(InputError):
+        Constraints(pitch_classes=frozenset({1}), lowest=60, highest=60)
+    with pytest.raises(InputError):
+        Constraints(max_polyphony=0)
+    with pytest.raises(InputError):
+        Sampler(0, temperature=0)
