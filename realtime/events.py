@@ -48,6 +48,26 @@ class NoteMessage:
         return self.velocity > 0
 
 
+@dataclass(frozen=True, slots=True)
+class ControlChange:
+    """A MIDI control change (controller 0-127, value 0-127)."""
+
+    control: int
+    value: int
+    channel: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class NamedControl:
+    """A named control value, e.g. from OSC `/control/temperature 0.8`; a patch maps names to effects."""
+
+    name: str
+    value: float
+
+
+Event = NoteMessage | ControlChange | NamedControl  # what inputs hand to the engine
+
+
 @dataclass(slots=True)
 class NoteSequence:
     """Notes in onset order with the unit of their times and the tempo that converts it."""

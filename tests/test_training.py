@@ -63,3 +63,15 @@ def test_train_reports_both_models_exports_and_resumes(tmp_path, capsys):
     assert "resuming after epoch 1" in out
     assert len(second["lstm"]["history"]) == 2
     assert "held-out test pitch NLL: LSTM" in out
+
+
+def test_numpy_reference_matches_the_graph(tmp_path):
+    from realtime.model.reference import NumpyLSTM, weights_path
+
+    torch.manual_seed(1)
+    export_all(NoteLSTM(48, 2).eval(), tmp_path, "ref", {})
+    runner, reference = ModelRunner(tmp_path / "ref.onnx"), NumpyLSTM(weights_path(tmp_path / "ref.int8.onnx"))
+    rng = np.random.default_rng(1)
+    for _ in range(200):
+        note = [int(rng.integers(0, FIELD_SIZES[f])) for f in FIELDS]
+        assert np.abs(runner.step(*note) - reference.step(*note)).max() < 1e-4

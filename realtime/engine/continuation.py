@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..events import NoteMessage
+from ..events import Event, NoteMessage
 from ..model.generator import Generator
 from ..model.tokens import DURATION_BEATS, IOI_BEATS, Token, duration_bucket, ioi_bucket, velocity_bucket
 from ..model.tokens import VELOCITY_LEVELS
@@ -75,7 +75,9 @@ class Continuation:
         self.scheduler.on_sent = self._sent
 
     # --- hearing -------------------------------------------------------------------------------
-    def on_message(self, message: NoteMessage, at_ns: int) -> None:
+    def on_message(self, message: Event, at_ns: int) -> None:
+        if not isinstance(message, NoteMessage):
+            return  # controls are mapped by the engine, not by this mode
         key = (message.channel, message.pitch)
         self._last_activity_ns = at_ns
         self._first = None

@@ -11,9 +11,9 @@ from collections.abc import Callable
 from typing import Protocol
 
 from ..clock import Clock
-from ..events import NoteMessage
+from ..events import Event, NoteMessage
 
-Listener = Callable[[NoteMessage, int], None]  # (message, arrival time ns)
+Listener = Callable[[Event, int], None]  # (event, arrival time ns); called on the port's own thread
 
 
 class Input(Protocol):

@@ -31,6 +31,7 @@ class Generator:
     def set_constraints(self, constraints: Constraints) -> None:
         self.constraints = constraints
         self._pitch_mask = constraints.pitch_mask()
+        self._masks_pitch = not self._pitch_mask.all()
 
     def reset(self) -> None:
         """Forget everything heard; the next prediction is of a first note."""
@@ -54,26 +55,29 @@ class Generator:
         the phrase has ended, and the model must hear that real gap, not one it imagined.
         """
         logits = self.runner.logits[0]
-        c = self.constraints
-        self._ioi_allowed[:] = True
+        ioi_allowed = None
         if ioi is not None:
-            self._ioi_allowed[:] = False
-            self._ioi_allowed[ioi] = True
-        elif c.max_polyphony is not None and len(self.sounding) >= c.max_polyphony:
+            ioi_allowed = self._ioi_allowed
+            ioi_allowed[:] = False
+            ioi_allowed[ioi] = True
+        elif self.constraints.max_polyphony is not None and len(self.sounding) >= self.constraints.max_polyphony:
             ends = sorted(end for end, _ in self.sounding)
-            must_wait = ends[len(self.sounding) - c.max_polyphony] - self.time_beats
-            self._ioi_allowed &= _IOI >= must_wait - EPSILON_BEATS
-            if not self._ioi_allowed.any():
-                self._ioi_allowed[-1] = True
-        ioi = self.sampler.sample(logits[self.slices["ioi"]], self._ioi_allowed)
+            must_wait = ends[len(self.sounding) - self.constraints.max_polyphony] - self.time_beats
+            ioi_allowed = self._ioi_allowed
+            np.greater_equal(_IOI, must_wait - EPSILON_BEATS, out=ioi_allowed)
+            if not ioi_allowed.any():
+                ioi_allowed[-1] = True
+        ioi = self.sampler.sample(logits[self.slices["ioi"]], ioi_allowed)
         onset = self.time_beats + IOI_BEATS[ioi]
-        np.copyto(self._pitch_allowed, self._pitch_mask)
-        for end, pitch in self.sounding:
-            if end > onset + EPSILON_BEATS:
-                self._pitch_allowed[pitch] = False
-        if not self._pitch_allowed.any():
-            np.copyto(self._pitch_allowed, self._pitch_mask)
-        pitch = self.sampler.sample(logits[self.slices["pitch"]], self._pitch_allowed)
+        pitch_allowed = self._pitch_mask if self._masks_pitch else None
+        still_sounding = [pitch for end, pitch in self.sounding if end > onset + EPSILON_BEATS]
+        if still_sounding:  # never restrike a pitch that is still sounding
+            pitch_allowed = self._pitch_allowed
+            np.copyto(pitch_allowed, self._pitch_mask)
+            pitch_allowed[still_sounding] = False
+            if not pitch_allowed.any():
+                np.copyto(pitch_allowed, self._pitch_mask)
+        pitch = self.sampler.sample(logits[self.slices["pitch"]], pitch_allowed)
         duration = self.sampler.sample(logits[self.slices["duration"]])
         velocity = self.sampler.sample(logits[self.slices["velocity"]])
         return Token(pitch, ioi, duration, velocity)

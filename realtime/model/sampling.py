@@ -6,6 +6,8 @@ choices only; masking after the nucleus could leave nothing to choose.
 
 from __future__ import annotations
 
+import math
+import random
 from dataclasses import dataclass
 
 import numpy as np
@@ -67,13 +69,24 @@ class Constraints:
         return mask
 
 
+SMALL_HEAD = 32  # heads up to this size are sampled in plain Python: numpy's per-call cost dominates there
+TAIL = 1e-6  # pitch classes under this fraction of the likeliest are outside any nucleus with top_p < 0.9998
+
+
 class Sampler:
-    """Temperature and top-p sampling with a seeded generator and reused buffers."""
+    """Temperature and top-p sampling with a seeded generator and reused buffers.
+
+    Each call costs a few microseconds: small heads (onset, duration, velocity) are sampled in
+    plain Python, the pitch head exponentiates in numpy and takes its nucleus from the few
+    candidates that carry any weight.
+    """
 
     def __init__(self, seed: int = 0, temperature: float = 1.0, top_p: float = 1.0, max_classes: int = 128) -> None:
         self.rng = np.random.default_rng(seed)
+        self._random = random.Random(seed)  # plain floats without numpy's per-call overhead
         self.set(temperature, top_p)
         self._buf = np.empty(max_classes, dtype=np.float64)
+        self._forbidden = np.empty(max_classes, dtype=bool)
 
     def set(self, temperature: float | None = None, top_p: float | None = None) -> None:
         """Change temperature or top-p between notes (a controller may do this live)."""
@@ -88,19 +101,52 @@ class Sampler:
 
     def sample(self, logits: np.ndarray, allowed: np.ndarray | None = None) -> int:
         """One class index; `allowed` (bool, same length) must leave at least one class."""
+        if len(logits) <= SMALL_HEAD:
+            weights = self._small_weights(logits, allowed)
+            classes = range(len(weights))
+        else:
+            classes, weights = self._large_weights(logits, allowed)
+        return self._nucleus(classes, weights)
+
+    def _small_weights(self, logits: np.ndarray, allowed: np.ndarray | None) -> list[float]:
+        scale = 1.0 / self.temperature
+        values = logits.tolist()
+        if allowed is not None:
+            values = [v if ok else -math.inf for v, ok in zip(values, allowed.tolist())]
+        top = max(values)
+        return [math.exp((v - top) * scale) for v in values]
+
+    def _large_weights(self, logits: np.ndarray, allowed: np.ndarray | None) -> tuple[list[int], list[float]]:
         n = len(logits)
         p = self._buf[:n]
         np.multiply(logits, 1.0 / self.temperature, out=p)
         if allowed is not None:
-            p[~allowed] = -np.inf
+            forbidden = self._forbidden[:n]
+            np.logical_not(allowed, out=forbidden)
+            np.putmask(p, forbidden, -np.inf)
         p -= p.max()
         np.exp(p, out=p)
+        classes = np.flatnonzero(p > TAIL) if self.top_p < 1.0 else np.flatnonzero(p)
+        return classes.tolist(), p[classes].tolist()
+
+    def _nucleus(self, classes, weights: list[float]) -> int:
+        """Sample from the smallest set of likeliest classes whose weight reaches top_p of the total."""
         if self.top_p < 1.0:
-            order = np.argsort(-p)
-            cumulative = np.cumsum(p[order])
-            keep = int(np.searchsorted(cumulative, self.top_p * cumulative[-1])) + 1
-            u = self.rng.random() * cumulative[keep - 1]
-            return int(order[min(int(np.searchsorted(cumulative[:keep], u, side="right")), keep - 1)])
-        cumulative = np.cumsum(p)
-        u = self.rng.random() * cumulative[-1]
-        return int(min(int(np.searchsorted(cumulative, u, side="right")), n - 1))
+            ranked = sorted(zip(weights, classes), reverse=True)
+            limit = self.top_p * sum(weights)
+            total, kept = 0.0, 0
+            for weight, _ in ranked:
+                total += weight
+                kept += 1
+                if total >= limit:
+                    break
+            ranked = ranked[:kept]
+        else:
+            ranked = [(w, c) for w, c in zip(weights, classes) if w > 0.0]
+            total = sum(w for w, _ in ranked)
+        u = self._random.random() * total
+        for weight, choice in ranked:
+            u -= weight
+            if u < 0.0:
+                return int(choice)
+        return int(ranked[-1][1])

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import torch
 
+from ..model.reference import weights_path
 from ..model.runner import graph_sha256, signature
 from ..model.tokens import START, vocabulary
 from .lstm import NoteLSTM, SingleStep
@@ -53,10 +55,11 @@ def write_metadata(path: Path, model: NoteLSTM, precision: str, info: dict) -> N
 
 
 def export_all(model: NoteLSTM, out_dir: Path, name: str, info: dict) -> list[Path]:
-    """Write name.onnx, name.int8.onnx and their .json cards; returns the graph paths."""
+    """Write name.onnx, name.int8.onnx, their .json cards and name.weights.npz; returns the graph paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
     fp32, int8 = out_dir / f"{name}.onnx", out_dir / f"{name}.int8.onnx"
     export_onnx(model, fp32)
+    np.savez_compressed(weights_path(fp32), **{k: v.detach().numpy() for k, v in model.state_dict().items()})
     write_metadata(fp32, model, "fp32", info)
     quantize_int8(fp32, int8)
     write_metadata(int8, model, "int8", info)

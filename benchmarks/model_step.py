@@ -1,0 +1,124 @@
+"""Per-step and per-generated-note latency of the shipped model: fp32, int8 and a numpy reference.
+
+One thread, chained steps (each step is fed the note it generated, as in performance), timed
+one by one with perf_counter_ns. "step" is the model call alone; "note" is everything the engine
+does to produce one note: sample all four fields under the masks, then feed the note back.
+The variants run interleaved in rounds, so a neighbour's load hits all of them alike.
+
+    python benchmarks/model_step.py [--model bach-folk-lstm] [--steps 20000] [--json out/bench/model_step.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from realtime.model.generator import Generator
+from realtime.model.reference import NumpyLSTM, weights_path
+from realtime.model.runner import ModelRunner, resolve_model
+from realtime.model.sampling import Sampler
+
+
+def summary_us(ns: np.ndarray) -> dict:
+    p50, p99, p999 = np.percentile(ns, [50, 99, 99.9]) / 1000
+    return {"p50_us": round(p50, 1), "p99_us": round(p99, 1), "p99_9_us": round(p999, 1),
+            "mean_us": round(float(ns.mean()) / 1000, 1), "max_us": round(float(ns.max()) / 1000, 1), "n": int(len(ns))}
+
+
+class _Variant:
+    """One way of producing notes, stepped in chunks so all variants share the same moments."""
+
+    def __init__(self, name: str, stepper, seed: int) -> None:
+        self.name = name
+        self.generator = Generator(stepper, Sampler(seed, 0.9, 0.92))
+        self.generator.reset()
+
+    def run(self, steps: int, step_ns: np.ndarray, note_ns: np.ndarray, offset: int) -> None:
+        generator, clock = self.generator, time.perf_counter_ns
+        runner = generator.runner
+        for i in range(offset, offset + steps):
+            t0 = clock()
+            token = generator.sample_next()
+            t1 = clock()
+            runner.step(token.pitch, token.ioi, token.duration, token.velocity)
+            t2 = clock()
+            generator.time_beats = 0.0  # polyphony bookkeeping is off in this benchmark
+            step_ns[i], note_ns[i] = t2 - t1, t2 - t0
+
+
+class _NumpyStepper:
+    """Gives NumpyLSTM the runner interface the generator uses."""
+
+    def __init__(self, path: Path) -> None:
+        self.model = NumpyLSTM(path)
+        self.logits = None
+
+    def reset(self, state=None) -> None:
+        self.model.reset()
+
+    def start(self):
+        from realtime.model.tokens import START
+
+        return self.step(START["pitch"], START["ioi"], START["duration"], START["velocity"])
+
+    def step(self, pitch, ioi, duration, velocity):
+        self.logits = self.model.step(pitch, ioi, duration, velocity)
+        return self.logits
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="bach-folk-lstm")
+    parser.add_argument("--steps", type=int, default=20_000)
+    parser.add_argument("--rounds", type=int, default=20, help="interleaving rounds")
+    parser.add_argument("--json", default="out/bench/model_step.json")
+    parser.add_argument("--no-pin", action="store_true", help="do not pin the process to one core")
+    args = parser.parse_args(argv)
+    if not args.no_pin and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[-1]})
+    fp32 = resolve_model(args.model)
+    int8 = resolve_model(f"{args.model}.int8")
+    variants = [_Variant("onnxruntime fp32", ModelRunner(fp32, threads=1), 1),
+                _Variant("onnxruntime int8", ModelRunner(int8, threads=1), 1)]
+    if weights_path(fp32).exists():
+        variants.append(_Variant("numpy reference fp32", _NumpyStepper(weights_path(fp32)), 1))
+    times = {v.name: (np.empty(args.steps, np.int64), np.empty(args.steps, np.int64)) for v in variants}
+    for v in variants:  # warm up caches and allocators
+        v.run(200, *times[v.name], 0)
+    gc.collect()
+    gc.freeze()
+    chunk = args.steps // args.rounds
+    for r in range(args.rounds):
+        for v in variants:
+            v.run(chunk, *times[v.name], r * chunk)
+    n = chunk * args.rounds
+    results = {
+        "model": fp32.stem, "steps": n, "threads": 1,
+        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+                    "python": sys.version.split()[0]},
+        "variants": {name: {"step": summary_us(s[:n]), "note": summary_us(t[:n])} for name, (s, t) in times.items()},
+        "target": "per generated note p99 <= 150 us",
+    }
+    base = results["variants"]["onnxruntime fp32"]["note"]["p50_us"]
+    print(f"{fp32.stem}: {n} chained steps per variant, one thread, interleaved in {args.rounds} rounds")
+    print(f"{'variant':24} {'step p50':>9} {'p99':>7} {'p99.9':>7} | {'note p50':>9} {'p99':>7} {'p99.9':>7} | note p50 vs fp32")
+    for name, r in results["variants"].items():
+        s, t = r["step"], r["note"]
+        print(f"{name:24} {s['p50_us']:8.1f}u {s['p99_us']:6.1f}u {s['p99_9_us']:6.1f}u | "
+              f"{t['p50_us']:8.1f}u {t['p99_us']:6.1f}u {t['p99_9_us']:6.1f}u | {t['p50_us'] / base:.2f}x")
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {args.json}")
+    return results
+
+
+if __name__ == "__main__":
+    main()
