@@ -1,59 +1,158 @@
 """Absolute-deadline output: notes are pushed ahead of time and sent when their moment comes.
 
-Contract for `dispatch_due` (the output path): it only pops what is due and sends it. It never
-computes music, never waits on a lock held by the model, and never logs; lateness is counted
-(`late_count`, `worst_late_ns`) for the status line to report outside the loop.
+The engine pushes from its own thread; the messages cross over a deque (appends and pops are
+atomic in CPython, so no lock is shared with the model). Either the engine calls
+`dispatch_due` itself (fake clock, tests), or `start()` runs a dedicated output thread that
+sleeps until just before each deadline and spins the last stretch.
+
+Contract for the output path (`dispatch_due` and the output thread): it only moves messages
+from the inbox to the heap and sends what is due. It never computes music, never waits on a
+lock the model holds, and never logs: lateness is counted (`late_count`, `lateness_ns`) and
+reported by whoever reads the counters outside.
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
+import os
+import threading
+from collections import deque
 
+import numpy as np
+
+from .clock import Clock
 from .events import NoteMessage
 from .io.ports import Output
+
+_CANCEL = object()
 
 
 class Scheduler:
     """A time-ordered queue of (deadline, message) for one output."""
 
-    def __init__(self, output: Output, late_tolerance_ns: int = 1_000_000) -> None:
-        self.output = output
-        self.late_tolerance_ns = late_tolerance_ns
+    def __init__(self, output: Output, clock: Clock | None = None, late_tolerance_ns: int = 1_000_000,
+                 spin_ns: int = 400_000, history: int = 1 << 16) -> None:
+        self.output, self.clock = output, clock
+        self.late_tolerance_ns, self.spin_ns = late_tolerance_ns, spin_ns
+        self._inbox: deque = deque()
         self._queue: list[tuple[int, int, NoteMessage]] = []
-        self._order = itertools.count()  # keeps equal deadlines in push order (note-off before note-on)
-        self.sent_count = 0
-        self.late_count = 0
+        self._order = itertools.count()  # equal deadlines go out in push order
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._running = False
+        self.sent_count = self.late_count = 0
         self.worst_late_ns = 0
-        self.on_sent = None  # optional callback(message, deadline_ns, sent_ns) for measurements
+        self.lateness_ns = np.zeros(history, dtype=np.int64)  # ring of (sent - deadline) per message
+        self.on_sent = None  # optional callback(message, deadline_ns, sent_ns), called on the output path
+        self.realtime_note: str | None = None  # why the output thread did not get SCHED_FIFO, if it did not
 
+    # --- engine side ------------------------------------------------------------------------------
     def push(self, message: NoteMessage, at_ns: int) -> None:
-        heapq.heappush(self._queue, (at_ns, next(self._order), message))
+        self._inbox.append((at_ns, next(self._order), message))
+        self._wake.set()
 
-    def next_deadline_ns(self) -> int | None:
-        return self._queue[0][0] if self._queue else None
+    def cancel_all(self) -> None:
+        """Drop every pending message and silence what the output holds (the player cut in)."""
+        self._inbox.append(_CANCEL)
+        self._wake.set()
+        if self._thread is None:
+            self._drain()
 
     def __len__(self) -> int:
-        return len(self._queue)
+        return len(self._queue) + len(self._inbox)
+
+    def next_deadline_ns(self) -> int | None:
+        if self._thread is not None:
+            return None  # the output thread keeps its own time
+        self._drain()
+        return self._queue[0][0] if self._queue else None
+
+    # --- output side ------------------------------------------------------------------------------
+    def _drain(self) -> None:
+        inbox, queue = self._inbox, self._queue
+        while inbox:
+            item = inbox.popleft()
+            if item is _CANCEL:
+                queue.clear()
+                self.output.all_notes_off()
+            else:
+                heapq.heappush(queue, item)
 
     def dispatch_due(self, now_ns: int) -> int:
-        """Send everything whose deadline has come; returns how many were sent."""
+        """Send everything whose deadline has come; returns how many were sent.
+
+        With an output thread running, only that thread sends: a call from elsewhere does nothing.
+        """
+        if self._thread is not None and threading.current_thread() is not self._thread:
+            return 0
+        self._drain()
         sent = 0
-        while self._queue and self._queue[0][0] <= now_ns:
-            deadline, _, message = heapq.heappop(self._queue)
+        queue = self._queue
+        while queue and queue[0][0] <= now_ns:
+            deadline, _, message = heapq.heappop(queue)
             self.output.send(message)
-            late = now_ns - deadline
+            sent_ns = self.clock.now_ns() if self.clock is not None else now_ns
+            late = sent_ns - deadline
+            self.lateness_ns[self.sent_count % len(self.lateness_ns)] = late
+            self.sent_count += 1
             if late > self.late_tolerance_ns:
                 self.late_count += 1
             if late > self.worst_late_ns:
                 self.worst_late_ns = late
             if self.on_sent is not None:
-                self.on_sent(message, deadline, now_ns)
+                self.on_sent(message, deadline, sent_ns)
             sent += 1
-        self.sent_count += sent
         return sent
 
-    def cancel_all(self) -> None:
-        """Drop every pending message and silence what the output holds (the player cut in)."""
-        self._queue.clear()
-        self.output.all_notes_off()
+    def start(self, realtime_priority: bool = True) -> None:
+        """Run the output thread (needs a real clock): it waits for each deadline precisely."""
+        if self.clock is None:
+            raise ValueError("a threaded scheduler needs a clock")
+        self._running = True
+        self._thread = threading.Thread(target=self._run, args=(realtime_priority,), name="realtime-output",
+                                        daemon=True)
+        self._thread.start()
+
+    def _run(self, realtime_priority: bool) -> None:
+        if realtime_priority:
+            self.realtime_note = _try_fifo()
+        clock, wake = self.clock, self._wake
+        while self._running:
+            self._drain()
+            now = clock.now_ns()
+            self.dispatch_due(now)
+            deadline = self._queue[0][0] if self._queue else None
+            if deadline is None:
+                wake.wait(0.05)
+                wake.clear()
+                continue
+            coarse = deadline - clock.now_ns() - self.spin_ns
+            if coarse > 0:
+                if wake.wait(coarse / 1e9):
+                    wake.clear()
+                    continue  # something new arrived: it may be earlier
+            while clock.now_ns() < deadline and not self._inbox:
+                pass  # spin the last fraction of a millisecond: sleeping would overshoot it
+        self._drain()
+
+    def stop(self) -> None:
+        """Stop the output thread after it has handled everything pushed so far (cancels included)."""
+        if self._thread is not None:
+            self._running = False
+            self._wake.set()
+            self._thread.join(timeout=2.0)
+            self._thread = None
+        self._drain()
+
+
+def _try_fifo() -> str | None:
+    """Ask for SCHED_FIFO for the calling thread; returns why not, or None when granted."""
+    if not hasattr(os, "sched_setscheduler"):
+        return "real-time scheduling is not available on this platform"
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(10))
+        return None
+    except (PermissionError, OSError) as err:
+        return f"output thread runs without SCHED_FIFO ({err.strerror or err}); timing may jitter under load"
+

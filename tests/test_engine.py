@@ -27,11 +27,11 @@ class Duet:
         self.clock = FakeClock()
         self.keyboard = MemoryInput(self.clock)
         self.output = MemoryOutput(self.clock)
-        self.scheduler = Scheduler(self.output)
+        self.scheduler = Scheduler(self.output, late_tolerance_ns=settings.get("budget_ms", 3) * MS)
         self.settings = ContinuationSettings(tempo_bpm=100, **settings)
         generator = Generator(ModelRunner(model), Sampler(seed, 0.9, 0.92))
         generator.reset()
-        self.mode = Continuation(generator, self.scheduler, self.settings)
+        self.mode = Continuation(generator, self.scheduler, self.settings, clock=self.clock)
         self.engine = Engine(self.mode, self.clock, [self.keyboard], self.scheduler)
 
     def run_to(self, t_ms, events=()):
@@ -135,3 +135,42 @@ def test_note_off_without_note_on_changes_nothing(shipped_model, stray):
     duet = Duet(shipped_model, phrase_end_ms=500)
     duet.run_to(PHRASE_END_MS + 500 + 3000, phrase_events() + [stray])
     assert duet.note_ons()[0][0] == PHRASE_END_MS + 500
+
+
+def _answer_is_whole(duet, start_ms):
+    ons = duet.note_ons(after_ms=start_ms)
+    assert len(ons) >= 5, "the answer went on"
+    assert duet.output.held == set() and len(duet.scheduler) == 0
+
+
+def test_a_model_too_slow_for_its_deadlines_hands_over_to_the_fallback(shipped_model):
+    duet = Duet(shipped_model, phrase_end_ms=500, budget_ms=3, answer_notes=30, answer_beats=24)
+    runner = duet.mode.generator.runner
+    step_batch = runner.step_batch
+
+    def slow_step(notes):  # every model step now costs 400 ms of (fake) time
+        duet.clock.advance_ms(400)
+        return step_batch(notes)
+
+    duet.run_to(PHRASE_END_MS + 100, phrase_events())
+    runner.step_batch = slow_step
+    duet.run_to(PHRASE_END_MS + 500 + 30_000)
+    assert duet.mode.behind >= 1 and duet.mode.fallback_notes >= 3
+    assert duet.scheduler.late_count >= 1, "late notes are counted, never silently late"
+    assert duet.scheduler.late_count < len(duet.note_ons()) // 2, "the fallback keeps most notes on time"
+    _answer_is_whole(duet, PHRASE_END_MS)
+
+
+def test_a_failing_model_is_reported_and_the_fallback_answers(shipped_model):
+    duet = Duet(shipped_model, phrase_end_ms=500, answer_notes=12, answer_beats=24)
+    runner = duet.mode.generator.runner
+
+    def broken(notes):
+        raise RuntimeError("simulated onnxruntime failure")
+
+    duet.run_to(PHRASE_END_MS + 100, phrase_events())
+    runner.step_batch = broken
+    duet.run_to(PHRASE_END_MS + 500 + 20_000)
+    assert duet.mode.model_errors == 1 and "simulated onnxruntime failure" in duet.mode.last_error
+    assert duet.mode.fallback_notes >= 5
+    _answer_is_whole(duet, PHRASE_END_MS)

@@ -14,7 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..clock import Clock
 from ..events import Event, NoteMessage
+from ..model.markov import MarkovModel
 from ..model.generator import Generator
 from ..model.tokens import DURATION_BEATS, IOI_BEATS, Token, duration_bucket, ioi_bucket, velocity_bucket
 from ..model.tokens import VELOCITY_LEVELS
@@ -28,7 +30,8 @@ class ContinuationSettings:
     phrase_end_beats: float = 1.5
     answer_notes: int = 24
     answer_beats: float = 12.0
-    lookahead_ms: float = 200.0
+    lookahead_ms: float = 50.0  # how far ahead of its deadline each answer note is chosen
+    budget_ms: float = 3.0  # less slack than this after scheduling a note: the model is behind
     channel: int = 0
     follow_velocity: bool = True  # answer at the phrase's loudness
 
@@ -46,10 +49,13 @@ class Continuation:
     """The duet partner: one model stream, one output channel."""
 
     def __init__(self, generator: Generator, scheduler: Scheduler, settings: ContinuationSettings,
-                 model_velocity: float = 80.0, max_timings: int = 100_000) -> None:
+                 model_velocity: float = 80.0, max_timings: int = 100_000, fallback: bool = True,
+                 clock: Clock | None = None) -> None:
+        self.clock = clock  # for checking slack while generating; None: trust the tick's time
         self.generator, self.scheduler, self.settings = generator, scheduler, settings
         self.model_velocity = model_velocity
         self.ns_per_beat = settings.ms_per_beat * 1e6
+        self.budget_ns = int(settings.budget_ms * 1e6)
         self.answering = False
         self._sounding: dict[tuple[int, int], tuple[int, int]] = {}  # player's (channel, pitch) -> (onset, vel)
         self._finished: list[tuple[int, int, int, int]] = []  # (onset, end, pitch, vel) waiting to be fed
@@ -67,8 +73,17 @@ class Continuation:
         self._answer_done_ns = 0
         self._phrase_end_deadline_ns = 0
         self._waiting_first_send = False
+        # the fallback: a live Markov learner over every pitch heard or played, and the phrase's rhythm
+        self.fallback = MarkovModel(max_order=4) if fallback else None
+        self._heard_pitches: list[int] = []
+        self._phrase_rhythm: list[Token] = []
+        self._unheard: list[Token] = []  # answer notes the model has not been fed yet (it fell behind)
+        self._step_cost_ns = 0  # recent worst model step on the engine's clock, decaying
+        self.model_failed = False
         # counts and timings, read outside the loop
         self.phrases = self.interruptions = 0
+        self.fallback_notes = self.model_errors = self.behind = 0
+        self.last_error: str | None = None
         self.step_ns = np.zeros(max_timings, dtype=np.int64)
         self.steps = 0
         self.answer_latency_ns: list[int] = []
@@ -108,13 +123,27 @@ class Continuation:
                           duration_bucket((end - onset) / self.ns_per_beat), velocity_bucket(velocity))
             self._timed_feed(token)
             self._last_fed_onset_ns = onset
+            self._heard_pitches.append(pitch)
+            self._phrase_rhythm.append(token)
 
     def _timed_feed(self, token: Token) -> None:
+        """Step the model on one note, timing it; a failing model is counted and left to the fallback."""
+        if self.model_failed:
+            return
         t0 = time.perf_counter_ns()
-        self.generator.feed(token)
+        c0 = self.clock.now_ns() if self.clock is not None else 0
+        try:
+            self.generator.feed(token)
+        except Exception as err:  # onnxruntime raises its own kinds; the show goes on without the model
+            self.model_failed = True
+            self.model_errors += 1
+            self.last_error = f"model step failed ({type(err).__name__}: {str(err)[:120]}); the Markov fallback answers"
+            return
         if self.steps < len(self.step_ns):
             self.step_ns[self.steps] = time.perf_counter_ns() - t0
             self.steps += 1
+        if self.clock is not None:  # what a step costs on the engine's clock decides when to catch up
+            self._step_cost_ns = max(self.clock.now_ns() - c0, self._step_cost_ns * 7 // 8)
 
     # --- deciding --------------------------------------------------------------------------------
     def _phrase_end_ns(self) -> int | None:
@@ -144,7 +173,7 @@ class Continuation:
     def _prepare_first(self, start_ns: int) -> None:
         self._feed_finished()
         gap_beats = (start_ns - self._last_fed_onset_ns) / self.ns_per_beat
-        self._first = self.generator.sample_next(ioi=ioi_bucket(gap_beats))
+        self._first = self._choose(ioi=ioi_bucket(gap_beats))
         self._first_for_ns = start_ns
 
     # --- speaking --------------------------------------------------------------------------------
@@ -182,27 +211,52 @@ class Continuation:
         self._answer_done_ns = max(self._answer_done_ns, end_ns)
 
     def _commit(self, token: Token, onset_ns: int) -> None:
-        t0 = time.perf_counter_ns()
-        self.generator.commit(token)
-        if self.steps < len(self.step_ns):
-            self.step_ns[self.steps] = time.perf_counter_ns() - t0
-            self.steps += 1
+        """The note is scheduled: advance the timeline and let the model hear it, if there is time."""
+        self.generator.advance(token)
         self._last_fed_onset_ns = onset_ns
         self._answer_count += 1
-        self._answer.append((onset_ns, self.generator.runner.get_state(), self.generator.runner.logits.copy()))
+        self._heard_pitches.append(token.pitch)
+        if self.clock is not None and (self._unheard or self.clock.now_ns() - onset_ns > self.budget_ns // 2):
+            # this note was handed over late: half the budget is gone. Skip model steps (the fallback
+            # chooses the next notes) until there is slack to feed the model what it missed.
+            self.behind += 0 if self._unheard else 1
+            self._unheard.append(token)
+            return
+        self._timed_feed(token)
+        if not self.model_failed:
+            self._answer.append((onset_ns, self.generator.runner.get_state(), self.generator.runner.logits.copy()))
+
+    def _catch_up(self, now_ns: int, next_deadline_ns: int) -> None:
+        """Feed the model the notes it missed while it was behind, while there is slack."""
+        while self._unheard and next_deadline_ns - now_ns > 2 * max(self.budget_ns, self._step_cost_ns):
+            self._timed_feed(self._unheard.pop(0))
+            now_ns = self.clock.now_ns() if self.clock is not None else now_ns
+
+    def _choose(self, ioi: int | None = None) -> Token:
+        """The next note: the model's choice, or the fallback's when the model is behind or failed."""
+        if not (self._unheard or self.model_failed) or self.fallback is None:
+            return self.generator.sample_next(ioi=ioi)
+        self.fallback_notes += 1
+        rhythm = self._phrase_rhythm[self.fallback_notes % len(self._phrase_rhythm)] if self._phrase_rhythm else None
+        context = self._heard_pitches[-4:]
+        pitch = self.fallback.sample(context, self.generator.sampler.rng, allowed=self.generator.pitch_mask)
+        if rhythm is None:
+            return Token(pitch, ioi if ioi is not None else 5, 4, 4)
+        return Token(pitch, ioi if ioi is not None else max(rhythm.ioi, 1), rhythm.duration, rhythm.velocity)
 
     def _generate_ahead(self, now_ns: int) -> None:
         horizon = now_ns + int(self.settings.lookahead_ms * 1e6)
         limit_ns = self._answer_start_ns + int(self.settings.answer_beats * self.ns_per_beat)
         while self._answer_count < self.settings.answer_notes:
             if self._next is None:
-                token = self.generator.sample_next()
+                token = self._choose()
                 self._next = (token, self._last_fed_onset_ns + int(IOI_BEATS[token.ioi] * self.ns_per_beat))
             token, onset = self._next
             if onset >= limit_ns:
                 self._answer_count = self.settings.answer_notes  # the answer is long enough
                 break
             if onset > horizon:
+                self._catch_up(now_ns, onset - int(self.settings.lookahead_ms * 1e6))
                 return
             self._schedule(token, onset)
             self._commit(token, onset)
@@ -220,6 +274,7 @@ class Continuation:
         self.scheduler.cancel_all()
         self.answering = False
         self._next = None
+        self._unheard.clear()
         played = [entry for entry in self._answer if entry[0] <= at_ns]
         if played:
             onset, state, logits = played[-1]

@@ -96,5 +96,6 @@ class Engine:
         """Idempotent: end the mode, drop pending notes, and leave every output silent."""
         self.mode.stop(self.clock.now_ns())
         self.scheduler.cancel_all()
+        self.scheduler.stop()
         for port in self.inputs:
             port.set_listener(None)

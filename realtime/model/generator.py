@@ -82,11 +82,19 @@ class Generator:
         velocity = self.sampler.sample(logits[self.slices["velocity"]])
         return Token(pitch, ioi, duration, velocity)
 
-    def commit(self, token: Token) -> None:
-        """Accept a sampled note: advance our timeline and let the model hear it."""
+    @property
+    def pitch_mask(self) -> np.ndarray:
+        return self._pitch_mask
+
+    def advance(self, token: Token) -> None:
+        """Accept a note into our own timeline (polyphony bookkeeping) without stepping the model."""
         self.time_beats += IOI_BEATS[token.ioi]
         self.sounding = [(end, p) for end, p in self.sounding if end > self.time_beats + EPSILON_BEATS]
         self.sounding.append((self.time_beats + DURATION_BEATS[token.duration], token.pitch))
+
+    def commit(self, token: Token) -> None:
+        """Accept a sampled note: advance our timeline and let the model hear it."""
+        self.advance(token)
         self.feed(token)
 
     def generate(self, n: int) -> list[Token]:
