@@ -35,6 +35,29 @@ def _demo(args: argparse.Namespace) -> None:
     run_demo(out_dir=args.out_dir, model=args.model, seed=args.seed, play=not args.no_play)
 
 
+def _run(args: argparse.Namespace) -> None:
+    from .app import Overrides, apply_overrides, run_patch
+    from .patch import load_patch
+
+    patch = apply_overrides(load_patch(args.patch), Overrides(args.midi_backend, args.osc_port, args.no_midi, args.no_osc))
+    run_patch(patch, duration_s=args.seconds)
+
+
+def _ports(args: argparse.Namespace) -> None:
+    from .io.midi import BACKENDS, list_ports
+
+    for backend in [args.midi_backend] if args.midi_backend else list(BACKENDS):
+        try:
+            ports = list_ports(backend)
+        except RealtimeError as err:
+            print(f"{backend}: unavailable ({err})")
+            continue
+        print(f"{backend}:")
+        for kind in ("inputs", "outputs"):
+            names = ports[kind]
+            print(f"  {kind}: " + (", ".join(repr(n) for n in names) if names else "none"))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="realtime", description="A real-time interactive music engine.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -46,6 +69,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--no-play", action="store_true", help="do not try the audio device")
     p.set_defaults(func=_demo)
+
+    p = sub.add_parser("run", help="run a patch live: MIDI/OSC in, answers out, one-line status; Ctrl-C stops")
+    p.add_argument("patch", help="a patch file, e.g. patches/duet.toml")
+    p.add_argument("--midi-backend", choices=["jack", "alsa", "coremidi", "winmm"], default=None)
+    p.add_argument("--osc-port", type=int, default=None)
+    p.add_argument("--no-midi", action="store_true", help="OSC only")
+    p.add_argument("--no-osc", action="store_true", help="MIDI only")
+    p.add_argument("--seconds", type=float, default=None, help="stop by itself after this long")
+    p.set_defaults(func=_run)
+
+    p = sub.add_parser("ports", help="list MIDI inputs and outputs per backend")
+    p.add_argument("--midi-backend", choices=["jack", "alsa", "coremidi", "winmm"], default=None)
+    p.set_defaults(func=_ports)
 
     p = sub.add_parser("continue", help="continue a MIDI file offline")
     p.add_argument("--prompt", required=True, help="input .mid")

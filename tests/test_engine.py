@@ -174,3 +174,19 @@ def test_a_failing_model_is_reported_and_the_fallback_answers(shipped_model):
     assert duet.mode.model_errors == 1 and "simulated onnxruntime failure" in duet.mode.last_error
     assert duet.mode.fallback_notes >= 5
     _answer_is_whole(duet, PHRASE_END_MS)
+
+
+def test_a_mapped_controller_changes_the_temperature(shipped_model):
+    from realtime.events import ControlChange, NamedControl
+    from realtime.patch import ControlMapping
+
+    duet = Duet(shipped_model)
+    duet.engine.controls = {"cc:1": [ControlMapping("cc:1", "temperature", 0.5, 1.5)],
+                            "osc:top_p": [ControlMapping("osc:top_p", "top_p", 0.5, 1.0)]}
+    duet.engine._hear(ControlChange(1, 127, 0), 0)
+    duet.engine._hear(NamedControl("top_p", 0.0), 0)
+    duet.engine._hear(ControlChange(7, 127, 0), 0)  # not mapped: no effect
+    duet.engine.tick()
+    sampler = duet.mode.generator.sampler
+    assert sampler.temperature == pytest.approx(1.5) and sampler.top_p == pytest.approx(0.5)
+    assert duet.engine.controls_applied == 2

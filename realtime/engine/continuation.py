@@ -10,7 +10,7 @@ rolled back to the last answer note that actually sounded.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -282,6 +282,17 @@ class Continuation:
             self.generator.runner.logits = logits
             self._last_fed_onset_ns = onset
         self._answer.clear()
+
+    def apply_control(self, target: str, value: float) -> None:
+        """A mapped controller moved: change how the next notes are chosen (never the ones scheduled)."""
+        if target == "temperature":
+            self.generator.sampler.set(temperature=value)
+        elif target == "top_p":
+            self.generator.sampler.set(top_p=value)
+        elif target == "answer_notes":
+            self.settings = replace(self.settings, answer_notes=int(round(value)))
+        elif target == "phrase_end_ms":
+            self.settings = replace(self.settings, phrase_end_ms=value)
 
     def stop(self, now_ns: int) -> None:
         self.answering = False

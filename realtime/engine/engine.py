@@ -13,8 +13,9 @@ from collections import deque
 from typing import Protocol
 
 from ..clock import Clock
-from ..events import NoteMessage
+from ..events import ControlChange, NamedControl, NoteMessage
 from ..io.ports import Input
+from ..patch import ControlMapping
 from ..scheduler import Scheduler
 
 
@@ -27,13 +28,20 @@ class Mode(Protocol):
 
     def stop(self, now_ns: int) -> None: ...
 
+    def apply_control(self, target: str, value: float) -> None: ...
+
 
 class Engine:
     """Runs one mode against its inputs and scheduler until told to stop."""
 
     def __init__(self, mode: Mode, clock: Clock, inputs: list[Input], scheduler: Scheduler,
-                 poll_ms: float = 20.0, spin_ms: float = 1.0) -> None:
+                 poll_ms: float = 20.0, spin_ms: float = 1.0, controls: tuple[ControlMapping, ...] = ()) -> None:
         self.mode, self.clock, self.inputs, self.scheduler = mode, clock, inputs, scheduler
+        # "cc:1" / "osc:temperature" -> mappings; looked up per control event, never per note
+        self.controls: dict[str, list[ControlMapping]] = {}
+        for mapping in controls:
+            self.controls.setdefault(mapping.source, []).append(mapping)
+        self.controls_applied = 0
         self.poll_ns = int(poll_ms * 1e6)
         self.spin_ns = int(spin_ms * 1e6)
         self._inbox: deque[tuple[NoteMessage, int]] = deque()
@@ -54,9 +62,21 @@ class Engine:
         while self._inbox:
             message, at_ns = self._inbox.popleft()
             self.messages_in += 1
-            self.mode.on_message(message, at_ns)
+            if isinstance(message, NoteMessage):
+                self.mode.on_message(message, at_ns)
+            else:
+                self._control(message)
         self.mode.tick(self.clock.now_ns())
         self.scheduler.dispatch_due(self.clock.now_ns())
+
+    def _control(self, message: ControlChange | NamedControl) -> None:
+        if isinstance(message, ControlChange):
+            source, normalized = f"cc:{message.control}", message.value / 127
+        else:
+            source, normalized = f"osc:{message.name}", message.value
+        for mapping in self.controls.get(source, ()):
+            self.mode.apply_control(mapping.target, mapping.value(normalized))
+            self.controls_applied += 1
 
     def _next_wake_ns(self, now: int) -> int:
         wake = now + self.poll_ns

@@ -99,3 +99,23 @@ class MemoryOutput:
     @property
     def held(self) -> set[tuple[int, int]]:
         return set(self.notes.held)
+
+
+class FanOut:
+    """One output that sends to several (MIDI, OSC, a synth): the scheduler sees one port."""
+
+    def __init__(self, outputs: list[Output]) -> None:
+        self.outputs = outputs
+        self.name = " + ".join(o.name for o in outputs) or "nowhere"
+
+    def send(self, message: NoteMessage) -> None:
+        for output in self.outputs:
+            output.send(message)
+
+    def all_notes_off(self) -> None:
+        for output in self.outputs:
+            output.all_notes_off()
+
+    def close(self) -> None:
+        for output in self.outputs:
+            output.close()

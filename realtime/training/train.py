@@ -51,8 +51,8 @@ def load_split(cfg: TrainConfig) -> tuple[Split, dict]:
         pieces.update(load_midi_folder(cfg.midi_dir))
     split = split_by_piece(pieces, seed=cfg.seed)
     source = {"corpus": list(cfg.corpus), "midi_dir": cfg.midi_dir, "limit": cfg.limit,
-              "split": {"method": "by piece, crc32 of seed:name", "seed": cfg.seed, "valid": 0.1, "test": 0.1,
-                        **split.describe()},
+              "split": {"method": "by piece, crc32 of seed:name", "seed": cfg.seed,
+                        "fractions": {"valid": 0.1, "test": 0.1}, **split.describe()},
               "augmentation": "training pieces transposed -5..+6 semitones within MIDI 21-108"}
     return split, source
 

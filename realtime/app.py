@@ -1,0 +1,235 @@
+"""Build a running engine from a patch: open ports, load the model, start the threads, report.
+
+Start-up is all-or-nothing: if any port, model or synth fails to open, what was already open is
+closed again and the error (one line, naming what failed) is raised. Stopping, for any reason
+(Ctrl-C, SIGTERM, an error), always ends with every output silent.
+"""
+
+from __future__ import annotations
+
+import gc
+import signal
+import sys
+import threading
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from .clock import SystemClock
+from .engine.continuation import Continuation, ContinuationSettings
+from .engine.engine import Engine
+from .io.ports import FanOut, Input, Output
+from .model.generator import Generator
+from .model.runner import ModelRunner
+from .model.sampling import Constraints, Sampler, key_pitch_classes
+from .patch import Patch
+from .scheduler import Scheduler
+
+SWITCH_INTERVAL_S = 0.0005  # a busy Python thread otherwise holds the GIL for up to 5 ms
+
+
+@dataclass
+class Overrides:
+    """Command-line flags that win over the patch."""
+
+    midi_backend: str | None = None
+    osc_port: int | None = None
+    no_midi: bool = False
+    no_osc: bool = False
+
+
+def apply_overrides(patch: Patch, overrides: Overrides) -> Patch:
+    midi, osc = patch.midi, patch.osc
+    if overrides.midi_backend:
+        midi = replace(midi, backend=overrides.midi_backend)
+    if overrides.no_midi:
+        midi = replace(midi, enabled=False)
+    if overrides.osc_port is not None:
+        osc = replace(osc, port=overrides.osc_port)
+    if overrides.no_osc:
+        osc = replace(osc, enabled=False)
+    return replace(patch, midi=midi, osc=osc)
+
+
+class LiveEngine:
+    """Everything a patch describes, running: ports, model, engine thread, output thread."""
+
+    def __init__(self, patch: Patch, clock: SystemClock | None = None) -> None:
+        self.patch = patch
+        self.clock = clock or SystemClock()
+        self.inputs: list[Input] = []
+        self.outputs: list[Output] = []
+        self.supervised: list = []  # ports with check(): polled for vanishing and returning
+        self.warnings: list[str] = []
+        self._stack = ExitStack()
+        self._thread: threading.Thread | None = None
+        self._old_switch = sys.getswitchinterval()
+        self._build()
+
+    # --- start-up --------------------------------------------------------------------------------
+    def _build(self) -> None:
+        p = self.patch
+        try:
+            runner = ModelRunner(p.model.name)
+            defaults = runner.meta.get("sampling", {})
+            sampler = Sampler(p.engine.seed,
+                              p.model.temperature if p.model.temperature is not None else defaults.get("temperature", 1.0),
+                              p.model.top_p if p.model.top_p is not None else defaults.get("top_p", 1.0))
+            constraints = Constraints(key_pitch_classes(p.model.key) if p.model.key else None,
+                                      p.model.lowest, p.model.highest, p.model.max_polyphony)
+            self.generator = Generator(runner, sampler, constraints)
+            self._open_outputs()
+            self.output = FanOut(self.outputs)
+            self.scheduler = Scheduler(self.output, self.clock, late_tolerance_ns=int(p.engine.budget_ms * 1e6))
+            c = p.continuation
+            settings = ContinuationSettings(
+                tempo_bpm=p.engine.tempo_bpm, phrase_end_ms=c.phrase_end_ms, phrase_end_beats=c.phrase_end_beats,
+                answer_notes=c.answer_notes, answer_beats=c.answer_beats, lookahead_ms=c.lookahead_ms,
+                budget_ms=p.engine.budget_ms, channel=c.channel - 1, follow_velocity=c.follow_velocity)
+            self.mode = Continuation(self.generator, self.scheduler, settings,
+                                     model_velocity=runner.meta.get("velocity_level_mean", 80.0),
+                                     fallback=p.model.fallback == "markov", clock=self.clock)
+            self._open_inputs()
+            self.engine = Engine(self.mode, self.clock, self.inputs, self.scheduler, controls=p.controls)
+        except BaseException:
+            self._stack.close()
+            raise
+
+    def _open_outputs(self) -> None:
+        p = self.patch
+        if p.synth.kind == "fluidsynth":
+            from .io.fluidsynth import FluidSynthProcess
+
+            synth = self._stack.enter_context(FluidSynthProcess(soundfont=p.synth.soundfont, gain=p.synth.gain))
+            self.synth_port = synth.midi_port
+        if p.midi.enabled:
+            from .io.midi import MidiOutput
+
+            output_port = p.midi.output
+            if p.synth.kind == "fluidsynth" and output_port is None:
+                output_port = self.synth_port
+            self._add_output(MidiOutput(output_port, p.midi.backend, client_name=p.midi.client_name))
+        if p.osc.out_host:
+            from .io.osc import OscOutput
+
+            self._add_output(OscOutput(p.osc.out_host, p.osc.out_port))
+        if p.synth.kind == "builtin":
+            from .io.livesynth import LiveSynth
+
+            synth = LiveSynth()
+            synth.open()
+            self._add_output(synth)
+
+    def _add_output(self, port: Output) -> None:
+        self.outputs.append(port)
+        self._stack.callback(port.close)
+        if hasattr(port, "check"):
+            self.supervised.append(port)
+
+    def _open_inputs(self) -> None:
+        p = self.patch
+        if p.midi.enabled:
+            from .io.midi import MidiInput
+
+            port = MidiInput(self.clock, p.midi.input, p.midi.backend, client_name=p.midi.client_name)
+            self.inputs.append(port)
+            self._stack.callback(port.close)
+            self.supervised.append(port)
+        if p.osc.enabled:
+            from .io.osc import OscInput
+
+            osc = OscInput(self.clock, p.osc.host, p.osc.port, allow=p.osc.allow)
+            self.inputs.append(osc)
+            self._stack.callback(osc.close)
+            self.osc_input = osc
+
+    # --- running ---------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the output thread and the engine thread; the caller may then watch `status()`."""
+        self.generator.runner.warm_up()
+        self.generator.reset()
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
+        gc.collect()
+        gc.freeze()  # start-up objects are never scanned again; one gen-2 pass cost 25 ms here
+        self.scheduler.start(realtime_priority=True)
+        self._thread = threading.Thread(target=self.engine.run, name="realtime-engine", daemon=True)
+        self._thread.start()
+        time.sleep(0.05)
+        if self.scheduler.realtime_note:
+            self.warnings.append(self.scheduler.realtime_note)
+
+    def supervise(self) -> list[str]:
+        """Poll ports for vanishing/returning and collect warnings; call from outside the hot path."""
+        messages = []
+        for port in self.supervised:
+            message = port.check()
+            if message:
+                messages.append(message)
+        if hasattr(self, "osc_input"):
+            messages += self.osc_input.take_warnings()
+        if self.mode.last_error:
+            messages.append(self.mode.last_error)
+            self.mode.last_error = None
+        messages += self.warnings
+        self.warnings = []
+        return messages
+
+    def status(self) -> str:
+        """One line: notes in and out, answer latency, output jitter, deadline misses, fallback notes."""
+        s, m = self.scheduler, self.mode
+        n = min(s.sent_count, len(s.lateness_ns))
+        jitter = np.abs(s.lateness_ns[:n]) / 1e6 if n else None
+        answers = np.array(m.answer_latency_ns[-200:]) / 1e6
+        parts = [f"in {self.engine.messages_in}", f"out {s.sent_count}", f"phrases {m.phrases}"]
+        if len(answers):
+            parts.append(f"answer latency p50 {np.percentile(answers, 50):.2f} ms p99 {np.percentile(answers, 99):.2f} ms")
+        if jitter is not None:
+            parts.append(f"jitter p99 {np.percentile(jitter, 99):.2f} ms")
+        parts.append(f"misses {s.late_count}")
+        if m.fallback_notes:
+            parts.append(f"fallback notes {m.fallback_notes}")
+        return " | ".join(parts)
+
+    def stop(self) -> None:
+        """Idempotent: stop the threads, silence and close every port, restore the interpreter."""
+        if self._thread is not None:
+            self.engine.stop()
+            self._thread.join(timeout=2.0)
+            self._thread = None
+        else:
+            self.engine.close()
+        self._stack.close()
+        gc.unfreeze()
+        sys.setswitchinterval(self._old_switch)
+
+    def __enter__(self) -> LiveEngine:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def run_patch(patch: Patch, status_every_s: float = 0.5, duration_s: float | None = None) -> None:
+    """`realtime run`: start, print a one-line status until Ctrl-C or SIGTERM, stop with all notes off."""
+    live = LiveEngine(patch)
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        live.start()
+        ports = ", ".join(p.name for p in live.inputs) + " -> " + live.output.name
+        print(f"realtime: running {patch.path} ({ports}); Ctrl-C stops", flush=True)
+        started = time.monotonic()
+        while not stop.wait(status_every_s):
+            for message in live.supervise():
+                print(f"\nrealtime: {message}", file=sys.stderr, flush=True)
+            print("\r" + live.status() + " " * 4, end="", flush=True)
+            if duration_s is not None and time.monotonic() - started >= duration_s:
+                break
+    except KeyboardInterrupt:
+        pass
+    finally:
+        live.stop()
+        signal.signal(signal.SIGTERM, previous)
+        print(f"\nrealtime: stopped; all notes off. {live.status()}", flush=True)

@@ -1,0 +1,416 @@
+"""OSC over UDP: one address table, a parser that never trusts a datagram, and the two ports.
+
+Parse (`_parse_packet`: datagram -> messages, bundles included), dispatch (`AddressTable`: check a
+message against its entry, build the event), serve (`OscInput`'s receive thread, `OscOutput`).
+Nothing on the receive thread sleeps or logs. Decisions, shown in the README with the table:
+- Arguments are numbers (type tags i h f d; anything else is dropped). An int argument also takes a
+  float that is a whole number (many controllers send only floats): 60.0 is 60, 60.5 is dropped.
+- `/note/on` with velocity 0 is a note-off, as in MIDI.
+- Bundle timetags are ignored: a bundle's messages are delivered at arrival, in order, stamped with
+  the arrival time, so a timetag in the future can never stall the receive thread.
+- A packet that does not parse (bundles nested over MAX_BUNDLE_DEPTH, truncated, a non-number type
+  tag, not UTF-8) is dropped whole; a message failing its table check is dropped alone.
+- Address patterns with wildcards are not expanded: they are unknown addresses.
+- Every drop is counted per kind (`drops`); the first of each kind is one line in `take_warnings()`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import selectors
+import socket
+import struct
+import threading
+from collections.abc import Callable
+from contextlib import suppress
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from ..clock import Clock
+from ..errors import InputError, PortError
+from ..events import Event, NamedControl, NoteMessage
+from .ports import HeldNotes, Listener
+
+MAX_BUNDLE_DEPTH = 8
+MAX_DATAGRAM_BYTES = 65535
+_BUNDLE_HEAD = b"#bundle\x00"
+_FIXED_SIZE_TAGS = {"i": (">i", 4), "h": (">q", 8), "f": (">f", 4), "d": (">d", 8)}
+_CONTROL_NAME = re.compile(r"[A-Za-z0-9_.\-]+")
+
+Handler = Callable[[str, tuple], Event | None]  # (address, checked values) -> event; InputError drops
+
+
+@dataclass(frozen=True, slots=True)
+class Arg:
+    """One argument: name, kind, inclusive range, and a default if it may be left out."""
+
+    name: str
+    kind: Literal["int", "float"]
+    low: float | None = None
+    high: float | None = None
+    default: int | float | None = None
+
+    def describe(self) -> str:
+        text = f"{self.name}:{self.kind} " + (f"{self.low}-{self.high}" if self.low is not None else "(finite)")
+        return text if self.default is None else f"[{text} = {self.default}]"
+
+
+@dataclass(frozen=True, slots=True)
+class AddressSpec:
+    """What an address takes and what it means to a musician."""
+
+    args: tuple[Arg, ...]
+    meaning: str
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """A table entry: an exact address or a prefix ending in "/"; no handler means reserved."""
+
+    pattern: str
+    spec: AddressSpec
+    handler: Handler | None
+
+    def shown(self) -> str:
+        """How the README writes the address: /control/<name>, /game/... for a reserved prefix."""
+        suffix = ("<name>" if self.handler else "...") if self.pattern.endswith("/") else ""
+        return self.pattern + suffix
+
+
+def _control(address: str, values: tuple) -> Event:
+    name = address[len("/control/"):]
+    if not _CONTROL_NAME.fullmatch(name):
+        raise InputError(f"control name {name!r} must be letters, digits, '_', '.' or '-'")
+    return NamedControl(name, values[0])
+
+
+_PITCH, _CHANNEL = Arg("pitch", "int", 0, 127), Arg("channel", "int", 0, 15, default=0)
+ADDRESS_TABLE: tuple[Route, ...] = (  # the one place the OSC address space is defined
+    Route("/note/on", AddressSpec((_PITCH, Arg("velocity", "int", 0, 127), _CHANNEL),
+                                  "Note-on (velocity 0 is a note-off, as in MIDI)"),
+          lambda address, values: NoteMessage(*values)),
+    Route("/note/off", AddressSpec((_PITCH, _CHANNEL), "Note-off"),
+          lambda address, values: NoteMessage(values[0], 0, values[1])),
+    Route("/control/", AddressSpec((Arg("value", "float"),), "Set the named control; the patch checks its range"),
+          _control),
+    Route("/game/", AddressSpec((), "Reserved for the game mode: dropped until registered"), None),
+    Route("/transport/", AddressSpec((), "Reserved for transport: dropped until registered"), None),
+)
+
+
+class _Drop(Exception):
+    """Why a datagram or message is dropped: a kind to count and a detail for the one warning."""
+
+    def __init__(self, kind: str, detail: str, address: str = "") -> None:
+        super().__init__(detail)
+        self.kind, self.detail, self.address = kind, detail, address
+
+
+class AddressTable:
+    """The address space of one input: an exact address first, else the longest matching prefix."""
+
+    def __init__(self, routes: tuple[Route, ...] = ADDRESS_TABLE) -> None:
+        self.routes: dict[str, Route] = {}
+        self._prefixes: tuple[Route, ...] = ()
+        for route in routes:
+            self.register(route.pattern, route.spec, route.handler)
+
+    def register(self, pattern: str, spec: AddressSpec, handler: Handler | None) -> None:
+        """Add or replace an address, or a prefix ending in "/" (e.g. "/game/guess" or "/game/")."""
+        if not pattern.startswith("/") or pattern == "/":
+            raise InputError(f"OSC address {pattern!r} must start with '/' and name something")
+        self.routes[pattern] = Route(pattern, spec, handler)
+        prefixes = [route for route in self.routes.values() if route.pattern.endswith("/")]
+        self._prefixes = tuple(sorted(prefixes, key=lambda route: -len(route.pattern)))
+
+    def event(self, address: str, tags: str, values: list) -> Event | None:
+        """Check one parsed message against its entry and build its event; raises _Drop."""
+        route = self.routes.get(address)
+        if route is None or route.pattern.endswith("/"):
+            route = next((r for r in self._prefixes if address.startswith(r.pattern)), None)
+        if route is None:
+            raise _Drop("unknown-address", "no such address in the OSC table")
+        if route.handler is None:
+            raise _Drop("reserved-address", f"{route.pattern} is reserved and has no handler yet")
+        args = route.spec.args
+        if not sum(arg.default is None for arg in args) <= len(values) <= len(args):
+            raise _Drop("type", f"expects {_signature(route.spec)}, got type tags ',{tags}'")
+        checked = [_check_value(arg, value) for arg, value in zip(args, values)]
+        checked += [arg.default for arg in args[len(values):]]
+        try:
+            return route.handler(address, tuple(checked))
+        except InputError as err:
+            raise _Drop("value", str(err)) from None
+
+
+def _check_value(arg: Arg, value: Any) -> int | float:
+    if not math.isfinite(value):
+        raise _Drop("range", f"{arg.name} {value} is not a finite number")
+    if arg.kind == "int" and value != int(value):
+        raise _Drop("range", f"{arg.name} {value} is not a whole number")
+    value = int(value) if arg.kind == "int" else float(value)
+    if arg.low is not None and not arg.low <= value <= arg.high:
+        raise _Drop("range", f"{arg.name} {value} is outside {arg.low}-{arg.high}")
+    return value
+
+
+def _signature(spec: AddressSpec) -> str:
+    return ", ".join(arg.describe() for arg in spec.args) or "-"
+
+
+def address_table_markdown(table: AddressTable | None = None) -> str:
+    """The address table as markdown, so the README shows exactly what the code accepts."""
+    lines = ["| Address | Arguments | Meaning |", "| --- | --- | --- |"]
+    for route in (table or AddressTable()).routes.values():
+        lines.append(f"| `{route.shown()}` | {_signature(route.spec)} | {route.spec.meaning} |")
+    return "\n".join(lines) + "\n"
+
+
+def _read_string(data: bytes, index: int, address: str) -> tuple[str, int]:
+    end = data.find(b"\x00", index)
+    if end < 0:
+        raise _Drop("malformed", "a string has no terminating NUL", address)
+    raw = data[index:end]
+    try:
+        return raw.decode("utf-8"), index + (len(raw) // 4 + 1) * 4
+    except UnicodeDecodeError:
+        raise _Drop("encoding", "a string is not UTF-8", address or raw.decode("utf-8", "replace")) from None
+
+
+def _parse_message(data: bytes) -> tuple[str, str, list]:
+    address, index = _read_string(data, 0, "")
+    if index >= len(data):
+        return address, "", []  # no type tag string: no arguments
+    tags, index = _read_string(data, index, address)
+    if not tags.startswith(","):
+        raise _Drop("malformed", f"type tags {tags!r} do not start with ','", address)
+    values: list = []
+    for tag in tags[1:]:
+        if tag not in _FIXED_SIZE_TAGS:
+            raise _Drop("type", f"type tag {tag!r} is not a number (only i h f d are accepted)", address)
+        fmt, size = _FIXED_SIZE_TAGS[tag]
+        if index + size > len(data):
+            raise _Drop("malformed", f"arguments end before type tags {tags!r} do", address)
+        values.append(struct.unpack_from(fmt, data, index)[0])
+        index += size
+    return address, tags[1:], values
+
+
+def _parse_packet(data: bytes, depth: int = 0) -> list[tuple[str, str, list]]:
+    if data.startswith(b"/"):
+        return [_parse_message(data)]
+    if not data.startswith(_BUNDLE_HEAD):
+        raise _Drop("malformed", "neither an OSC message nor a bundle")
+    if depth >= MAX_BUNDLE_DEPTH:
+        raise _Drop("bundle-depth", f"bundles nested more than {MAX_BUNDLE_DEPTH} deep")
+    if len(data) < 16:
+        raise _Drop("malformed", "bundle shorter than its header")
+    messages, index = [], 16  # bytes 8-16 hold the timetag, ignored on purpose (see module doc)
+    while index < len(data):
+        size = struct.unpack_from(">i", data, index)[0] if index + 4 <= len(data) else -1
+        index += 4
+        if size <= 0 or size % 4 or index + size > len(data):
+            raise _Drop("malformed", f"bundle element size {size} does not fit the bundle")
+        messages += _parse_packet(data[index:index + size], depth + 1)
+        index += size
+    return messages
+
+
+class _Tally:
+    """Counts drops per kind and keeps one warning line per kind for a status thread to take."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[str, int] = {}
+        self._warnings: list[str] = []
+
+    def count(self, kind: str, line: str) -> None:
+        with self._lock:
+            if kind not in self._counts:  # ascii() keeps a hostile address from breaking the line
+                line = line if line.isprintable() else ascii(line)
+                self._warnings.append(f"{line} (first '{kind}' drop; later ones are only counted)")
+            self._counts[kind] = self._counts.get(kind, 0) + 1
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._counts)
+
+    def take(self) -> list[str]:
+        with self._lock:
+            taken, self._warnings = self._warnings, []
+            return taken
+
+
+class OscInput:
+    """Receives OSC on its own UDP thread and hands valid notes and controls to the listener.
+
+    `allow` lists the sender hosts accepted (None: anyone). `address` is the (host, port) actually
+    bound; port=0 picks a free one. The listener runs on the receive thread.
+    """
+
+    def __init__(self, clock: Clock, host: str = "127.0.0.1", port: int = 9000,
+                 allow: tuple[str, ...] | None = ("127.0.0.1",), table: AddressTable | None = None) -> None:
+        self.clock, self.table = clock, table or AddressTable()
+        self._tally, self._listener = _Tally(), None
+        self._closed, self._close_lock = False, threading.Lock()
+        try:
+            self._allowed = None if allow is None else frozenset(socket.gethostbyname(h) for h in allow)
+        except OSError as err:
+            raise PortError(f"OSC input: cannot resolve the allowed senders {allow}: {err}") from err
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            self._sock.bind((host, port))
+        except (OSError, OverflowError) as err:
+            self._sock.close()
+            raise PortError(f"OSC input cannot listen on UDP {host}:{port}: {getattr(err, 'strerror', None) or err}; "
+                            "choose another port or stop the program using it") from err
+        self.address: tuple[str, int] = self._sock.getsockname()[:2]
+        self.name = f"osc-in {self.address[0]}:{self.address[1]}"
+        self._wake_read, self._wake_write = socket.socketpair()  # lets close() end the select at once
+        self._thread = threading.Thread(target=self._serve, name=self.name, daemon=True)
+        self._thread.start()
+
+    def set_listener(self, listener: Listener | None) -> None:
+        self._listener = listener
+
+    def register(self, pattern: str, spec: AddressSpec, handler: Handler) -> None:
+        """Extend this input's table, e.g. under the reserved /game/ or /transport/ prefixes."""
+        self.table.register(pattern, spec, handler)
+
+    @property
+    def drops(self) -> dict[str, int]:
+        """Dropped datagrams or messages per kind (a copy)."""
+        return self._tally.snapshot()
+
+    def take_warnings(self) -> list[str]:
+        """One line for the first drop of each kind; call from a status thread, not the hot path."""
+        return self._tally.take()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def close(self) -> None:
+        with self._close_lock:
+            if self._closed:
+                return
+            self._closed, self._listener = True, None
+        with suppress(OSError):
+            self._wake_write.send(b"x")
+        if threading.current_thread() is not self._thread:
+            self._thread.join()
+
+    def _serve(self) -> None:
+        selector = selectors.DefaultSelector()  # not select.select: it fails past file descriptor 1024
+        selector.register(self._sock, selectors.EVENT_READ)
+        selector.register(self._wake_read, selectors.EVENT_READ)
+        try:
+            while not self._closed:
+                if any(key.fileobj is self._wake_read for key, _ in selector.select()):
+                    return
+                try:
+                    data, sender = self._sock.recvfrom(MAX_DATAGRAM_BYTES)
+                    self._handle(data, sender, self.clock.now_ns())
+                except Exception as err:  # last line of defence: the thread must outlive any datagram
+                    self._drop("internal", f"unexpected {err!r}", "", ("?", 0))
+        finally:
+            selector.close()
+            for sock in (self._sock, self._wake_read, self._wake_write):
+                sock.close()
+
+    def _handle(self, data: bytes, sender: tuple[str, int], arrival_ns: int) -> None:
+        if self._allowed is not None and sender[0] not in self._allowed:
+            return self._drop("sender", f"sender not in the allow list {sorted(self._allowed)}", "", sender)
+        try:
+            messages = _parse_packet(data)
+        except _Drop as drop:
+            return self._drop(drop.kind, drop.detail, drop.address, sender)
+        for address, tags, values in messages:
+            try:
+                event = self.table.event(address, tags, values)
+                listener = self._listener
+                if event is not None and listener is not None:
+                    listener(event, arrival_ns)
+            except _Drop as drop:
+                self._drop(drop.kind, drop.detail, address, sender)
+            except Exception as err:  # a registered handler or the listener failed; keep serving
+                self._drop("callback", f"handler or listener failed: {err!r}", address, sender)
+
+    def _drop(self, kind: str, detail: str, address: str, sender: tuple[str, int]) -> None:
+        where = f"{address[:80] or 'datagram'} from {sender[0]}:{sender[1]}"
+        self._tally.count(kind, f"{self.name}: dropped {where}: {detail}")
+
+
+def _osc_string(text: str) -> bytes:
+    raw = text.encode("utf-8")
+    return raw + b"\x00" * (4 - len(raw) % 4)
+
+
+def encode_message(address: str, *ints: int) -> bytes:
+    """An OSC message whose arguments are all int32, the only kind OscOutput sends."""
+    return _osc_string(address) + _osc_string("," + "i" * len(ints)) + struct.pack(f">{len(ints)}i", *ints)
+
+
+class OscOutput:
+    """Sends `/note/on pitch velocity channel` and `/note/off pitch channel` over UDP, under `prefix`.
+
+    Never blocks and never raises into the caller's loop: failures are counted in `errors` and
+    reported once per kind by `take_warnings()`. Closing releases every held note.
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 57120, prefix: str = "") -> None:
+        if prefix and (not prefix.startswith("/") or prefix.endswith("/")):
+            raise InputError(f"OSC output prefix must look like '/synth' (or be empty), got {prefix!r}")
+        if not 0 < port < 65536:
+            raise PortError(f"OSC output port must be 1-65535, got {port}")
+        try:
+            self._target = (socket.gethostbyname(host), port)
+        except OSError as err:
+            raise PortError(f"OSC output cannot resolve host {host!r}: {err}") from err
+        self.name, self.prefix = f"osc-out {host}:{port}", prefix
+        self.notes, self._tally = HeldNotes(), _Tally()
+        self._lock, self._closed = threading.Lock(), False
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self._sock.setblocking(False)
+
+    def send(self, message: NoteMessage) -> None:
+        if not (0 <= message.pitch <= 127 and 0 <= message.velocity <= 127 and 0 <= message.channel <= 15):
+            return self._tally.count("range", f"{self.name}: not sent {message}: outside MIDI ranges")
+        with self._lock:
+            if self._closed:
+                return self._tally.count("closed", f"{self.name}: not sent {message}: the port is closed")
+            self.notes.track(message)
+            self._send_locked(message)
+
+    def all_notes_off(self) -> None:
+        with self._lock:
+            if not self._closed:
+                for message in self.notes.releases():
+                    self._send_locked(message)
+
+    def close(self) -> None:
+        """Release every held note, then close; safe to call twice."""
+        with self._lock:
+            if not self._closed:
+                for message in self.notes.releases():
+                    self._send_locked(message)
+                self._closed = True
+                self._sock.close()
+
+    @property
+    def errors(self) -> dict[str, int]:
+        return self._tally.snapshot()
+
+    def take_warnings(self) -> list[str]:
+        return self._tally.take()
+
+    def _send_locked(self, message: NoteMessage) -> None:
+        if message.is_on:
+            packet = encode_message(self.prefix + "/note/on", message.pitch, message.velocity, message.channel)
+        else:
+            packet = encode_message(self.prefix + "/note/off", message.pitch, message.channel)
+        try:
+            self._sock.sendto(packet, self._target)
+        except OSError as err:  # a full buffer (BlockingIOError), no route, ...: count, never raise
+            self._tally.count("send", f"{self.name}: send failed: {err}")
