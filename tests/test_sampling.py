@@ -73,3 +73,27 @@ def test_constraints_refuse_nonsense():
         Constraints(max_polyphony=0)
     with pytest.raises(InputError):
         Sampler(0, temperature=0)
+
+
+@pytest.mark.parametrize("top_p", [1.0, 0.8])
+def test_fused_sampling_draws_each_head_from_its_exact_distribution(shipped_model, top_p):
+    from realtime.model.runner import N_LOGITS, field_slices
+
+    generator = Generator(ModelRunner(shipped_model), Sampler(4, 0.7, top_p))
+    generator.reset()
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 1.5, size=(1, N_LOGITS)).astype(np.float32)
+    generator.runner.logits = logits
+    draws = [generator.sample_next() for _ in range(20_000)]
+    for field, slc in field_slices().items():
+        p = np.exp(logits[0, slc] / 0.7)
+        p /= p.sum()
+        if top_p < 1:  # the nucleus: likeliest classes until their mass reaches top_p
+            order = np.argsort(-p)
+            keep = order[:np.searchsorted(np.cumsum(p[order]), top_p) + 1]
+            nucleus = np.zeros_like(p)
+            nucleus[keep] = p[keep]
+            p = nucleus / nucleus.sum()
+        seen = np.bincount([getattr(d, field) for d in draws], minlength=len(p)) / len(draws)
+        assert np.abs(seen - p).max() < 0.015, field
+        assert np.all(seen[p == 0] == 0), f"{field}: drew a class outside the nucleus"

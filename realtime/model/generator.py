@@ -7,10 +7,12 @@ too many of its own notes still sound; the pitch head then excludes pitches stil
 
 from __future__ import annotations
 
+from bisect import bisect_left
+
 import numpy as np
 
 from .runner import ModelRunner, field_slices
-from .sampling import Constraints, Sampler
+from .sampling import TAIL, Constraints, Sampler
 from .tokens import DURATION_BEATS, IOI_BEATS, Token
 
 _IOI = np.asarray(IOI_BEATS)
@@ -23,15 +25,20 @@ class Generator:
     def __init__(self, runner: ModelRunner, sampler: Sampler, constraints: Constraints | None = None) -> None:
         self.runner, self.sampler = runner, sampler
         self.slices = field_slices()
+        n = max(s.stop for s in self.slices.values())
+        self._starts = np.array([s.start for s in self.slices.values()], dtype=np.intp)
+        self._starts_list = self._starts.tolist()
+        self._field_of = np.repeat(np.arange(len(self._starts)), [s.stop - s.start for s in self.slices.values()])
+        self._x, self._bias, self._spread = np.empty(n), np.zeros(n), np.empty(n)
+        self._maxes = np.empty(len(self._starts))
         self.set_constraints(constraints or Constraints())
-        self._pitch_allowed = np.empty(128, dtype=bool)
-        self._ioi_allowed = np.empty(len(IOI_BEATS), dtype=bool)
         self.reset()
 
     def set_constraints(self, constraints: Constraints) -> None:
         self.constraints = constraints
         self._pitch_mask = constraints.pitch_mask()
-        self._masks_pitch = not self._pitch_mask.all()
+        self._bias[:] = 0.0
+        self._bias[self.slices["pitch"]][~self._pitch_mask] = -np.inf
 
     def reset(self) -> None:
         """Forget everything heard; the next prediction is of a first note."""
@@ -53,33 +60,41 @@ class Generator:
 
         `ioi` fixes the onset instead of sampling it: the engine's first answer note starts when
         the phrase has ended, and the model must hear that real gap, not one it imagined.
+        All four heads are scaled, masked and exponentiated in one numpy pass; each head's nucleus
+        is then drawn in plain Python from the few candidates that carry weight.
         """
-        logits = self.runner.logits[0]
-        ioi_allowed = None
+        x = self._x
+        np.multiply(self.runner.logits[0], 1.0 / self.sampler.temperature, out=x)
+        np.add(x, self._bias, out=x)  # the key and range mask on the pitch head
+        ioi_offset = self.slices["ioi"].start
         if ioi is not None:
-            ioi_allowed = self._ioi_allowed
-            ioi_allowed[:] = False
-            ioi_allowed[ioi] = True
+            x[self.slices["ioi"]] = -np.inf
+            x[ioi_offset + ioi] = 0.0
         elif self.constraints.max_polyphony is not None and len(self.sounding) >= self.constraints.max_polyphony:
             ends = sorted(end for end, _ in self.sounding)
             must_wait = ends[len(self.sounding) - self.constraints.max_polyphony] - self.time_beats
-            ioi_allowed = self._ioi_allowed
-            np.greater_equal(_IOI, must_wait - EPSILON_BEATS, out=ioi_allowed)
-            if not ioi_allowed.any():
-                ioi_allowed[-1] = True
-        ioi = self.sampler.sample(logits[self.slices["ioi"]], ioi_allowed)
+            too_soon = int(np.searchsorted(_IOI, must_wait - EPSILON_BEATS))  # buckets before this overlap
+            x[ioi_offset:ioi_offset + min(too_soon, len(_IOI) - 1)] = -np.inf
+        np.maximum.reduceat(x, self._starts, out=self._maxes)
+        np.take(self._maxes, self._field_of, out=self._spread)
+        np.subtract(x, self._spread, out=x)
+        np.exp(x, out=x)
+        candidates = np.flatnonzero(x > (TAIL if self.sampler.top_p < 1.0 else 0.0))
+        classes, weights = candidates.tolist(), x[candidates].tolist()
+        cut = [bisect_left(classes, start) for start in self._starts_list] + [len(classes)]
+        heads = [(classes[cut[i]:cut[i + 1]], weights[cut[i]:cut[i + 1]]) for i in range(4)]
+        nucleus = self.sampler.nucleus
+        ioi = nucleus(*heads[1]) - ioi_offset
         onset = self.time_beats + IOI_BEATS[ioi]
-        pitch_allowed = self._pitch_mask if self._masks_pitch else None
-        still_sounding = [pitch for end, pitch in self.sounding if end > onset + EPSILON_BEATS]
-        if still_sounding:  # never restrike a pitch that is still sounding
-            pitch_allowed = self._pitch_allowed
-            np.copyto(pitch_allowed, self._pitch_mask)
-            pitch_allowed[still_sounding] = False
-            if not pitch_allowed.any():
-                np.copyto(pitch_allowed, self._pitch_mask)
-        pitch = self.sampler.sample(logits[self.slices["pitch"]], pitch_allowed)
-        duration = self.sampler.sample(logits[self.slices["duration"]])
-        velocity = self.sampler.sample(logits[self.slices["velocity"]])
+        pitches, pitch_weights = heads[0]
+        still_sounding = {pitch for end, pitch in self.sounding if end > onset + EPSILON_BEATS}
+        if still_sounding:  # never restrike a pitch that is still sounding, if anything else is left
+            kept = [(c, w) for c, w in zip(pitches, pitch_weights) if c not in still_sounding]
+            if kept:
+                pitches, pitch_weights = [c for c, _ in kept], [w for _, w in kept]
+        pitch = nucleus(pitches, pitch_weights)
+        duration = nucleus(*heads[2]) - self.slices["duration"].start
+        velocity = nucleus(*heads[3]) - self.slices["velocity"].start
         return Token(pitch, ioi, duration, velocity)
 
     @property

@@ -106,7 +106,7 @@ class Sampler:
             classes = range(len(weights))
         else:
             classes, weights = self._large_weights(logits, allowed)
-        return self._nucleus(classes, weights)
+        return self.nucleus(classes, weights)
 
     def _small_weights(self, logits: np.ndarray, allowed: np.ndarray | None) -> list[float]:
         scale = 1.0 / self.temperature
@@ -129,7 +129,7 @@ class Sampler:
         classes = np.flatnonzero(p > TAIL) if self.top_p < 1.0 else np.flatnonzero(p)
         return classes.tolist(), p[classes].tolist()
 
-    def _nucleus(self, classes, weights: list[float]) -> int:
+    def nucleus(self, classes, weights: list[float]) -> int:
         """Sample from the smallest set of likeliest classes whose weight reaches top_p of the total."""
         if self.top_p < 1.0:
             ranked = sorted(zip(weights, classes), reverse=True)
