@@ -190,3 +190,15 @@ def test_a_mapped_controller_changes_the_temperature(shipped_model):
     sampler = duet.mode.generator.sampler
     assert sampler.temperature == pytest.approx(1.5) and sampler.top_p == pytest.approx(0.5)
     assert duet.engine.controls_applied == 2
+
+
+def test_a_pause_shorter_than_the_phrase_end_takes_the_prepared_answer_back(shipped_model):
+    duet = Duet(shipped_model, phrase_end_ms=500)
+    duet.run_to(PHRASE_END_MS + 10, phrase_events())
+    assert duet.mode.tentative and len(duet.scheduler) > 0, "the answer is ready for the phrase end"
+    ready_state = duet.mode._before_answer[0]
+    assert not np.array_equal(duet.mode.generator.runner.get_state(), ready_state), "its first note was fed"
+    duet.run_to(PHRASE_END_MS + 300, [(PHRASE_END_MS + 300, 64, 70)])  # the player goes on
+    assert not duet.mode.tentative and len(duet.scheduler) == 0 and duet.output.sent == []
+    assert np.array_equal(duet.mode.generator.runner.get_state(), ready_state), "the model forgot the unplayed note"
+    assert duet.mode.phrases == 0 and duet.mode.interruptions == 0

@@ -62,9 +62,12 @@ class Continuation:
         self._last_activity_ns: int | None = None
         self._last_fed_onset_ns: int | None = None
         self._phrase_velocities: list[int] = []  # of the phrase being heard (empty: nothing to answer)
-        self._answer_loudness: float | None = None
-        self._first: Token | None = None  # answer's first note, chosen as soon as the phrase may end
-        self._first_for_ns: int | None = None
+        self._loudness: float | None = None  # of the phrase being answered
+        # The answer is started tentatively as soon as the phrase may end (at the player's last
+        # note-off): its first notes are chosen and scheduled, so the output thread plays them
+        # exactly when the silence has lasted long enough; any input before that takes them back.
+        self.tentative = False
+        self._before_answer: tuple = ()
         # answer bookkeeping
         self._answer: list[tuple[int, np.ndarray, np.ndarray]] = []  # (onset, state, logits) after each note
         self._next: tuple[Token, int] | None = None
@@ -95,10 +98,12 @@ class Continuation:
             return  # controls are mapped by the engine, not by this mode
         key = (message.channel, message.pitch)
         self._last_activity_ns = at_ns
-        self._first = None
+        if self.tentative:  # the phrase goes on: take back the answer that was ready for its end
+            self._rollback(at_ns)
         if message.is_on:
             if self.answering:
-                self._interrupt(at_ns)
+                self.interruptions += 1
+                self._rollback(at_ns)
             if key in self._sounding:  # a repeated note-on without note-off ends the first
                 self._finish(key, at_ns)
             self._sounding[key] = (at_ns, message.velocity)
@@ -114,6 +119,8 @@ class Continuation:
 
     def _feed_finished(self) -> None:
         """Feed finished notes in onset order, up to the earliest note still sounding."""
+        while self._unheard:  # answer notes the model missed come first: they came first
+            self._timed_feed(self._unheard.pop(0))
         earliest_sounding = min((on for on, _ in self._sounding.values()), default=None)
         self._finished.sort()
         while self._finished and (earliest_sounding is None or self._finished[0][0] < earliest_sounding):
@@ -152,55 +159,61 @@ class Continuation:
         return self._last_activity_ns + self.settings.phrase_end_ns
 
     def next_deadline_ns(self) -> int | None:
-        if self.answering:
-            return self._next[1] - int(self.settings.lookahead_ms * 1e6) if self._next else self._answer_done_ns
-        return self._phrase_end_ns()
+        if not self.answering:
+            return self._phrase_end_ns()
+        wake = self._next[1] - int(self.settings.lookahead_ms * 1e6) if self._next else self._answer_done_ns
+        return min(wake, self._answer_start_ns) if self.tentative else wake
 
     def tick(self, now_ns: int) -> None:
         if not self.answering:
             end = self._phrase_end_ns()
             if end is None:
                 return
-            if self._first is None:  # choose the first answer note before it is needed
-                self._prepare_first(end)
-            if now_ns >= end:
-                self._start_answer(now_ns, end)
-            return
+            self._begin_answer(end, now_ns)
+        if self.tentative and now_ns >= self._answer_start_ns:
+            self._confirm()
         self._generate_ahead(now_ns)
-        if self._next is None and now_ns >= self._answer_done_ns and not len(self.scheduler):
+        if not self.tentative and self._next is None and now_ns >= self._answer_done_ns and not len(self.scheduler):
             self.answering = False
 
-    def _prepare_first(self, start_ns: int) -> None:
+    def _begin_answer(self, start_ns: int, now_ns: int) -> None:
+        """As soon as the phrase may end, prepare and schedule the answer's start (tentatively)."""
         self._feed_finished()
-        gap_beats = (start_ns - self._last_fed_onset_ns) / self.ns_per_beat
-        self._first = self._choose(ioi=ioi_bucket(gap_beats))
-        self._first_for_ns = start_ns
-
-    # --- speaking --------------------------------------------------------------------------------
-    def _velocity(self, token: Token) -> int:
-        if self._answer_loudness is None:
-            return VELOCITY_LEVELS[token.velocity]
-        return max(1, min(127, round(self._answer_loudness * VELOCITY_LEVELS[token.velocity] / self.model_velocity)))
-
-    def _start_answer(self, now_ns: int, phrase_end_ns: int) -> None:
-        self.answering = True
-        self.phrases += 1
-        # the phrase is answered: its loudness shapes the answer, and a new phrase starts empty
-        velocities = self._phrase_velocities
-        self._answer_loudness = sum(velocities) / len(velocities) if self.settings.follow_velocity else None
-        self._phrase_velocities = []
-        self._phrase_end_deadline_ns = phrase_end_ns
-        self._waiting_first_send = True
+        runner = self.generator.runner
+        self._before_answer = (runner.get_state(), runner.logits.copy(), self._last_fed_onset_ns,
+                               len(self._heard_pitches))
+        self.answering = self.tentative = True
         self.generator.begin_answer()
         self._answer.clear()
-        self._answer_start_ns = now_ns
+        self._answer_start_ns = start_ns
         self._answer_count = 0
-        self._answer_done_ns = now_ns
-        self._schedule(self._first, now_ns)
-        self.scheduler.dispatch_due(now_ns)  # the first note goes out before any more compute
-        self._commit(self._first, now_ns)
-        self._first = None
-        self._generate_ahead(now_ns)
+        self._answer_done_ns = start_ns
+        self._next = None
+        self._loudness = self._phrase_loudness()
+        self._phrase_end_deadline_ns = start_ns
+        self._waiting_first_send = True  # the output thread may send it before the engine looks again
+        gap_beats = (start_ns - self._last_fed_onset_ns) / self.ns_per_beat
+        first = self._choose(ioi=ioi_bucket(gap_beats))
+        self._schedule(first, start_ns)
+        self._commit(first, start_ns)
+
+    def _confirm(self) -> None:
+        """The silence has lasted: the answer is real, and a new phrase starts empty."""
+        self.tentative = False
+        self.phrases += 1
+        if self.fallback is not None:
+            self.fallback.update(self._heard_pitches[-64:])
+        self._phrase_velocities = []
+
+    # --- speaking --------------------------------------------------------------------------------
+    def _phrase_loudness(self) -> float | None:
+        velocities = self._phrase_velocities
+        return sum(velocities) / len(velocities) if self.settings.follow_velocity and velocities else None
+
+    def _velocity(self, token: Token) -> int:
+        if self._loudness is None:
+            return VELOCITY_LEVELS[token.velocity]
+        return max(1, min(127, round(self._loudness * VELOCITY_LEVELS[token.velocity] / self.model_velocity)))
 
     def _schedule(self, token: Token, onset_ns: int) -> None:
         velocity = self._velocity(token)
@@ -216,12 +229,14 @@ class Continuation:
         self._last_fed_onset_ns = onset_ns
         self._answer_count += 1
         self._heard_pitches.append(token.pitch)
-        if self.clock is not None and (self._unheard or self.clock.now_ns() - onset_ns > self.budget_ns // 2):
-            # this note was handed over late: half the budget is gone. Skip model steps (the fallback
-            # chooses the next notes) until there is slack to feed the model what it missed.
-            self.behind += 0 if self._unheard else 1
-            self._unheard.append(token)
-            return
+        if self.clock is not None:
+            slack = onset_ns - self.clock.now_ns()
+            if self._unheard or slack < self._step_cost_ns or -slack > self.budget_ns // 2:
+                # a model step would not fit before this note sounds (or we are late already): the
+                # fallback chooses the next notes, and the model hears these when there is time
+                self.behind += 0 if self._unheard else 1
+                self._unheard.append(token)
+                return
         self._timed_feed(token)
         if not self.model_failed:
             self._answer.append((onset_ns, self.generator.runner.get_state(), self.generator.runner.logits.copy()))
@@ -268,19 +283,22 @@ class Continuation:
             self._waiting_first_send = False
             self.answer_latency_ns.append(sent_ns - self._phrase_end_deadline_ns)
 
-    def _interrupt(self, at_ns: int) -> None:
-        """The player cut in: silence the answer and forget the notes that never sounded."""
-        self.interruptions += 1
+    def _rollback(self, at_ns: int) -> None:
+        """Silence the answer and forget its notes that never sounded (the player has the floor)."""
         self.scheduler.cancel_all()
-        self.answering = False
+        self.answering = self.tentative = False
+        self._waiting_first_send = False
         self._next = None
         self._unheard.clear()
         played = [entry for entry in self._answer if entry[0] <= at_ns]
+        state, logits, onset, heard = self._before_answer
         if played:
             onset, state, logits = played[-1]
-            self.generator.runner.reset(state)
-            self.generator.runner.logits = logits
-            self._last_fed_onset_ns = onset
+            heard += len(played)
+        self.generator.runner.reset(state)
+        self.generator.runner.logits = logits
+        self._last_fed_onset_ns = onset
+        del self._heard_pitches[heard:]
         self._answer.clear()
 
     def apply_control(self, target: str, value: float) -> None:

@@ -1,0 +1,286 @@
+"""Reaction latency, output jitter and deadline misses, with 0, 1 and 2 CPU-burning neighbours.
+
+Reaction latency: the player's last note-off -> the engine's first answer note-on, minus the
+configured phrase-end silence (the engine is asked to answer as soon as that silence has passed).
+ - in-process: memory ports, the engine and output threads as `realtime run` runs them;
+ - through JACK: the engine runs as `realtime run` in its own process on a private JACK dummy
+   server at -p 64 and -p 16; this script is the player, a JACK MIDI client that stamps what it
+   sends and receives.
+Jitter: (moment sent - moment scheduled) of every note the engine's output thread sent.
+Misses: notes sent later than the patch's budget (3 ms), over a long in-process performance.
+
+    python benchmarks/latency.py [--trials 150] [--minutes 10] [--json out/bench/latency.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from realtime.app import LiveEngine
+from realtime.io.ports import MemoryInput, MemoryOutput
+from realtime.patch import parse_patch
+
+PHRASE_END_MS = 40.0
+PHRASE = [(60, 90), (64, 80), (67, 85)]  # three short notes, 30 ms apart
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@contextmanager
+def burners(n: int):
+    """n neighbour processes that spin a CPU each: the load a shared laptop or a game puts on us."""
+    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+    try:
+        yield
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+
+
+def summary_ms(values_ns) -> dict:
+    a = np.asarray(values_ns, dtype=np.float64) / 1e6
+    if len(a) == 0:
+        return {"n": 0}
+    p50, p99 = np.percentile(a, [50, 99])
+    return {"n": int(len(a)), "p50_ms": round(p50, 4), "p99_ms": round(p99, 4), "max_ms": round(float(a.max()), 4),
+            "mean_ms": round(float(a.mean()), 4)}
+
+
+def _patch(extra: dict | None = None) -> dict:
+    raw = {"engine": {"budget_ms": 3.0, "tempo_bpm": 120},
+           "continuation": {"phrase_end_ms": PHRASE_END_MS, "answer_notes": 4, "answer_beats": 2.0},
+           "midi": {"enabled": False}, "osc": {"enabled": False}}
+    for key, value in (extra or {}).items():
+        raw.setdefault(key, {}).update(value)
+    return raw
+
+
+class _RecordingLive(LiveEngine):
+    """The live engine with a memory keyboard and a recording output in place of real ports."""
+
+    def _open_outputs(self) -> None:
+        self.recorder = MemoryOutput(self.clock, "recorder")
+        self._add_output(self.recorder)
+
+    def _open_inputs(self) -> None:
+        self.keyboard = MemoryInput(self.clock, "keyboard")
+        self.inputs.append(self.keyboard)
+
+
+def in_process(trials: int) -> dict:
+    """Reaction latency and jitter with memory ports and the real threads."""
+    live = _RecordingLive(parse_patch(_patch(), "<latency>"))
+    reactions = []
+    live.start()
+    try:
+        for _ in range(trials):
+            sent_before = len(live.recorder.sent)
+            for pitch, velocity in PHRASE:
+                live.keyboard.play(pitch, velocity)
+                time.sleep(0.03)
+                released_ns = live.clock.now_ns()  # the port stamps the note-off just after this
+                live.keyboard.play(pitch, 0)
+            deadline = time.monotonic() + 1.0
+            while time.monotonic() < deadline:
+                ons = [t for t, m in live.recorder.sent[sent_before:] if m.is_on]
+                if ons:
+                    reactions.append(ons[0] - released_ns - int(PHRASE_END_MS * 1e6))
+                    break
+                time.sleep(0.0005)
+            time.sleep(0.15)  # let the short answer finish
+    finally:
+        live.stop()
+    n = min(live.scheduler.sent_count, len(live.scheduler.lateness_ns))
+    return {"reaction": summary_ms(reactions), "jitter": summary_ms(np.abs(live.scheduler.lateness_ns[:n])),
+            "misses": live.scheduler.late_count, "notes_out": live.scheduler.sent_count,
+            "raw_reaction_ms": (np.asarray(reactions) / 1e6).round(4).tolist()}
+
+
+def long_run(minutes: float) -> dict:
+    """A scripted player for `minutes`; deadline misses at a 3 ms budget and jitter of every note."""
+    live = _RecordingLive(parse_patch(_patch({"continuation": {"answer_notes": 16, "answer_beats": 8.0,
+                                                                 "phrase_end_ms": 300.0}}), "<soak>"))
+    rng = np.random.default_rng(0)
+    live.start()
+    end = time.monotonic() + minutes * 60
+    phrases = 0
+    try:
+        while time.monotonic() < end:
+            for _ in range(int(rng.integers(3, 9))):
+                pitch = int(rng.integers(55, 80))
+                live.keyboard.play(pitch, int(rng.integers(50, 110)))
+                time.sleep(float(rng.choice([0.15, 0.3, 0.45])))
+                live.keyboard.play(pitch, 0)
+            phrases += 1
+            time.sleep(float(rng.uniform(0.5, 4.0)))  # sometimes the answer finishes, sometimes we cut in
+    finally:
+        live.stop()
+    n = min(live.scheduler.sent_count, len(live.scheduler.lateness_ns))
+    return {"minutes": minutes, "phrases": phrases, "notes_out": live.scheduler.sent_count,
+            "misses": live.scheduler.late_count, "fallback_notes": live.mode.fallback_notes,
+            "jitter": summary_ms(np.abs(live.scheduler.lateness_ns[:n])),
+            "answer_latency": summary_ms(live.mode.answer_latency_ns)}
+
+
+# --- through JACK ---------------------------------------------------------------------------------
+@contextmanager
+def jack_server(period: int):
+    name = f"realtime-bench-{os.getpid()}-{period}"
+    proc = subprocess.Popen(["jackd", "-n", name, "-d", "dummy", "-r", "48000", "-p", str(period)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        subprocess.run(["jack_wait", "-s", name, "-w", "-t", "10"], check=True, capture_output=True)
+        yield name
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def through_jack(period: int, trials: int) -> dict:
+    import rtmidi
+
+    with jack_server(period) as server, tempfile.TemporaryDirectory() as tmp:
+        env = dict(os.environ, JACK_DEFAULT_SERVER=server)
+        os.environ["JACK_DEFAULT_SERVER"] = server
+        patch = Path(tmp) / "bench.toml"
+        patch.write_text(_toml(_patch({"midi": {"enabled": True, "backend": "jack"}})))
+        engine = subprocess.Popen([sys.executable, "-m", "realtime.cli", "run", str(patch)], env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        player_out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="bench-player")
+        player_in = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name="bench-listener")
+        received: list[tuple[int, list[int]]] = []
+        player_in.set_callback(lambda event, _: received.append((time.monotonic_ns(), event[0])))
+        try:
+            _connect(player_out, player_in, engine)
+            reactions = []
+            time.sleep(0.3)
+            for _ in range(trials):
+                for pitch, velocity in PHRASE:
+                    player_out.send_message([0x90, pitch, velocity])
+                    time.sleep(0.03)
+                    released_ns = time.monotonic_ns()
+                    player_out.send_message([0x80, pitch, 0])
+                mark = len(received)
+                deadline = time.monotonic() + 1.0
+                while time.monotonic() < deadline:
+                    ons = [t for t, msg in received[mark:] if msg[0] & 0xF0 == 0x90 and msg[2] > 0]
+                    if ons:
+                        reactions.append(ons[0] - released_ns - int(PHRASE_END_MS * 1e6))
+                        break
+                    time.sleep(0.0002)
+                time.sleep(0.15)
+        finally:
+            player_out.close_port()
+            player_in.close_port()
+            engine.send_signal(2)
+            try:
+                engine.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                engine.kill()
+        period_ms = period / 48.0
+        return {"period_frames": period, "period_ms": round(period_ms, 4), "reaction": summary_ms(reactions),
+                "target_p99_ms": round(2 * period_ms + 0.3, 4),
+                "raw_reaction_ms": (np.asarray(reactions) / 1e6).round(4).tolist()}
+
+
+def _connect(player_out, player_in, engine, timeout_s: float = 10.0) -> None:
+    """Wait for the engine's JACK ports ("realtime" in their names) and connect the player to them."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if engine.poll() is not None:
+            raise RuntimeError(f"the engine exited: {engine.stderr.read().strip()[-300:]}")
+        outs = [i for i, n in enumerate(player_out.get_ports()) if "realtime" in n and "bench" not in n]
+        ins = [i for i, n in enumerate(player_in.get_ports()) if "realtime" in n and "bench" not in n]
+        if outs and ins:
+            player_out.open_port(outs[0])
+            player_in.open_port(ins[0])
+            return
+        time.sleep(0.1)
+    raise RuntimeError("the engine's JACK MIDI ports did not appear")
+
+
+def _toml(raw: dict) -> str:
+    lines = []
+    for section, table in raw.items():
+        lines.append(f"[{section}]")
+        for key, value in table.items():
+            lines.append(f"{key} = {json.dumps(value) if not isinstance(value, bool) else str(value).lower()}")
+    return "\n".join(lines) + "\n"
+
+
+def plot(results: dict, path: Path) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(9, 4.5))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    for label, run in results["runs"].items():
+        raw = np.sort(run["raw_reaction_ms"])
+        if len(raw):
+            ax.plot(raw, np.linspace(0, 1, len(raw)), label=label)
+    ax.set_xlabel("reaction latency beyond the phrase-end silence (ms)")
+    ax.set_ylabel("fraction of trials")
+    ax.set_title("realtime: input note-off -> first answer note, CDF")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=150)
+    parser.add_argument("--minutes", type=float, default=10.0, help="length of the deadline-miss run")
+    parser.add_argument("--burners", default="0,1,2")
+    parser.add_argument("--periods", default="64,16")
+    parser.add_argument("--json", default="out/bench/latency.json")
+    args = parser.parse_args(argv)
+    have_jack = shutil.which("jackd") is not None
+    results: dict = {"phrase_end_ms": PHRASE_END_MS, "budget_ms": 3.0, "runs": {}}
+    rows = []
+    for n in [int(b) for b in args.burners.split(",")]:
+        with burners(n):
+            run = in_process(args.trials)
+            results["runs"][f"in-process, {n} burners"] = run
+            rows.append((f"in-process, {n} burners", run["reaction"], run["jitter"], run["misses"], 0.3))
+            for period in [int(p) for p in args.periods.split(",") if p] if have_jack else []:
+                jack = through_jack(period, args.trials)
+                label = f"JACK -p {period}, {n} burners"
+                results["runs"][label] = jack
+                rows.append((label, jack["reaction"], None, None, jack["target_p99_ms"]))
+    with burners(1):
+        results["long_run"] = long_run(args.minutes)
+    print(f"{'run':28} {'reaction p50':>13} {'p99':>8} {'max':>8} {'target p99':>10} | {'jitter p99':>10} {'max':>7} | misses")
+    for label, r, j, misses, target in rows:
+        jit = f"{j['p99_ms']:9.3f}m {j['max_ms']:6.3f}m" if j else " " * 18
+        print(f"{label:28} {r['p50_ms']:12.3f}m {r['p99_ms']:7.3f}m {r['max_ms']:7.3f}m {target:9.3f}m | {jit} | "
+              f"{'' if misses is None else misses}")
+    lr = results["long_run"]
+    print(f"long run with 1 burner: {lr['minutes']} min, {lr['phrases']} phrases, {lr['notes_out']} messages out, "
+          f"{lr['misses']} misses at 3 ms, jitter p99 {lr['jitter']['p99_ms']:.3f} ms max {lr['jitter']['max_ms']:.3f} ms, "
+          f"fallback notes {lr['fallback_notes']}")
+    if not have_jack:
+        print("JACK runs skipped: jackd is not installed (Debian jackd2)")
+    out = Path(args.json)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    plot(results, out.with_suffix(".png"))
+    print(f"wrote {out} and {out.with_suffix('.png')}")
+    return results
+
+
+if __name__ == "__main__":
+    main()
