@@ -7,12 +7,11 @@ too many of its own notes still sound; the pitch head then excludes pitches stil
 
 from __future__ import annotations
 
-from bisect import bisect_left
-
 import numpy as np
 
+from .fastsample import sample_note, warm_up
 from .runner import ModelRunner, field_slices
-from .sampling import TAIL, Constraints, Sampler
+from .sampling import Constraints, Sampler
 from .tokens import DURATION_BEATS, IOI_BEATS, Token
 
 _IOI = np.asarray(IOI_BEATS)
@@ -20,17 +19,19 @@ EPSILON_BEATS = 1e-9  # sums of bucket times drift in the last bits; a note endi
 
 
 class Generator:
-    """A model stream that can listen (feed) and speak (sample_next)."""
+    """A model stream that can listen (feed) and speak (sample_next, compiled in fastsample.py)."""
 
     def __init__(self, runner: ModelRunner, sampler: Sampler, constraints: Constraints | None = None) -> None:
         self.runner, self.sampler = runner, sampler
         self.slices = field_slices()
         n = max(s.stop for s in self.slices.values())
-        self._starts = np.array([s.start for s in self.slices.values()], dtype=np.intp)
-        self._starts_list = self._starts.tolist()
-        self._field_of = np.repeat(np.arange(len(self._starts)), [s.stop - s.start for s in self.slices.values()])
-        self._x, self._bias, self._spread = np.empty(n), np.zeros(n), np.empty(n)
-        self._maxes = np.empty(len(self._starts))
+        self._starts = np.array([s.start for s in self.slices.values()], dtype=np.int64)
+        self._bias = np.zeros(n)  # 0 where allowed, -inf where a constraint forbids (pitch head)
+        # buffers for the compiled sampler: nothing is allocated per note
+        self._weights, self._order = np.empty(128), np.empty(128, dtype=np.int64)
+        self._uniforms, self._out = np.empty(4), np.empty(4, dtype=np.int64)
+        self._ends, self._pitches = np.zeros(64), np.zeros(64, dtype=np.int64)  # our notes still sounding
+        warm_up()
         self.set_constraints(constraints or Constraints())
         self.reset()
 
@@ -60,41 +61,21 @@ class Generator:
 
         `ioi` fixes the onset instead of sampling it: the engine's first answer note starts when
         the phrase has ended, and the model must hear that real gap, not one it imagined.
-        All four heads are scaled, masked and exponentiated in one numpy pass; each head's nucleus
-        is then drawn in plain Python from the few candidates that carry weight.
         """
-        x = self._x
-        np.multiply(self.runner.logits[0], 1.0 / self.sampler.temperature, out=x)
-        np.add(x, self._bias, out=x)  # the key and range mask on the pitch head
-        ioi_offset = self.slices["ioi"].start
-        if ioi is not None:
-            x[self.slices["ioi"]] = -np.inf
-            x[ioi_offset + ioi] = 0.0
-        elif self.constraints.max_polyphony is not None and len(self.sounding) >= self.constraints.max_polyphony:
+        first_allowed = 0
+        max_polyphony = self.constraints.max_polyphony
+        n = len(self.sounding)
+        if ioi is None and max_polyphony is not None and n >= max_polyphony:
             ends = sorted(end for end, _ in self.sounding)
-            must_wait = ends[len(self.sounding) - self.constraints.max_polyphony] - self.time_beats
-            too_soon = int(np.searchsorted(_IOI, must_wait - EPSILON_BEATS))  # buckets before this overlap
-            x[ioi_offset:ioi_offset + min(too_soon, len(_IOI) - 1)] = -np.inf
-        np.maximum.reduceat(x, self._starts, out=self._maxes)
-        np.take(self._maxes, self._field_of, out=self._spread)
-        np.subtract(x, self._spread, out=x)
-        np.exp(x, out=x)
-        candidates = np.flatnonzero(x > (TAIL if self.sampler.top_p < 1.0 else 0.0))
-        classes, weights = candidates.tolist(), x[candidates].tolist()
-        cut = [bisect_left(classes, start) for start in self._starts_list] + [len(classes)]
-        heads = [(classes[cut[i]:cut[i + 1]], weights[cut[i]:cut[i + 1]]) for i in range(4)]
-        nucleus = self.sampler.nucleus
-        ioi = nucleus(*heads[1]) - ioi_offset
-        onset = self.time_beats + IOI_BEATS[ioi]
-        pitches, pitch_weights = heads[0]
-        still_sounding = {pitch for end, pitch in self.sounding if end > onset + EPSILON_BEATS}
-        if still_sounding:  # never restrike a pitch that is still sounding, if anything else is left
-            kept = [(c, w) for c, w in zip(pitches, pitch_weights) if c not in still_sounding]
-            if kept:
-                pitches, pitch_weights = [c for c, _ in kept], [w for _, w in kept]
-        pitch = nucleus(pitches, pitch_weights)
-        duration = nucleus(*heads[2]) - self.slices["duration"].start
-        velocity = nucleus(*heads[3]) - self.slices["velocity"].start
+            first_allowed = int(np.searchsorted(_IOI, ends[n - max_polyphony] - self.time_beats - EPSILON_BEATS))
+        for i, (end, pitch) in enumerate(self.sounding[:len(self._ends)]):
+            self._ends[i], self._pitches[i] = end, pitch
+        sampler = self.sampler
+        sampler.rng.random(out=self._uniforms)
+        sample_note(self.runner.logits[0], self._bias, self._starts, 1.0 / sampler.temperature, sampler.top_p,
+                    self._uniforms, -1 if ioi is None else ioi, first_allowed, _IOI, self.time_beats,
+                    self._ends, self._pitches, min(n, len(self._ends)), self._weights, self._order, self._out)
+        pitch, ioi, duration, velocity = self._out.tolist()
         return Token(pitch, ioi, duration, velocity)
 
     @property

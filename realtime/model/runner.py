@@ -157,9 +157,8 @@ class ModelRunner:
 
     def step(self, pitch: int, ioi: int, duration: int, velocity: int) -> np.ndarray:
         """Feed one note (token fields) to every stream in the batch; returns (batch, N_LOGITS) logits."""
-        note = self._note
-        note[:, 0], note[:, 1], note[:, 2], note[:, 3] = pitch, ioi, duration, velocity
-        return self.step_batch(note)
+        self._note[:] = (pitch, ioi, duration, velocity)  # one assignment, broadcast over the batch
+        return self.step_batch(self._note)
 
     def step_batch(self, notes: np.ndarray) -> np.ndarray:
         """Feed one note per stream, shape (batch, 4); returns (batch, N_LOGITS) logits."""

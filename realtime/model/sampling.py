@@ -70,7 +70,14 @@ class Constraints:
 
 
 SMALL_HEAD = 32  # heads up to this size are sampled in plain Python: numpy's per-call cost dominates there
-TAIL = 1e-6  # pitch classes under this fraction of the likeliest are outside any nucleus with top_p < 0.9998
+def nucleus_floor(top_p: float, classes: int = 128) -> float:
+    """Weight (relative to the likeliest class) below which a class cannot be in the top-p nucleus.
+
+    If every class under the floor weighs less than (1 - top_p) / classes of the likeliest, all of
+    them together weigh less than (1 - top_p) of the total, so the nucleus is complete before any
+    of them: dropping them early changes nothing and leaves far fewer candidates to sort.
+    """
+    return (1.0 - top_p) / classes if top_p < 1.0 else 0.0
 
 
 class Sampler:
@@ -126,7 +133,7 @@ class Sampler:
             np.putmask(p, forbidden, -np.inf)
         p -= p.max()
         np.exp(p, out=p)
-        classes = np.flatnonzero(p > TAIL) if self.top_p < 1.0 else np.flatnonzero(p)
+        classes = np.flatnonzero(p > nucleus_floor(self.top_p, n))
         return classes.tolist(), p[classes].tolist()
 
     def nucleus(self, classes, weights: list[float]) -> int:
