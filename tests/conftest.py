@@ -14,3 +14,17 @@ def shipped_model():
     path = models_dir() / f"{SHIPPED}.onnx"
     assert path.exists(), f"the shipped model {path} is missing"
     return path
+
+
+@pytest.fixture
+def jack(monkeypatch: pytest.MonkeyPatch):
+    """A private JACK dummy server (-p 64) for one test; $JACK_DEFAULT_SERVER points clients at it."""
+    from jackserver import JackServer
+
+    reason = JackServer.available()
+    if reason:
+        pytest.skip(reason)
+    with JackServer() as server:
+        for key, value in server.environ().items():
+            monkeypatch.setenv(key, value)
+        yield server
