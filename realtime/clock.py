@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Protocol
 
@@ -47,3 +48,61 @@ class FakeClock:
 
 def ms_to_ns(ms: float) -> int:
     return int(ms * 1_000_000)
+
+
+class TempoClock:
+    """Musical time on top of a clock's nanoseconds: beats and bars <-> ns, tempo changes without jumps.
+
+    The clock keeps an anchor (a moment and the beat it falls on) and a tempo; a tempo change
+    re-anchors at the moment of the change, so beats already passed never move. Boundaries are
+    "strictly after": a transition asked for exactly on a bar line goes to the next bar line, since
+    notes at that bar line may already be scheduled.
+    """
+
+    def __init__(self, tempo_bpm: float = 120.0, beats_per_bar: int = 4, origin_ns: int = 0) -> None:
+        if not 1.0 <= tempo_bpm <= 1000.0:
+            raise ValueError(f"tempo must be 1-1000 BPM, got {tempo_bpm}")
+        if beats_per_bar < 1:
+            raise ValueError(f"a bar needs at least one beat, got {beats_per_bar}")
+        self.tempo_bpm, self.beats_per_bar = float(tempo_bpm), beats_per_bar
+        self._anchor_ns, self._anchor_beat = origin_ns, 0.0
+
+    @property
+    def ns_per_beat(self) -> float:
+        return 60e9 / self.tempo_bpm
+
+    def beat_at(self, ns: int) -> float:
+        """The beat (0 = the origin, fractional) at a moment."""
+        return self._anchor_beat + (ns - self._anchor_ns) / self.ns_per_beat
+
+    def ns_at(self, beat: float) -> int:
+        """The moment a beat falls on at the current tempo."""
+        return self._anchor_ns + round((beat - self._anchor_beat) * self.ns_per_beat)
+
+    def set_anchor(self, at_ns: int, beat: float, tempo_bpm: float | None = None) -> None:
+        """Say which beat falls at a moment (and optionally the tempo from then on): MIDI clock in, restarts."""
+        if tempo_bpm is not None:
+            if not 1.0 <= tempo_bpm <= 1000.0:
+                raise ValueError(f"tempo must be 1-1000 BPM, got {tempo_bpm}")
+            self.tempo_bpm = float(tempo_bpm)
+        self._anchor_ns, self._anchor_beat = at_ns, float(beat)
+
+    def set_tempo(self, tempo_bpm: float, at_ns: int) -> None:
+        """Change tempo from a moment on; the beat at that moment stays where it is."""
+        self.set_anchor(at_ns, self.beat_at(at_ns), tempo_bpm)
+
+    def restart(self, at_ns: int) -> None:
+        """Beat 0 (the first beat of bar 0) falls at this moment."""
+        self.set_anchor(at_ns, 0.0)
+
+    def next_boundary_beat(self, after_ns: int, every_beats: float) -> float:
+        """The first multiple of `every_beats` strictly after a moment, in beats."""
+        position = self.beat_at(after_ns) / every_beats
+        k = math.floor(position + 1e-9) + 1  # a moment a hair past a boundary due to rounding is on it
+        return k * every_beats
+
+    def next_beat_ns(self, after_ns: int) -> int:
+        return self.ns_at(self.next_boundary_beat(after_ns, 1.0))
+
+    def next_bar_ns(self, after_ns: int) -> int:
+        return self.ns_at(self.next_boundary_beat(after_ns, self.beats_per_bar))
