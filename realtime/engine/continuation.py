@@ -34,6 +34,7 @@ class ContinuationSettings:
     budget_ms: float = 3.0  # less slack than this after scheduling a note: the model is behind
     channel: int = 0
     follow_velocity: bool = True  # answer at the phrase's loudness
+    max_note_ms: float = 30_000.0  # a player's note held longer is taken as ended (its note-off was lost)
 
     @property
     def ms_per_beat(self) -> float:
@@ -86,6 +87,7 @@ class Continuation:
         # counts and timings, read outside the loop
         self.phrases = self.interruptions = 0
         self.fallback_notes = self.model_errors = self.behind = 0
+        self.notes_timed_out = 0  # player notes ended by max_note_ms: a sender died or a note-off was lost
         self.last_error: str | None = None
         self.step_ns = np.zeros(max_timings, dtype=np.int64)
         self.steps = 0
@@ -112,6 +114,17 @@ class Continuation:
             self._finish(key, at_ns)
             self._feed_finished()
         # a note-off for a note we never heard is harmless: ignore it
+
+    def _end_overlong_notes(self, now_ns: int) -> None:
+        """A note-off that never comes (a sender killed mid-note, a lost packet) must not stop the duet."""
+        limit_ns = int(self.settings.max_note_ms * 1e6)
+        overlong = [key for key, (onset, _) in self._sounding.items() if now_ns - onset > limit_ns]
+        for key in overlong:
+            self._finish(key, self._sounding[key][0] + limit_ns)
+            self.notes_timed_out += 1
+            self._last_activity_ns = max(self._last_activity_ns or 0, now_ns)
+        if overlong:
+            self._feed_finished()
 
     def _finish(self, key: tuple[int, int], end_ns: int) -> None:
         onset, velocity = self._sounding.pop(key)
@@ -165,6 +178,8 @@ class Continuation:
         return min(wake, self._answer_start_ns) if self.tentative else wake
 
     def tick(self, now_ns: int) -> None:
+        if self._sounding:
+            self._end_overlong_notes(now_ns)
         if not self.answering:
             end = self._phrase_end_ns()
             if end is None:

@@ -4,6 +4,12 @@ Contract for the loop: input callbacks only append to a deque and set an event (
 shared with the model). Each tick sends what is due, lets the mode hear new messages and
 compute ahead, and sends again. Nothing in a tick logs or blocks; counts are kept for a status
 line outside. With a FakeClock, tests call `tick()` after moving time by hand.
+
+Floods: the inbox is bounded (`inbox_limit`); past it new messages are dropped and counted
+(`inbox_drops`), except note-offs, which have a reserve of their own so a flood can never leave a
+player's note sounding in the engine's ears. A tick handles at most what was waiting when it began,
+so a flood cannot keep the mode from computing, and only notes wake the loop early (a control waits
+for the next tick, at most `poll_ms`).
 """
 
 from __future__ import annotations
@@ -17,6 +23,10 @@ from ..events import ControlChange, NamedControl, NoteMessage
 from ..io.ports import Input
 from ..patch import ControlMapping
 from ..scheduler import Scheduler
+
+
+INBOX_LIMIT = 4096  # messages waiting for the engine; a player never gets near this between two ticks
+NOTE_OFF_RESERVE = 16 * 128  # room kept for note-offs past the limit: one per channel and pitch
 
 
 class Mode(Protocol):
@@ -35,7 +45,8 @@ class Engine:
     """Runs one mode against its inputs and scheduler until told to stop."""
 
     def __init__(self, mode: Mode, clock: Clock, inputs: list[Input], scheduler: Scheduler,
-                 poll_ms: float = 20.0, spin_ms: float = 1.0, controls: tuple[ControlMapping, ...] = ()) -> None:
+                 poll_ms: float = 20.0, spin_ms: float = 1.0, controls: tuple[ControlMapping, ...] = (),
+                 inbox_limit: int = INBOX_LIMIT) -> None:
         self.mode, self.clock, self.inputs, self.scheduler = mode, clock, inputs, scheduler
         # "cc:1" / "osc:temperature" -> mappings; looked up per control event, never per note
         self.controls: dict[str, list[ControlMapping]] = {}
@@ -45,6 +56,8 @@ class Engine:
         self.poll_ns = int(poll_ms * 1e6)
         self.spin_ns = int(spin_ms * 1e6)
         self._inbox: deque[tuple[NoteMessage, int]] = deque()
+        self.inbox_limit = inbox_limit
+        self.inbox_drops = 0
         self._wake = threading.Event()
         self.stopped = threading.Event()
         self.messages_in = 0
@@ -52,15 +65,23 @@ class Engine:
             port.set_listener(self._hear)
 
     def _hear(self, message: NoteMessage, at_ns: int) -> None:
+        waiting = len(self._inbox)
+        if waiting >= self.inbox_limit:
+            if not (isinstance(message, NoteMessage) and not message.is_on
+                    and waiting < self.inbox_limit + NOTE_OFF_RESERVE):
+                self.inbox_drops += 1  # a racy count across input threads is still a count
+                return
         self._inbox.append((message, at_ns))
-        self._wake.set()
+        if isinstance(message, NoteMessage):
+            self._wake.set()
 
     def tick(self) -> None:
         """One pass: send what is due, hear what arrived, let the mode compute, send again."""
         now = self.clock.now_ns()
         self.scheduler.dispatch_due(now)
-        while self._inbox:
-            message, at_ns = self._inbox.popleft()
+        inbox = self._inbox
+        for _ in range(len(inbox)):  # only what was waiting: a flood must not starve the mode
+            message, at_ns = inbox.popleft()
             self.messages_in += 1
             if isinstance(message, NoteMessage):
                 self.mode.on_message(message, at_ns)

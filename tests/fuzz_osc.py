@@ -1,0 +1,41 @@
+"""Coverage-guided fuzzing (atheris) of the two parsers hostile input reaches: OSC datagrams and patches.
+
+Run by tests/test_fuzz.py for a bounded number of inputs; run it by hand for longer:
+`.venv/bin/python tests/fuzz_osc.py -runs=1000000` (or with no -runs, until Ctrl-C).
+Any exception other than the parsers' own "drop this" and "bad patch" errors is a crash.
+"""
+
+import sys
+import tomllib
+
+import atheris
+
+with atheris.instrument_imports():
+    from realtime.errors import PatchError
+    from realtime.io.osc import AddressTable, _Drop, _parse_packet
+    from realtime.patch import parse_patch
+
+TABLE = AddressTable()
+
+
+def one_input(data: bytes) -> None:
+    if data[:1] == b"T":  # a patch
+        try:
+            parse_patch(tomllib.loads(data[1:].decode("utf-8", "replace")), "fuzz.toml")
+        except (tomllib.TOMLDecodeError, PatchError):
+            pass
+        return
+    try:
+        messages = _parse_packet(data)
+    except _Drop:
+        return
+    for address, tags, values in messages:
+        try:
+            TABLE.event(address, tags, values)
+        except _Drop:
+            pass
+
+
+if __name__ == "__main__":
+    atheris.Setup(sys.argv, one_input)
+    atheris.Fuzz()
