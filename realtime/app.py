@@ -12,6 +12,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
 
@@ -20,6 +21,7 @@ import numpy as np
 from .clock import SystemClock
 from .engine.continuation import Continuation, ContinuationSettings
 from .engine.engine import Engine
+from .errors import RealtimeError
 from .io.ports import FanOut, Input, Output
 from .model.generator import Generator
 from .model.runner import ModelRunner
@@ -190,7 +192,15 @@ class LiveEngine:
         parts.append(f"misses {s.late_count}")
         if m.fallback_notes:
             parts.append(f"fallback notes {m.fallback_notes}")
+        dropped = self.dropped()
+        if dropped:
+            parts.append(f"dropped {dropped}")
         return " | ".join(parts)
+
+    def dropped(self) -> int:
+        """Input messages refused so far: bad or foreign OSC, kernel overflow, a full engine inbox."""
+        osc = sum(self.osc_input.drops.values()) if hasattr(self, "osc_input") else 0
+        return osc + self.engine.inbox_drops
 
     def stop(self) -> None:
         """Idempotent: stop the threads, silence and close every port, restore the interpreter."""
@@ -211,17 +221,48 @@ class LiveEngine:
         self.stop()
 
 
-def run_patch(patch: Patch, status_every_s: float = 0.5, duration_s: float | None = None) -> None:
-    """`realtime run`: start, print a one-line status until Ctrl-C or SIGTERM, stop with all notes off."""
+def _reloaded(live: LiveEngine, reload: Callable[[], Patch]) -> LiveEngine:
+    """SIGHUP: read the patch again; if it is good, stop (all notes off) and start it, else keep playing."""
+    try:
+        patch = reload()
+    except RealtimeError as err:
+        print(f"\nrealtime: reload refused, still running the previous patch: {err}", file=sys.stderr, flush=True)
+        return live
+    live.stop()
+    try:
+        fresh = LiveEngine(patch)
+        fresh.start()
+    except RealtimeError as err:
+        print(f"\nrealtime: the reloaded patch did not start ({err}); back to the previous one", file=sys.stderr,
+              flush=True)
+        fresh = LiveEngine(live.patch)
+        fresh.start()
+    print(f"\nrealtime: reloaded {patch.path}; every note of the previous patch was ended", flush=True)
+    return fresh
+
+
+def run_patch(patch: Patch, status_every_s: float = 0.5, duration_s: float | None = None,
+              reload: Callable[[], Patch] | None = None) -> None:
+    """`realtime run`: start, print a one-line status until Ctrl-C or SIGTERM, stop with all notes off.
+
+    With `reload` (a function that reads the patch again), SIGHUP swaps in the re-read patch.
+    """
     live = LiveEngine(patch)
-    stop = threading.Event()
+    stop, hangup = threading.Event(), threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    previous_hup = signal.signal(signal.SIGHUP, lambda *_: (hangup.set(), stop.set())) if reload else None
     try:
         live.start()
         ports = ", ".join(p.name for p in live.inputs) + " -> " + live.output.name
         print(f"realtime: running {patch.path} ({ports}); Ctrl-C stops", flush=True)
         started = time.monotonic()
-        while not stop.wait(status_every_s):
+        while True:
+            if stop.wait(status_every_s):
+                if not hangup.is_set():
+                    break
+                hangup.clear()
+                stop.clear()
+                live = _reloaded(live, reload)
             for message in live.supervise():
                 print(f"\nrealtime: {message}", file=sys.stderr, flush=True)
             print("\r" + live.status() + " " * 4, end="", flush=True)
@@ -232,4 +273,6 @@ def run_patch(patch: Patch, status_every_s: float = 0.5, duration_s: float | Non
     finally:
         live.stop()
         signal.signal(signal.SIGTERM, previous)
+        if previous_hup is not None:
+            signal.signal(signal.SIGHUP, previous_hup)
         print(f"\nrealtime: stopped; all notes off. {live.status()}", flush=True)

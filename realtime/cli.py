@@ -39,8 +39,9 @@ def _run(args: argparse.Namespace) -> None:
     from .app import Overrides, apply_overrides, run_patch
     from .patch import load_patch
 
-    patch = apply_overrides(load_patch(args.patch), Overrides(args.midi_backend, args.osc_port, args.no_midi, args.no_osc))
-    run_patch(patch, duration_s=args.seconds)
+    overrides = Overrides(args.midi_backend, args.osc_port, args.no_midi, args.no_osc)
+    patch = apply_overrides(load_patch(args.patch), overrides)
+    run_patch(patch, duration_s=args.seconds, reload=lambda: apply_overrides(load_patch(args.patch), overrides))
 
 
 def _ports(args: argparse.Namespace) -> None:

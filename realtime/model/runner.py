@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import time
 from pathlib import Path
 
@@ -78,6 +79,19 @@ def load_metadata(path: Path) -> dict:
     return meta
 
 
+def _load_problem(err: Exception) -> str:
+    """onnxruntime's load error without its error code, C++ location and signature: what a user can act on."""
+    text = " ".join(str(err).split())
+    text = re.sub(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ", "", text)
+    text = re.sub(r"^Load model from .*? failed: ?", "", text)
+    opset = re.search(r"Opset (\d+) is under development.*?domain (\S+) is till opset (\d+)", text)
+    if opset:
+        return (f"it needs opset {opset[1]} and this onnxruntime supports {opset[2]} up to opset {opset[3]}; "
+                "export it again with a released opset")
+    text = re.sub(r"\S+\.(?:h|cc|cpp):\d+ [^(]*\(.*?\) (?=[A-Z])", "", text)  # where in onnxruntime it failed
+    return text[:200] or type(err).__name__
+
+
 def _shape(node) -> list:
     return [d if isinstance(d, int) else "batch" for d in node.shape]
 
@@ -102,8 +116,7 @@ class ModelRunner:
         try:
             self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
         except Exception as err:  # onnxruntime raises its own Fail/InvalidGraph kinds
-            first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise ModelFileError(f"{self.path}: not a loadable ONNX graph ({first_line[:200]})") from None
+            raise ModelFileError(f"{self.path}: not a loadable ONNX graph ({_load_problem(err)})") from None
         self._check_signature()
         dims = self.meta["signature"]["dims"]
         self.layers, self.hidden, self.batch = dims["layers"], dims["hidden"], batch
