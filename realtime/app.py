@@ -73,7 +73,11 @@ class LiveEngine:
     # --- start-up --------------------------------------------------------------------------------
     def _build(self) -> None:
         p = self.patch
+        self.clock_scheduler: Scheduler | None = None
         try:
+            if p.engine.mode == "game":
+                self._build_game()
+                return
             runner = ModelRunner(p.model.name)
             defaults = runner.meta.get("sampling", {})
             sampler = Sampler(p.engine.seed,
@@ -98,6 +102,23 @@ class LiveEngine:
         except BaseException:
             self._stack.close()
             raise
+
+    def _build_game(self) -> None:
+        """mode = "game": every voice in one batched model, the game's OSC API, MIDI clock out."""
+        from .engine.gameosc import register_game_api
+        from .engine.gamesetup import build_game_mode, voice_osc_outputs
+
+        p = self.patch
+        self._open_outputs()
+        for port in voice_osc_outputs(p):
+            self._add_output(port)
+        self.output = FanOut(self.outputs)
+        raw_send = next((port.send_raw for port in self.outputs if hasattr(port, "send_raw")), None)
+        self.mode, self.scheduler, self.clock_scheduler = build_game_mode(p, self.clock, self.output, raw_send)
+        self._open_inputs()
+        if hasattr(self, "osc_input"):
+            register_game_api(self.osc_input, p.game, self.mode.post)
+        self.engine = Engine(self.mode, self.clock, self.inputs, self.scheduler, controls=p.controls)
 
     def _open_outputs(self) -> None:
         p = self.patch
@@ -150,12 +171,17 @@ class LiveEngine:
     # --- running ---------------------------------------------------------------------------------
     def start(self) -> None:
         """Start the output thread and the engine thread; the caller may then watch `status()`."""
-        self.generator.runner.warm_up()
-        self.generator.reset()
+        if self.patch.engine.mode != "game":
+            self.generator.runner.warm_up()
+            self.generator.reset()
         sys.setswitchinterval(SWITCH_INTERVAL_S)
         gc.collect()
         gc.freeze()  # start-up objects are never scanned again; one gen-2 pass cost 25 ms here
         self.scheduler.start(realtime_priority=True)
+        if self.clock_scheduler is not None:
+            self.clock_scheduler.start(realtime_priority=True)
+        if self.patch.engine.mode == "game" and self.patch.game.autostart:
+            self.mode.start(self.clock.now_ns())
         self._thread = threading.Thread(target=self.engine.run, name="realtime-engine", daemon=True)
         self._thread.start()
         time.sleep(0.05)
@@ -181,6 +207,8 @@ class LiveEngine:
     def status(self) -> str:
         """One line: notes in and out, answer latency, output jitter, deadline misses, fallback notes."""
         s, m = self.scheduler, self.mode
+        if hasattr(m, "status_line"):  # the game mode: section, bar, tempo, layers, parameters
+            return f"out {s.sent_count} | {m.status_line()} | misses {s.late_count}"
         n = min(s.sent_count, len(s.lateness_ns))
         jitter = np.abs(s.lateness_ns[:n]) / 1e6 if n else None
         answers = np.array(m.answer_latency_ns[-200:]) / 1e6
@@ -210,6 +238,8 @@ class LiveEngine:
             self._thread = None
         else:
             self.engine.close()
+        if self.clock_scheduler is not None:
+            self.clock_scheduler.stop()
         self._stack.close()
         gc.unfreeze()
         sys.setswitchinterval(self._old_switch)

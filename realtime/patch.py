@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +95,101 @@ class ControlMapping:
         return self.min + (self.max - self.min) * x
 
 
+GAME_CONTROLS = {"density": (0.0, 8.0), "polyphony": (1.0, 4.0), "register": (24.0, 96.0),
+                 "dynamics": (1.0, 127.0), "temperature": (0.05, 5.0), "gain": (0.0, 2.0)}
+GAME_CURVES = ("linear", "exp", "smooth")
+_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+
+
+@dataclass(frozen=True)
+class GameParam:
+    """A game parameter (`/game/param NAME VALUE`): accepted range and the value before any message."""
+
+    name: str
+    initial: float = 0.0
+    min: float = 0.0
+    max: float = 1.0
+
+
+@dataclass(frozen=True)
+class GameVoice:
+    """One layer: its MIDI channel (and OSC prefix), pitch limits, and the controls it plays with."""
+
+    name: str
+    channel: int = 1  # 1-16 as musicians count
+    osc_prefix: str | None = None  # notes also go out as OSC under this prefix, e.g. "/melody"
+    lowest: int = 0
+    highest: int = 127
+    max_polyphony: int | None = None
+    register: float = 64.0
+    density: float = 2.0
+    polyphony: float = 1.0
+    dynamics: float = 80.0
+    temperature: float | None = None  # None: the model's
+    gain: float = 1.0  # velocity multiplier
+    enter_param: str | None = None  # play only while this parameter is at least enter_at
+    enter_at: float = 0.0
+
+
+@dataclass(frozen=True)
+class GameState:
+    """A section (`/game/state NAME`): key, the layers that play, and optionally its tempo."""
+
+    name: str
+    key: str = "C major"
+    voices: tuple[str, ...] = ()
+    tempo_bpm: float | None = None
+
+
+@dataclass(frozen=True)
+class GameEvent:
+    """A stinger (`/game/event NAME`): a motif in semitones above the section's tonic, on the next beat."""
+
+    name: str
+    notes: tuple[int, ...] = (0, 7, 12)
+    base: int = 72  # the tonic nearest this pitch is semitone 0
+    step_beats: float = 0.25
+    duration_beats: float = 0.25
+    velocity: int = 110
+    channel: int = 16
+
+
+@dataclass(frozen=True)
+class GameMapping:
+    """Game parameter -> a voice control, through a curve, over a range."""
+
+    param: str
+    control: str
+    min: float
+    max: float
+    curve: str = "linear"
+    voices: tuple[str, ...] = ()  # empty: every voice
+
+    def value(self, normalized: float) -> float:
+        x = min(1.0, max(0.0, normalized))
+        if self.curve == "exp" and self.min > 0 and self.max > 0:
+            return self.min * (self.max / self.min) ** x
+        if self.curve == "smooth":
+            x = x * x * (3.0 - 2.0 * x)
+        return self.min + (self.max - self.min) * x
+
+
+@dataclass(frozen=True)
+class GameSection:
+    beats_per_bar: int = 4
+    smoothing_ms: float = 300.0  # time constant of /game/param smoothing (63% of a step after this long)
+    lookahead_ms: float = 60.0
+    initial_state: str | None = None  # None: the first state
+    autostart: bool = True  # start the transport at once (else wait for /transport/start or MIDI Start)
+    midi_clock_out: bool = False
+    midi_clock_in: bool = False
+    params: tuple[GameParam, ...] = ()
+    voices: tuple[GameVoice, ...] = ()
+    states: tuple[GameState, ...] = ()
+    events: tuple[GameEvent, ...] = ()
+    maps: tuple[GameMapping, ...] = ()
+
+
 @dataclass(frozen=True)
 class Patch:
     path: str
@@ -105,6 +200,7 @@ class Patch:
     osc: OscSection = field(default_factory=OscSection)
     synth: SynthSection = field(default_factory=SynthSection)
     controls: tuple[ControlMapping, ...] = ()
+    game: GameSection | None = None
 
 
 SECTIONS = {"engine": EngineSection, "model": ModelSection, "continuation": ContinuationSection,
@@ -137,6 +233,10 @@ def _coerce(where: str, key: str, value: Any, annotation: str) -> Any:
         if not isinstance(value, bool):
             raise PatchError(f"{where} {key} must be true or false, got {value!r}")
         return value
+    if base.startswith("tuple[int"):
+        if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            raise PatchError(f"{where} {key} must be a list of whole numbers, got {value!r}")
+        return tuple(value)
     if base.startswith("tuple[str"):
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise PatchError(f"{where} {key} must be a list of strings, got {value!r}")
@@ -160,8 +260,10 @@ def _check(path: str, patch: Patch) -> None:
         raise PatchError(f"{path}: [{section}] {key} {problem}")
 
     e, m, c = patch.engine, patch.model, patch.continuation
-    if e.mode != "continuation":
-        fail("engine", "mode", f"must be \"continuation\", got {e.mode!r}")
+    if e.mode not in ("continuation", "game"):
+        fail("engine", "mode", f"must be \"continuation\" or \"game\", got {e.mode!r}")
+    if e.mode == "game" and patch.game is None:
+        fail("engine", "mode", "is \"game\" but the patch has no [game] section")
     if not 0.5 <= e.budget_ms <= 500:
         fail("engine", "budget_ms", f"must be between 0.5 and 500 milliseconds, got {e.budget_ms}")
     if not 20 <= e.tempo_bpm <= 400:
@@ -232,6 +334,114 @@ def _controls(path: str, entries: Any) -> tuple[ControlMapping, ...]:
     return tuple(out)
 
 
+def _named_tables(path: str, where: str, cls: type, table: Any) -> tuple:
+    """[game.voices.NAME] style tables -> one dataclass per NAME, in file order."""
+    if not isinstance(table, dict):
+        raise PatchError(f"{path}: [{where}] must be a table of named tables")
+    out = []
+    for name, entry in table.items():
+        if not (0 < len(name) <= 64 and set(name) <= _NAME_CHARS):
+            raise PatchError(f"{path}: [{where}.{name}] names must be 1-64 letters, digits, '_', '.' or '-'")
+        if cls is GameParam and isinstance(entry, (int, float)) and not isinstance(entry, bool):
+            entry = {"initial": entry}  # intensity = 0.2 is short for { initial = 0.2 }
+        if not isinstance(entry, dict) or "name" in entry:
+            raise PatchError(f"{path}: [{where}.{name}] must be a table (without a 'name' key)")
+        out.append(_section(path, f"{where}.{name}", cls, entry | {"name": name}))
+    return tuple(out)
+
+
+def _game(path: str, raw: Any) -> GameSection:
+    """[game]: parameters, voices, states, events and maps, every cross-reference checked."""
+    if not isinstance(raw, dict):
+        raise PatchError(f"{path}: [game] must be a table")
+    nested = {"params": GameParam, "voices": GameVoice, "states": GameState, "events": GameEvent}
+    scalars = {k: v for k, v in raw.items() if k not in nested and k != "map"}
+    plain = _section(path, "game", GameSection, scalars | {})
+    parts = {key: _named_tables(path, f"game.{key}", cls, raw.get(key, {})) for key, cls in nested.items()}
+    maps_raw = raw.get("map", [])
+    if not isinstance(maps_raw, list):
+        raise PatchError(f"{path}: [[game.map]] must be an array of tables")
+    maps = []
+    for i, entry in enumerate(maps_raw):
+        where = f"game.map #{i + 1}"
+        if not isinstance(entry, dict) or not {"param", "control"} <= set(entry):
+            raise PatchError(f"{path}: [{where}] must be a table with at least param and control")
+        low, high = GAME_CONTROLS.get(entry["control"], (0.0, 1.0))
+        maps.append(_section(path, where, GameMapping, {"min": low, "max": high} | entry))
+    maps = tuple(maps)
+    game = replace(plain, maps=maps, **parts)
+
+    def fail(where: str, problem: str) -> None:
+        raise PatchError(f"{path}: [{where}] {problem}")
+
+    if not 1 <= game.beats_per_bar <= 16:
+        fail("game", f"beats_per_bar must be 1-16, got {game.beats_per_bar}")
+    if not 0 <= game.smoothing_ms <= 60_000:
+        fail("game", f"smoothing_ms must be 0-60000, got {game.smoothing_ms}")
+    if not 5 <= game.lookahead_ms <= 1000:
+        fail("game", f"lookahead_ms must be 5-1000, got {game.lookahead_ms}")
+    if not game.voices or not game.states:
+        fail("game", "needs at least one [game.voices.NAME] and one [game.states.NAME]")
+    params, voices = {p.name for p in game.params}, {v.name for v in game.voices}
+    for p in game.params:
+        if not p.min < p.max or not p.min <= p.initial <= p.max:
+            fail(f"game.params.{p.name}", f"needs min < max and initial within them, got {p.min}, {p.max}, {p.initial}")
+    for v in game.voices:
+        where = f"game.voices.{v.name}"
+        if not 1 <= v.channel <= 16:
+            fail(where, f"channel must be a MIDI channel 1-16, got {v.channel}")
+        if not 0 <= v.lowest <= v.highest <= 127:
+            fail(where, f"lowest/highest must satisfy 0 <= lowest <= highest <= 127, got {v.lowest}, {v.highest}")
+        if v.max_polyphony is not None and not 1 <= v.max_polyphony <= 16:
+            fail(where, f"max_polyphony must be 1-16, got {v.max_polyphony}")
+        for control in ("register", "density", "polyphony", "dynamics", "gain"):
+            low, high = GAME_CONTROLS[control]
+            if not low <= getattr(v, control) <= high:
+                fail(where, f"{control} must be {low}-{high}, got {getattr(v, control)}")
+        if v.temperature is not None and not 0.05 <= v.temperature <= 5:
+            fail(where, f"temperature must be 0.05-5, got {v.temperature}")
+        if v.enter_param is not None and v.enter_param not in params:
+            fail(where, f"enter_param {v.enter_param!r} is not a [game.params] name ({', '.join(params) or 'none'})")
+        if v.osc_prefix is not None and (not v.osc_prefix.startswith("/") or v.osc_prefix.endswith("/")):
+            fail(where, f"osc_prefix must look like '/melody', got {v.osc_prefix!r}")
+    for st in game.states:
+        where = f"game.states.{st.name}"
+        try:
+            key_pitch_classes(st.key)
+        except ValueError as err:
+            fail(where, f"key: {err}")
+        unknown = [v for v in st.voices if v not in voices]
+        if unknown:
+            fail(where, f"voices {unknown} are not [game.voices] names ({', '.join(voices)})")
+        if st.tempo_bpm is not None and not 20 <= st.tempo_bpm <= 400:
+            fail(where, f"tempo_bpm must be 20-400, got {st.tempo_bpm}")
+    if game.initial_state is not None and game.initial_state not in {st.name for st in game.states}:
+        fail("game", f"initial_state {game.initial_state!r} is not a [game.states] name")
+    for ev in game.events:
+        where = f"game.events.{ev.name}"
+        if not ev.notes or not all(-48 <= n <= 48 for n in ev.notes) or not 0 <= ev.base <= 127:
+            fail(where, "notes must be 1 or more semitone offsets within -48..48, and base a MIDI pitch")
+        if not (0.01 <= ev.step_beats <= 16 and 0.01 <= ev.duration_beats <= 16):
+            fail(where, "step_beats and duration_beats must be 0.01-16")
+        if not 1 <= ev.velocity <= 127 or not 1 <= ev.channel <= 16:
+            fail(where, f"velocity must be 1-127 and channel 1-16, got {ev.velocity}, {ev.channel}")
+    for i, m in enumerate(game.maps):
+        where = f"game.map #{i + 1}"
+        if m.param not in params:
+            fail(where, f"param {m.param!r} is not a [game.params] name ({', '.join(params) or 'none'})")
+        if m.control not in GAME_CONTROLS:
+            fail(where, f"control must be one of {', '.join(GAME_CONTROLS)}, got {m.control!r}")
+        low, high = GAME_CONTROLS[m.control]
+        if not (low <= m.min <= high and low <= m.max <= high):
+            fail(where, f"min and max for {m.control} must lie in {low}..{high}")
+        if m.curve not in GAME_CURVES:
+            fail(where, f"curve must be one of {', '.join(GAME_CURVES)}, got {m.curve!r}")
+        unknown = [v for v in m.voices if v not in voices]
+        if unknown:
+            fail(where, f"voices {unknown} are not [game.voices] names")
+    return game
+
+
 def load_patch(path: str | Path) -> Patch:
     """Read and validate a patch file; raises PatchError with a one-line message."""
     path = Path(path)
@@ -248,9 +458,10 @@ def load_patch(path: str | Path) -> Patch:
 
 def parse_patch(raw: dict, path: str = "<patch>") -> Patch:
     for name in raw:
-        if name not in SECTIONS and name != "controls":
-            raise PatchError(f"{path}: unknown section [{name}]; known: {', '.join([*SECTIONS, 'controls'])}")
+        if name not in SECTIONS and name not in ("controls", "game"):
+            raise PatchError(f"{path}: unknown section [{name}]; known: {', '.join([*SECTIONS, 'controls', 'game'])}")
     sections = {name: _section(path, name, cls, raw[name]) for name, cls in SECTIONS.items() if name in raw}
-    patch = Patch(path=path, controls=_controls(path, raw.get("controls", [])), **sections)
+    game = _game(path, raw["game"]) if "game" in raw else None
+    patch = Patch(path=path, controls=_controls(path, raw.get("controls", [])), game=game, **sections)
     _check(path, patch)
     return patch

@@ -113,3 +113,23 @@ class MidiClockIn:
                 self.tempo_bpm = bpm
         self.tempo.set_anchor(at_ns, self.pulses / PPQN, self.tempo_bpm)
         self.pulses += 1
+
+
+class RawOutput:
+    """An Output for a scheduler that carries raw MIDI bytes (clock) to any `send_raw(bytes)`."""
+
+    def __init__(self, send_raw: RawSend, name: str = "midi-clock") -> None:
+        self.send_raw, self.name = send_raw, name
+        self.errors = 0
+
+    def send(self, data: bytes) -> None:
+        try:
+            self.send_raw(data)
+        except Exception:  # a vanished port must not stop the clock thread; the port reports itself
+            self.errors += 1
+
+    def all_notes_off(self) -> None:
+        """Clock messages hold no notes."""
+
+    def close(self) -> None:
+        """Nothing to release."""

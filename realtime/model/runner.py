@@ -31,11 +31,17 @@ def field_slices() -> dict[str, slice]:
     return out
 
 
-def signature(layers: int, hidden: int) -> dict:
-    """The graph's input and output names with shapes ("batch" is dynamic); state is h and c stacked."""
+def signature(layers: int, hidden: int, controls: int = 0) -> dict:
+    """The graph's input and output names with shapes ("batch" is dynamic); state is h and c stacked.
+
+    A conditioned model (controls > 0) also takes `control` (batch, controls), float32.
+    """
     state = [2, "layers", "batch", "hidden"]
+    inputs = {"note": ["batch", 4], "state": state}
+    if controls:
+        inputs = {"note": ["batch", 4], "control": ["batch", controls], "state": state}
     return {
-        "inputs": {"note": ["batch", 4], "state": state},
+        "inputs": inputs,
         "outputs": {"logits": ["batch", N_LOGITS], "state_out": state},
         "dims": {"layers": layers, "hidden": hidden},
         "logit_fields": {f: [s.start, s.stop] for f, s in field_slices().items()},
@@ -122,6 +128,13 @@ class ModelRunner:
         self.layers, self.hidden, self.batch = dims["layers"], dims["hidden"], batch
         self._note = np.zeros((batch, 4), dtype=np.int64)
         self._feeds = {"note": self._note, "state": None}
+        self.control_specs: list[dict] = self._check_controls()
+        self.control_index = {spec["name"]: spec["index"] for spec in self.control_specs}
+        self.controls: np.ndarray | None = None  # (batch, n) fed with every step; None: unconditioned
+        if self.control_specs:
+            defaults = np.array([spec["default"] for spec in self.control_specs], dtype=np.float32)
+            self.controls = np.tile(defaults, (batch, 1))
+            self._feeds["control"] = self.controls
         self.logits: np.ndarray | None = None  # (batch, N_LOGITS) after a step; field_slices() cut it
         self.reset()
 
@@ -146,6 +159,20 @@ class ModelRunner:
             raise ModelFileError(f"{self.path}: graph input 'note' is {note_type}, expected tensor(int64)")
         if declared.get("logit_fields") != {f: [s.start, s.stop] for f, s in field_slices().items()}:
             raise ModelFileError(f"{self.path}: metadata logit_fields do not match this engine's tokenization")
+
+    def _check_controls(self) -> list[dict]:
+        """The card's control list, checked against the graph's `control` input (absent: none)."""
+        shape = self.meta["signature"]["inputs"].get("control")
+        specs = self.meta.get("controls")
+        if shape is None and specs is None:
+            return []
+        if shape is None or not isinstance(specs, list) or len(specs) != shape[1]:
+            raise ModelFileError(f"{self.path}: metadata 'controls' must list one entry per column of the 'control' input")
+        for i, spec in enumerate(specs):
+            if not (isinstance(spec, dict) and spec.get("index") == i and isinstance(spec.get("name"), str)
+                    and all(isinstance(spec.get(k), (int, float)) for k in ("low", "high", "default"))):
+                raise ModelFileError(f"{self.path}: metadata control #{i} needs index, name, low, high and default")
+        return specs
 
     def reset(self, state: np.ndarray | None = None) -> None:
         """Back to silence (zero state), or to a state saved by `get_state`."""
@@ -173,10 +200,28 @@ class ModelRunner:
         self._note[:] = (pitch, ioi, duration, velocity)  # one assignment, broadcast over the batch
         return self.step_batch(self._note)
 
-    def step_batch(self, notes: np.ndarray) -> np.ndarray:
-        """Feed one note per stream, shape (batch, 4); returns (batch, N_LOGITS) logits."""
+    def step_batch(self, notes: np.ndarray, controls: np.ndarray | None = None) -> np.ndarray:
+        """Feed one note per stream, shape (batch, 4); returns (batch, N_LOGITS) logits.
+
+        A conditioned model takes `controls` (batch, n_controls) float32, else `self.controls`.
+        """
         self._feeds["note"], self._feeds["state"] = notes, self._state
+        if controls is not None:
+            self._feeds["control"] = controls
+        elif self.controls is not None:
+            self._feeds["control"] = self.controls
         self.logits, self._state = self.session.run(None, self._feeds)
+        return self.logits
+
+    def step_some(self, notes: np.ndarray, advance: np.ndarray, controls: np.ndarray | None = None) -> np.ndarray:
+        """Step every stream in one call, but keep the new state only where `advance` (bool, batch) is set.
+
+        Streams that did not play a note keep their state; the caller keeps their old logits too.
+        One batched call for all streams costs far less than one call per stream that moved.
+        """
+        old = self._state
+        self.step_batch(notes, controls)
+        np.copyto(self._state, old, where=~advance[None, None, :, None])
         return self.logits
 
 

@@ -8,18 +8,24 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..model.controls import describe as describe_controls
 from ..model.reference import weights_path
 from ..model.runner import graph_sha256, signature
 from ..model.tokens import START, vocabulary
-from .lstm import NoteLSTM, SingleStep
+from .lstm import ControlledNoteLSTM, ControlledSingleStep, NoteLSTM, SingleStep
 
 OPSET = 17
 SAMPLING_DEFAULTS = {"temperature": 0.9, "top_p": 0.92}
 
 
 def export_onnx(model: NoteLSTM, path: Path) -> None:
-    """Trace one step with batch as a dynamic axis; state goes in and out explicitly."""
+    """Trace one step with batch as a dynamic axis; state goes in and out explicitly.
+
+    A ControlledNoteLSTM gets a third input, `control` (batch, n_controls), between note and state.
+    """
     model = model.eval()
+    if isinstance(model, ControlledNoteLSTM):
+        return _export_controlled(model, path)
     step = SingleStep(model).eval()  # export restores the wrapper's mode afterwards: keep it eval
     note = torch.tensor([[START["pitch"], START["ioi"], START["duration"], START["velocity"]]], dtype=torch.int64)
     state = torch.zeros(2, model.layers, 1, model.hidden)
@@ -27,6 +33,19 @@ def export_onnx(model: NoteLSTM, path: Path) -> None:
         step, (note, state), str(path), dynamo=False, opset_version=OPSET,
         input_names=["note", "state"], output_names=["logits", "state_out"],
         dynamic_axes={"note": {0: "batch"}, "state": {2: "batch"}, "logits": {0: "batch"}, "state_out": {2: "batch"}},
+    )
+
+
+def _export_controlled(model: ControlledNoteLSTM, path: Path) -> None:
+    step = ControlledSingleStep(model).eval()
+    note = torch.tensor([[START["pitch"], START["ioi"], START["duration"], START["velocity"]]], dtype=torch.int64)
+    control = model.control_low.unsqueeze(0).clone()
+    state = torch.zeros(2, model.layers, 1, model.hidden)
+    torch.onnx.export(
+        step, (note, control, state), str(path), dynamo=False, opset_version=OPSET,
+        input_names=["note", "control", "state"], output_names=["logits", "state_out"],
+        dynamic_axes={"note": {0: "batch"}, "control": {0: "batch"}, "state": {2: "batch"}, "logits": {0: "batch"},
+                      "state_out": {2: "batch"}},
     )
 
 
@@ -46,11 +65,13 @@ def write_metadata(path: Path, model: NoteLSTM, precision: str, info: dict) -> N
         "opset": OPSET,
         "precision": precision,
         "architecture": {"type": "lstm", "layers": model.layers, "hidden": model.hidden},
-        "signature": signature(model.layers, model.hidden),
+        "signature": signature(model.layers, model.hidden, getattr(model, "n_controls", 0)),
         "tokenization": vocabulary(),
         "sampling": dict(SAMPLING_DEFAULTS),
         **info,
     }
+    if isinstance(model, ControlledNoteLSTM):
+        meta["controls"] = describe_controls()
     path.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
 
 

@@ -60,3 +60,51 @@ class SingleStep(nn.Module):
         x = self.table[note + self.offsets].sum(1)
         y, (h, c) = self.lstm(x.unsqueeze(1), (state[0], state[1]))
         return self.head(y[:, 0]), torch.stack([h, c])
+
+
+class ControlledNoteLSTM(NoteLSTM):
+    """NoteLSTM that also hears a control vector with every note (density, register, dynamics, key...).
+
+    Controls arrive in their natural units (see realtime/model/controls.py) and are scaled to 0..1
+    inside the network, so the exported graph takes what the card documents. They enter twice: into
+    the LSTM with the note (so they shape what the state remembers) and straight into the heads (so a
+    control such as dynamics can move the velocity head at once, without waiting for the state).
+    """
+
+    def __init__(self, hidden: int, layers: int, low, high, dropout: float = 0.2) -> None:
+        super().__init__(hidden, layers, dropout)
+        self.n_controls = len(low)
+        low_t = torch.as_tensor(low, dtype=torch.float32)
+        self.register_buffer("control_low", low_t)
+        self.register_buffer("control_scale", 1.0 / (torch.as_tensor(high, dtype=torch.float32) - low_t))
+        self.lstm = nn.LSTM(sum(EMBED_SIZES.values()) + self.n_controls, hidden, layers, batch_first=True,
+                            dropout=dropout if layers > 1 else 0.0)
+        self.control_heads = nn.Linear(self.n_controls, sum(FIELD_SIZES.values()))
+
+    def forward(self, tokens: torch.Tensor, controls: torch.Tensor, state=None):
+        """tokens (batch, time, 4), controls (batch, time, n_controls) -> four logit tensors, new state."""
+        c = (controls - self.control_low) * self.control_scale
+        x = torch.cat([emb(tokens[..., i]) for i, emb in enumerate(self.embed)] + [c], dim=-1)
+        y, state = self.lstm(x, state)
+        logits = torch.split(self.control_heads(c), [FIELD_SIZES[f] for f in FIELDS], dim=-1)
+        return [head(self.drop(y)) + extra for head, extra in zip(self.heads, logits)], state
+
+
+class ControlledSingleStep(SingleStep):
+    """SingleStep with a control input: the note's embeddings and the scaled controls feed the LSTM,
+    and one linear layer over [LSTM output, scaled controls] gives all logits (one node, not two)."""
+
+    def __init__(self, model: ControlledNoteLSTM) -> None:
+        super().__init__(model)
+        self.register_buffer("control_low", model.control_low.detach().clone())
+        self.register_buffer("control_scale", model.control_scale.detach().clone())
+        self.head = nn.Linear(model.hidden + model.n_controls, sum(FIELD_SIZES.values()))
+        self.head.weight.data = torch.cat([torch.cat([h.weight.detach() for h in model.heads]),
+                                           model.control_heads.weight.detach()], dim=1)
+        self.head.bias.data = torch.cat([h.bias.detach() for h in model.heads]) + model.control_heads.bias.detach()
+
+    def forward(self, note: torch.Tensor, control: torch.Tensor, state: torch.Tensor):
+        c = (control - self.control_low) * self.control_scale
+        x = torch.cat([self.table[note + self.offsets].sum(1), c], dim=1)
+        y, (h, cell) = self.lstm(x.unsqueeze(1), (state[0], state[1]))
+        return self.head(torch.cat([y[:, 0], c], dim=1)), torch.stack([h, cell])

@@ -1,0 +1,383 @@
+"""Game mode: game parameters, states and events steer several generated voices in musical time.
+
+What a game sends (gameosc.py registers it on the OSC input) arrives as a `GameMessage`, stamped with
+its arrival time, and takes effect the way Wwise/FMOD users expect:
+- a parameter glides to its new value with the patch's time constant (one-pole smoothing, computed
+  exactly from the arrival time, so it does not depend on how often the engine looks);
+- a state switches section at the first bar line after arrival + lookahead: key, layers and tempo
+  change there, every sounding note is cut at that bar line, and each layer's first note is on it;
+- an event plays its stinger motif from the first beat after arrival + lookahead;
+- transport start/stop/tempo move the TempoClock (and the MIDI clock out, if any).
+
+Notes are chosen `lookahead_ms` before they sound and scheduled on absolute deadlines. Contract for
+`tick` (the engine's loop): no logging, no locks, no waiting; counts and timings are kept for a status
+line; one batched model call per pass for all voices that played a note.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..clock import TempoClock
+from ..events import NoteMessage
+from ..io.midiclock import MidiClockIn, MidiClockOut
+from ..model import controls as ctl
+from ..model.sampling import NOTE_NAMES, Constraints, key_pitch_classes
+from ..model.tokens import DURATION_BEATS, IOI_BEATS, VELOCITY_LEVELS, ioi_bucket
+from ..patch import GameSection, GameState
+from ..scheduler import Scheduler
+from .voices import VoiceBank
+
+MINOR_SCALES = ("minor", "harmonic-minor", "dorian", "minor-pentatonic", "blues")
+MAX_PASSES = 64  # note choices per voice per tick, at most (a model stuck on chord tones cannot loop forever)
+INBOX_LIMIT = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class GameMessage:
+    """What the game said: kind is "param", "state", "event", "tempo", "start" or "stop"."""
+
+    kind: str
+    name: str = ""
+    value: float = 0.0
+
+
+class SmoothedParam:
+    """A value that glides exponentially to its target: value(t) = target + (v0 - target) e^(-(t - t0)/tau)."""
+
+    def __init__(self, initial: float, low: float, high: float, tau_ns: float) -> None:
+        self.low, self.high, self.tau_ns = low, high, tau_ns
+        self.target = self._from = initial
+        self._from_ns = 0
+
+    def value_at(self, ns: int) -> float:
+        if self.tau_ns <= 0 or ns <= self._from_ns:
+            return self.target if self.tau_ns <= 0 or ns > self._from_ns else self._from
+        return self.target + (self._from - self.target) * math.exp(-(ns - self._from_ns) / self.tau_ns)
+
+    def set(self, value: float, at_ns: int) -> None:
+        self._from, self._from_ns, self.target = self.value_at(at_ns), at_ns, value
+
+    def normalized_at(self, ns: int) -> float:
+        return (self.value_at(ns) - self.low) / (self.high - self.low)
+
+
+def key_tonic(key: str) -> tuple[int, bool]:
+    """(tonic pitch class, is minor) of a key written like "D minor" or "Bb dorian"."""
+    parts = key.split()
+    tonic = NOTE_NAMES[parts[0][0].upper()] + sum(1 if a == "#" else -1 for a in parts[0][1:])
+    return tonic % 12, len(parts) > 1 and parts[1].lower() in MINOR_SCALES
+
+
+class _Voice:
+    """The musical side of one layer (the model side is a row of the VoiceBank)."""
+
+    __slots__ = ("settings", "index", "active", "last_onset_beats", "next", "forced_onset_beats", "gain",
+                 "maps", "notes_played")
+
+    def __init__(self, settings, index: int) -> None:
+        self.settings, self.index = settings, index
+        self.active = False
+        self.last_onset_beats: float | None = None
+        self.next: tuple[tuple[int, int, int, int], float] | None = None  # (note, onset beats)
+        self.forced_onset_beats: float | None = None  # the first note of a section lands here
+        self.gain = settings.gain
+        self.maps: tuple = ()
+        self.notes_played = 0
+
+
+class GameMode:
+    """Adaptive music for a game: sections, layers, stingers and smoothed parameters over N voices."""
+
+    def __init__(self, bank: VoiceBank, scheduler: Scheduler, game: GameSection, tempo: TempoClock,
+                 clock_scheduler: Scheduler | None = None, clock_in: bool = False) -> None:
+        self.bank, self.scheduler, self.game, self.tempo = bank, scheduler, game, tempo
+        if bank.n != len(game.voices):
+            raise ValueError(f"the model batch ({bank.n}) must equal the number of voices ({len(game.voices)})")
+        self.lookahead_ns = int(game.lookahead_ms * 1e6)
+        tau_ns = game.smoothing_ms * 1e6
+        self.params = {p.name: SmoothedParam(p.initial, p.min, p.max, tau_ns) for p in game.params}
+        self.states = {s.name: s for s in game.states}
+        self.events = {e.name: e for e in game.events}
+        self.voices = [_Voice(v, i) for i, v in enumerate(game.voices)]
+        for voice in self.voices:
+            voice.maps = tuple(m for m in game.maps if not m.voices or voice.settings.name in m.voices)
+            if voice.settings.max_polyphony:
+                bank.max_polyphony[voice.index] = voice.settings.max_polyphony
+            if voice.settings.temperature is not None:
+                bank.inv_temperature[voice.index] = 1.0 / voice.settings.temperature
+        self._base_inv_temperature = bank.inv_temperature.copy()
+        self.control_index = bank.runner.control_index
+        self.state: GameState = self.states[game.initial_state or game.states[0].name]
+        self._key_histogram = np.zeros(12, dtype=np.float32)
+        self.pending: tuple[GameState, float] | None = None  # (section, bar line in beats)
+        self.running = False
+        self.inbox: deque[tuple[GameMessage, int]] = deque()
+        self.clock_out = MidiClockOut(tempo) if clock_scheduler is not None else None
+        self.clock_scheduler = clock_scheduler
+        self.clock_in = MidiClockIn(tempo) if clock_in else None
+        # what happened, for tests, benchmarks and the status line (read outside the loop)
+        self.transitions: list[tuple[str, float, int]] = []  # (section, beat, ns)
+        self.stingers: list[tuple[str, float, int]] = []
+        self.notes_out = self.inbox_drops = 0
+        self.tick_ns = np.zeros(1 << 14, dtype=np.int64)
+        self.ticks = 0
+        self.last_error: str | None = None
+        self._apply_section(self.state, None)
+
+    # --- hearing the game (any thread) -------------------------------------------------------------
+    def post(self, message: GameMessage, at_ns: int) -> None:
+        """Hand a game message over (called on the OSC thread): a deque append, bounded and counted."""
+        if len(self.inbox) >= INBOX_LIMIT:
+            self.inbox_drops += 1
+            return
+        self.inbox.append((message, at_ns))
+
+    def on_message(self, message, at_ns: int) -> None:
+        """Notes from MIDI or OSC inputs: the game mode does not listen to players."""
+
+    def on_raw_midi(self, data: bytes, at_ns: int) -> None:
+        """MIDI clock from a device or DAW, when the patch follows one (start, stop, tempo)."""
+        if self.clock_in is None:
+            return
+        what = self.clock_in.feed(data, at_ns)
+        if what == "start":
+            self.post(GameMessage("start"), at_ns)
+        elif what == "stop":
+            self.post(GameMessage("stop"), at_ns)
+
+    def apply_control(self, target: str, value: float) -> None:
+        """[[controls]] of the patch: temperature and top_p for every voice."""
+        if target == "temperature":
+            self.bank.inv_temperature[:] = 1.0 / value
+            self._base_inv_temperature[:] = 1.0 / value
+        elif target == "top_p":
+            self.bank.top_p = value
+
+    # --- the loop ----------------------------------------------------------------------------------
+    def tick(self, now_ns: int) -> None:
+        t0 = time.perf_counter_ns()
+        while self.inbox:
+            message, at_ns = self.inbox.popleft()
+            self._handle(message, at_ns, now_ns)
+        if self.running:
+            if self.pending is None:
+                self._check_layers(now_ns)
+            horizon_ns = now_ns + self.lookahead_ns
+            if self.pending is not None:
+                section, bar = self.pending
+                bar_ns = self.tempo.ns_at(bar)
+                if bar_ns <= horizon_ns:
+                    self._generate(bar_ns, stop_beats=bar)
+                    self._apply_section(section, bar)
+                    self.pending = None
+            self._generate(horizon_ns, stop_beats=self.pending[1] if self.pending else None)
+        self._clock_out(now_ns)
+        self.tick_ns[self.ticks % len(self.tick_ns)] = time.perf_counter_ns() - t0
+        self.ticks += 1
+
+    def next_deadline_ns(self) -> int | None:
+        if not self.running:
+            return None
+        wake = None
+        for voice in self.voices:
+            if voice.active and voice.next is not None:
+                at = self.tempo.ns_at(voice.next[1]) - self.lookahead_ns
+                wake = at if wake is None or at < wake else wake
+        if self.pending is not None:
+            at = self.tempo.ns_at(self.pending[1]) - self.lookahead_ns
+            wake = at if wake is None or at < wake else wake
+        return wake
+
+    def stop(self, now_ns: int) -> None:
+        """The engine is closing: stop the transport (and the MIDI clock), leave pending notes to the engine."""
+        self._stop_transport(now_ns)
+
+    # --- what the game asked for -------------------------------------------------------------------
+    def _handle(self, message: GameMessage, at_ns: int, now_ns: int) -> None:
+        # decisions count from the arrival, not from when this tick runs: a late tick changes nothing
+        after_ns = max(at_ns + self.lookahead_ns, now_ns)
+        kind = message.kind
+        if kind == "param":
+            self.params[message.name].set(message.value, at_ns)
+        elif kind == "state":
+            self.pending = (self.states[message.name], self.tempo.next_boundary_beat(after_ns, self.game.beats_per_bar))
+        elif kind == "event":
+            self._stinger(self.events[message.name], self.tempo.next_boundary_beat(after_ns, 1.0))
+        elif kind == "tempo":
+            self.tempo.set_tempo(message.value, max(at_ns, now_ns))
+        elif kind == "start":
+            self._start_transport(max(at_ns, now_ns) + self.lookahead_ns)
+        elif kind == "stop":
+            self._stop_transport(max(at_ns, now_ns))
+
+    def start(self, now_ns: int) -> None:
+        """Start the transport a lookahead from now (the patch's autostart)."""
+        self._start_transport(now_ns + self.lookahead_ns)
+
+    def _start_transport(self, at_ns: int) -> None:
+        if self.running:
+            return
+        self.tempo.restart(at_ns)
+        if self.state.tempo_bpm:
+            self.tempo.set_tempo(self.state.tempo_bpm, at_ns)
+        self.running = True
+        for voice in self.voices:
+            self._set_controls(voice, at_ns)
+        self.bank.reset()  # every voice hears the start marker with its own controls
+        for voice in self.voices:
+            voice.next, voice.last_onset_beats = None, None
+            voice.forced_onset_beats = 0.0
+            self.bank.forget_sounding(voice.index)
+        self.pending = None
+        self._apply_section(self.state, 0.0)
+        if self.clock_out is not None:
+            self.clock_out.start(at_ns)
+
+    def _stop_transport(self, at_ns: int) -> None:
+        if not self.running:
+            return
+        self.running = False
+        self.pending = None
+        self.scheduler.cancel_all()  # every sounding note ends now
+        if self.clock_out is not None:
+            self.clock_out.stop(at_ns)
+            self._clock_out(at_ns)
+
+    def _stinger(self, event, beat: float) -> None:
+        tonic, _ = key_tonic(self.state.key)
+        root = event.base + ((tonic - event.base) % 12)
+        if root - event.base > 6:
+            root -= 12  # the tonic nearest base
+        channel = event.channel - 1
+        for k, offset in enumerate(event.notes):
+            pitch = min(127, max(0, root + offset))
+            onset = beat + k * event.step_beats
+            self.scheduler.push(NoteMessage(pitch, event.velocity, channel), self.tempo.ns_at(onset))
+            self.scheduler.push(NoteMessage(pitch, 0, channel), self.tempo.ns_at(onset + event.duration_beats))
+        self.stingers.append((event.name, beat, self.tempo.ns_at(beat)))
+
+    # --- sections and layers -----------------------------------------------------------------------
+    def _wanted_layers(self, section: GameState, at_ns: int) -> list[bool]:
+        out = []
+        for voice in self.voices:
+            s = voice.settings
+            on = s.name in section.voices
+            if on and s.enter_param is not None:
+                on = self.params[s.enter_param].value_at(at_ns) >= s.enter_at
+            out.append(on)
+        return out
+
+    def _check_layers(self, now_ns: int) -> None:
+        """A parameter crossed a layer's threshold: the layer enters or leaves at the next bar line."""
+        after_ns = now_ns + self.lookahead_ns
+        wanted = self._wanted_layers(self.state, after_ns)
+        if any(w != v.active for w, v in zip(wanted, self.voices)):
+            self.pending = (self.state, self.tempo.next_boundary_beat(after_ns, self.game.beats_per_bar))
+
+    def _apply_section(self, section: GameState, bar: float | None) -> None:
+        """Switch key, layers and tempo; each playing layer's next note lands on the bar line."""
+        self.state = section
+        constraints_key = key_pitch_classes(section.key)
+        tonic, minor = key_tonic(section.key)
+        self._key_histogram[:] = ctl.key_histogram(constraints_key, tonic, minor)
+        at_ns = self.tempo.ns_at(bar) if bar is not None else 0
+        if bar is not None and section.tempo_bpm and section.tempo_bpm != self.tempo.tempo_bpm:
+            self.tempo.set_tempo(section.tempo_bpm, at_ns)
+        wanted = self._wanted_layers(section, at_ns)
+        for voice, on in zip(self.voices, wanted):
+            s = voice.settings
+            self.bank.set_pitch_mask(voice.index, Constraints(constraints_key, s.lowest, s.highest).pitch_mask())
+            voice.active = on
+            voice.next = None
+            voice.forced_onset_beats = bar
+            self.bank.forget_sounding(voice.index)
+        if bar is not None:
+            self.transitions.append((section.name, bar, at_ns))
+
+    # --- choosing notes ----------------------------------------------------------------------------
+    def _set_controls(self, voice: _Voice, at_ns: int) -> None:
+        """The voice's control row for its next step: its own settings, the key, then the mapped params."""
+        row, s, index = self.bank.controls, voice.settings, self.control_index
+        voice.gain = s.gain
+        self.bank.inv_temperature[voice.index] = self._base_inv_temperature[voice.index]
+        if row is not None:
+            r = row[voice.index]
+            r[index["density"]], r[index["polyphony"]] = s.density, s.polyphony
+            r[index["register"]], r[index["dynamics"]] = s.register, s.dynamics
+            r[ctl.PITCH_CLASS_SLICE] = self._key_histogram
+        for m in voice.maps:
+            value = m.value(self.params[m.param].normalized_at(at_ns))
+            if m.control == "temperature":
+                self.bank.inv_temperature[voice.index] = 1.0 / value
+            elif m.control == "gain":
+                voice.gain = value
+            elif row is not None:
+                row[voice.index, index[m.control]] = value
+
+    def _choose(self, voice: _Voice) -> tuple[tuple[int, int, int, int], float]:
+        if voice.forced_onset_beats is not None:  # the first note of a section: on the bar line
+            onset = voice.forced_onset_beats
+            gap = onset - voice.last_onset_beats if voice.last_onset_beats is not None else 1.0
+            fixed = ioi_bucket(max(gap, 1 / 8))
+            note = self.bank.sample(voice.index, onset - IOI_BEATS[fixed], fixed)
+            return note, onset
+        last = voice.last_onset_beats
+        note = self.bank.sample(voice.index, last)
+        return note, last + IOI_BEATS[note[1]]
+
+    def _generate(self, until_ns: int, stop_beats: float | None) -> None:
+        """Schedule every voice's notes with onsets up to `until_ns` (and before `stop_beats`), batched."""
+        tempo, bank = self.tempo, self.bank
+        for _ in range(MAX_PASSES):
+            played = False
+            for voice in self.voices:
+                if not voice.active:
+                    continue
+                if voice.next is None:
+                    voice.next = self._choose(voice)
+                note, onset = voice.next
+                if stop_beats is not None and onset >= stop_beats - 1e-9:
+                    continue  # waits for the next section
+                onset_ns = tempo.ns_at(onset)
+                if onset_ns > until_ns:
+                    continue
+                end = onset + DURATION_BEATS[note[2]]
+                if stop_beats is not None and end > stop_beats:
+                    end = stop_beats  # a section change cuts every note at its bar line
+                velocity = min(127, max(1, round(VELOCITY_LEVELS[note[3]] * voice.gain)))
+                channel = voice.settings.channel - 1
+                self.scheduler.push(NoteMessage(note[0], velocity, channel), onset_ns)
+                self.scheduler.push(NoteMessage(note[0], 0, channel), tempo.ns_at(end))
+                bank.accept(voice.index, note, onset, end)
+                voice.last_onset_beats, voice.next, voice.forced_onset_beats = onset, None, None
+                voice.notes_played += 1
+                self.notes_out += 1
+                self._set_controls(voice, onset_ns)
+                played = True
+            if not played:
+                return
+            bank.step()
+
+    def _clock_out(self, now_ns: int) -> None:
+        if self.clock_out is None:
+            return
+        for at_ns, data in self.clock_out.due(now_ns + self.lookahead_ns):
+            self.clock_scheduler.push(data, at_ns)
+        self.clock_scheduler.dispatch_due(now_ns)
+
+    def status_line(self) -> str:
+        n = min(self.ticks, len(self.tick_ns))
+        parts = [f"section {self.state.name}" + (f" -> {self.pending[0].name}" if self.pending else ""),
+                 f"bar {int(self.tempo.beat_at(time.monotonic_ns()) // self.game.beats_per_bar) if self.running else '-'}",
+                 f"{self.tempo.tempo_bpm:.0f} BPM",
+                 "layers " + ",".join(v.settings.name for v in self.voices if v.active),
+                 " ".join(f"{name} {p.target:.2f}" for name, p in self.params.items())]
+        if n:
+            parts.append(f"tick p99 {np.percentile(self.tick_ns[:n], 99) / 1e6:.2f} ms")
+        return " | ".join(parts)

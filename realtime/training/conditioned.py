@@ -1,0 +1,188 @@
+"""`realtime train --controls`: a model that hears density, register, dynamics and key with every note.
+
+The controls come from the data itself (realtime/model/controls.py measures them around each note).
+The corpus has no dynamics and a narrow range of density and register, so each epoch augments it:
+random transposition (with octave shifts), time stretching by 1/2 or 2 (sparser or denser music in
+beats), and a random loudness contour per piece. The controls are measured after augmenting, so the
+model learns what a control value sounds like, not just one corpus' habits.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..model import controls as ctl
+from ..model.tokens import DURATION_BEATS, FIELDS, IOI_BEATS, START, VELOCITY_LEVELS, duration_bucket, ioi_bucket
+from .export import export_all
+from .lstm import ControlledNoteLSTM
+from .train import IGNORE, TrainConfig, _losses, _progress, _same_run, load_split
+
+STRETCHES = (0.5, 1.0, 1.0, 2.0)  # beats are multiplied by one of these per piece and epoch
+OCTAVES = (-24, -12, -12, 0, 0, 0, 0, 12)
+_IOI_MAP = {k: np.array([0 if b == 0 else ioi_bucket(v * k) for b, v in enumerate(IOI_BEATS)]) for k in STRETCHES}
+_DUR_MAP = {k: np.array([duration_bucket(v * k) for v in DURATION_BEATS]) for k in STRETCHES}
+_VELOCITY = np.asarray(VELOCITY_LEVELS, dtype=np.float64)
+
+
+@dataclass
+class ConditionedConfig(TrainConfig):
+    name: str = "game-lstm"
+    corpus: list[str] = field(default_factory=lambda: ["chorales", "oneills1850"])
+    hidden: int = 128
+    layers: int = 2
+    epochs: int = 20
+    threads: int = 1
+    max_minutes: float = 28.0  # stop after the epoch that passes this (the best epoch is exported)
+
+
+def augment(tokens: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """One random variant of a piece: moved, stretched, given a loudness contour; tokens and velocities."""
+    out = tokens.copy()
+    shift = int(rng.integers(-5, 7)) + int(rng.choice(OCTAVES))
+    if 21 <= out[:, 0].min() + shift and out[:, 0].max() + shift <= 108:
+        out[:, 0] += shift
+    stretch = float(rng.choice(STRETCHES))
+    out[:, 1], out[:, 2] = _IOI_MAP[stretch][out[:, 1]], _DUR_MAP[stretch][out[:, 2]]
+    onsets = np.cumsum(np.asarray(IOI_BEATS)[out[:, 1]])
+    anchors_beats = np.arange(0.0, onsets[-1] + 16.0, 16.0)  # a new loudness every four bars or so
+    levels = rng.uniform(20, 124, len(anchors_beats))
+    velocities = np.interp(onsets, anchors_beats, levels) + rng.normal(0, 5, len(out))
+    velocities = np.clip(velocities, 1, 127)
+    out[:, 3] = np.abs(velocities[:, None] - _VELOCITY[None, :]).argmin(1)
+    return out, _VELOCITY[out[:, 3]]
+
+
+def _example(tokens: np.ndarray, velocities: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(inputs, controls, targets): the model hears note t-1 and the controls around note t."""
+    start = np.array([[START[f] for f in FIELDS]], dtype=np.int64)
+    return np.concatenate([start, tokens[:-1]]), ctl.measure(tokens, velocities), tokens
+
+
+def _windows(examples, window: int):
+    xs, cs, ys = [], [], []
+    for x, c, y in examples:
+        for s in range(0, len(y), window):
+            n = min(window, len(y) - s)
+            xp = np.zeros((window, 4), np.int64)
+            cp = np.tile(ctl.DEFAULTS, (window, 1))
+            yp = np.full((window, 4), IGNORE, np.int64)
+            xp[:n], cp[:n], yp[:n] = x[s:s + n], c[s:s + n], y[s:s + n]
+            xs.append(xp), cs.append(cp), ys.append(yp)
+    return np.stack(xs), np.stack(cs), np.stack(ys)
+
+
+@torch.no_grad()
+def evaluate(model: ControlledNoteLSTM, pieces: dict[str, np.ndarray]) -> dict:
+    """Per-note NLL of each field over whole pieces, controls measured from the pieces as they are."""
+    model.eval()
+    sums, correct, count = np.zeros(len(FIELDS)), 0, 0
+    for tokens in pieces.values():
+        x, c, y = (torch.from_numpy(a).unsqueeze(0) for a in _example(tokens))
+        logits, _ = model(x, c)
+        sums += [loss.item() for loss in _losses(logits, y)]
+        correct += int((logits[0].argmax(-1) == y[..., 0]).sum())
+        count += len(tokens)
+    nll = dict(zip(FIELDS, (sums / count).tolist()))
+    return {"nll": sum(nll.values()), "pitch_nll": nll["pitch"], "field_nll": nll,
+            "pitch_accuracy": correct / count, "notes": count}
+
+
+@torch.no_grad()
+def control_response(model: ControlledNoteLSTM, pieces: dict[str, np.ndarray], seed: int = 0) -> dict:
+    """How far each field's expected value follows its control, on augmented held-out pieces.
+
+    Correlation, over notes, of the control's value with the model's expected onset rate, mean
+    pitch and velocity: a check that the controls steer, not only that the NLL went down.
+    """
+    model.eval()
+    rng = np.random.default_rng(seed)
+    rows = []
+    for tokens in list(pieces.values())[:120]:
+        x, c, _ = _example(*augment(tokens, rng))
+        logits, _ = model(torch.from_numpy(x)[None], torch.from_numpy(c)[None])
+        p = [torch.softmax(lg[0], -1).numpy() for lg in logits]
+        expected_rate = 1.0 / np.maximum(p[1] @ np.asarray(IOI_BEATS), 1e-3)
+        rows.append(np.stack([c[:, ctl.INDEX["density"]], expected_rate, c[:, ctl.INDEX["register"]],
+                              p[0] @ np.arange(128), c[:, ctl.INDEX["dynamics"]], p[3] @ _VELOCITY], 1))
+    a = np.concatenate(rows)
+    return {name: float(np.corrcoef(a[:, 2 * i], a[:, 2 * i + 1])[0, 1])
+            for i, name in enumerate(("density", "register", "dynamics"))}
+
+
+def train_conditioned(cfg: ConditionedConfig) -> dict:
+    """Train, keep the best epoch by validation NLL, export it with its control card; resumable."""
+    torch.manual_seed(cfg.seed)
+    torch.set_num_threads(cfg.threads)
+    ckpt_dir = Path(cfg.checkpoint_dir)
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_path, best_path = ckpt_dir / f"{cfg.name}.pt", ckpt_dir / f"{cfg.name}.best.pt"
+    split, source = load_split(cfg)
+    source["augmentation"] = ("each epoch, per training piece: transposed -5..+6 semitones plus an octave shift "
+                              "(-24, -12, 0, +12; kept within MIDI 21-108), time stretched x0.5/x1/x2, and a random "
+                              "loudness contour (a level in 20-124 every 16 beats, interpolated, +-5 noise)")
+    print(f"data: {json.dumps(split.describe())}")
+    model = ControlledNoteLSTM(cfg.hidden, cfg.layers, ctl.LOW, ctl.HIGH, cfg.dropout)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=1)
+    state = {"epoch": 0, "best_valid": math.inf, "best_epoch": 0, "history": [], "seconds": 0.0}
+    if ckpt_path.exists():
+        ckpt = torch.load(ckpt_path, weights_only=False)
+        if _same_run(ckpt["config"], {k: v for k, v in asdict(cfg).items() if k != "max_minutes"}):
+            model.load_state_dict(ckpt["model"])
+            optimizer.load_state_dict(ckpt["optimizer"])
+            scheduler.load_state_dict(ckpt["scheduler"])
+            state = ckpt["state"]
+            print(f"resuming after epoch {state['epoch']} from {ckpt_path}")
+    rng = np.random.default_rng(cfg.seed + state["epoch"])
+    train_pieces = list(split.train.values())
+    while (state["epoch"] < cfg.epochs and state["epoch"] - state["best_epoch"] < cfg.patience
+           and state["seconds"] < cfg.max_minutes * 60):
+        t0 = time.time()
+        model.train()
+        x_all, c_all, y_all = _windows((_example(*augment(t, rng)) for t in train_pieces), cfg.window)
+        order = rng.permutation(len(x_all))
+        total, notes = 0.0, 0
+        batches = range(0, len(order), cfg.batch)
+        for b in _progress(batches, cfg.progress, desc=f"epoch {state['epoch'] + 1}/{cfg.epochs}", leave=False):
+            idx = order[b:b + cfg.batch]
+            x, c, y = (torch.from_numpy(a[idx]) for a in (x_all, c_all, y_all))
+            logits, _ = model(x, c)
+            n = int((y[..., 0] != IGNORE).sum())
+            loss = sum(_losses(logits, y)) / n
+            optimizer.zero_grad()
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            total, notes = total + loss.item() * n, notes + n
+        valid = evaluate(model, split.valid)
+        scheduler.step(valid["nll"])
+        state["epoch"] += 1
+        state["seconds"] += time.time() - t0
+        state["history"].append({"epoch": state["epoch"], "train_nll": total / notes, "valid_nll": valid["nll"],
+                                 "valid_pitch_nll": valid["pitch_nll"]})
+        if valid["nll"] < state["best_valid"]:
+            state["best_valid"], state["best_epoch"] = valid["nll"], state["epoch"]
+            torch.save(model.state_dict(), best_path)
+        print(f"epoch {state['epoch']}: train NLL {total / notes:.3f}, valid NLL {valid['nll']:.3f} "
+              f"(pitch {valid['pitch_nll']:.3f}) [{state['seconds'] / 60:.1f} min]", flush=True)
+        torch.save({"config": {k: v for k, v in asdict(cfg).items() if k != "max_minutes"}, "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "state": state}, ckpt_path)
+    model.load_state_dict(torch.load(best_path))
+    metrics = {"lstm": {"valid": evaluate(model, split.valid), "test": evaluate(model, split.test),
+                        "best_epoch": state["best_epoch"], "history": state["history"],
+                        "minutes": state["seconds"] / 60},
+               "control_response_test": control_response(model, split.test, cfg.seed)}
+    print(f"held-out test NLL {metrics['lstm']['test']['nll']:.3f} (pitch {metrics['lstm']['test']['pitch_nll']:.3f}); "
+          f"control response (correlation) {json.dumps(metrics['control_response_test'])}")
+    info = {"training": {**source, "config": asdict(cfg)}, "metrics": metrics, "velocity_level_mean": 80.0}
+    paths = export_all(model, Path(cfg.out_dir), cfg.name, info)
+    print("exported " + ", ".join(str(p) for p in paths))
+    return metrics
