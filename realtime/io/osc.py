@@ -17,7 +17,7 @@ Nothing on the receive thread sleeps or logs. Decisions, shown in the README wit
   counted as 'overflow' where Linux reports it, SO_MEMINFO) and the engine's inbox (engine.py). The
   receive thread drains every waiting datagram per wake-up instead of one select per datagram, and
   rejects a foreign sender before parsing anything, so 50,000 hostile datagrams a second cost one core
-  at most and a legitimate note waits behind a small buffer, not a long backlog.
+  at most and a legitimate note waits behind a short buffer (about a millisecond), not a long backlog.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from .ports import HeldNotes, Listener
 
 MAX_BUNDLE_DEPTH = 8
 MAX_DATAGRAM_BYTES = 65535
-RECEIVE_BUFFER_BYTES = 1 << 16  # a burst of ~100 small datagrams; a bigger backlog only adds latency
+RECEIVE_BUFFER_BYTES = 1 << 18  # absorbs the bursts of a 50,000/s flood; a bigger backlog only adds latency
 DRAIN_PER_WAKE = 256  # datagrams read per select() before checking for close again
 # Linux reports, per socket, how many datagrams the kernel dropped (SO_MEMINFO: nine u32, drops last)
 _SO_MEMINFO = getattr(socket, "SO_MEMINFO", 55 if sys.platform.startswith("linux") else None)
@@ -255,6 +255,14 @@ class _Tally:
                 self._warnings.append(f"{line} (first '{kind}' drop; later ones are only counted)")
             self._counts[kind] = self._counts.get(kind, 0) + n
 
+    def bump(self, kind: str) -> bool:
+        """Count one more of a kind already warned about; False (nothing counted) for a new kind."""
+        with self._lock:
+            if kind not in self._counts:
+                return False
+            self._counts[kind] += 1
+            return True
+
     def snapshot(self) -> dict[str, int]:
         with self._lock:
             return dict(self._counts)
@@ -273,7 +281,8 @@ class OscInput:
     """
 
     def __init__(self, clock: Clock, host: str = "127.0.0.1", port: int = 9000,
-                 allow: tuple[str, ...] | None = ("127.0.0.1",), table: AddressTable | None = None) -> None:
+                 allow: tuple[str, ...] | None = ("127.0.0.1",), table: AddressTable | None = None,
+                 receive_buffer_bytes: int = RECEIVE_BUFFER_BYTES) -> None:
         self.clock, self.table = clock, table or AddressTable()
         self._tally, self._listener = _Tally(), None
         self._closed, self._close_lock = False, threading.Lock()
@@ -292,7 +301,7 @@ class OscInput:
         self.name = f"osc-in {self.address[0]}:{self.address[1]}"
         self._sock.setblocking(False)
         with suppress(OSError):
-            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER_BYTES)
+            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer_bytes)
         self._overflow_seen = 0  # the kernel's running count of datagrams it dropped for this socket
         self.received = 0  # datagrams read from the socket (allowed or not)
         self.delivered = 0  # events handed to the listener
@@ -381,7 +390,7 @@ class OscInput:
 
     def _handle(self, data: bytes, sender: tuple[str, int], arrival_ns: int) -> None:
         if self._allowed is not None and sender[0] not in self._allowed:
-            return self._drop("sender", f"sender not in the allow list {sorted(self._allowed)}", "", sender)
+            return self._drop("sender", "sender not in the allow list " + str(sorted(self._allowed)), "", sender)
         try:
             messages = _parse_packet(data)
         except _Drop as drop:
@@ -399,6 +408,8 @@ class OscInput:
                 self._drop("callback", f"handler or listener failed: {err!r}", address, sender)
 
     def _drop(self, kind: str, detail: str, address: str, sender: tuple[str, int]) -> None:
+        if self._tally.bump(kind):  # seen before: only counted, so a flood costs no formatting
+            return
         where = f"{address[:80] or 'datagram'} from {sender[0]}:{sender[1]}"
         self._tally.count(kind, f"{self.name}: dropped {where}: {detail}")
 

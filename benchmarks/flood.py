@@ -1,0 +1,264 @@
+"""Hostile OSC at 50,000 messages a second while a player plays: what is dropped, what gets through, how late.
+
+The engine runs as `realtime run` runs it (LiveEngine: OSC in on loopback, OSC out, the engine and
+output threads) in this process. Two helper processes (this file with --role) share the clock
+(CLOCK_MONOTONIC is system-wide): a flooder that sends a mix of hostile datagrams (random bytes, wrong
+type tags, NaN and infinities, huge strings and blobs, unknown addresses, bundles nested too deep, a
+foreign sender) and valid control spam, paced in 1 ms batches; and a player whose note-ons each carry a
+unique (pitch, velocity), so each is matched to the moment the engine's mode heard it.
+
+Figures per phase (quiet, then flood): messages sent, dropped by kind, handled; legitimate note-on
+latency (player's send -> the engine hears it) p50/p99 against the patch budget; lateness and
+deadline misses of the engine's answer notes.
+
+    python benchmarks/flood.py [--quick] [--seconds 10] [--rate 50000] [--json out/bench/flood.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import socket
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+BUDGET_MS = 3.0
+
+
+def _osc(address: bytes, tags: bytes, payload: bytes = b"") -> bytes:
+    pad = lambda raw: raw + b"\x00" * (4 - len(raw) % 4)  # noqa: E731
+    return pad(address) + pad(tags) + payload
+
+
+def hostile_datagrams(seed: int = 0) -> list[bytes]:
+    """One of each kind of hostile or useless datagram, plus valid control spam (legal, but a flood)."""
+    rng = random.Random(seed)
+    deep = _osc(b"/note/on", b",ii", struct.pack(">ii", 60, 100))
+    for _ in range(12):
+        deep = b"#bundle\x00" + bytes(8) + struct.pack(">i", len(deep)) + deep
+    return [
+        bytes(rng.randrange(256) for _ in range(48)),
+        _osc(b"/note/on", b",ss", b"C4\x00\x00loud\x00\x00\x00\x00"),
+        _osc(b"/note/on", b",ii", struct.pack(">ii", 200, 100)),
+        _osc(b"/control/temperature", b",f", struct.pack(">f", float("nan"))),
+        _osc(b"/control/temperature", b",d", struct.pack(">d", float("inf"))),
+        _osc(b"/" + b"x" * 4000, b",s", b"y" * 4000 + b"\x00" * 4),
+        _osc(b"/note/on", b",b", struct.pack(">i", 8000) + bytes(8000)),
+        _osc(b"/nowhere/at/all", b",i", struct.pack(">i", 1)),
+        _osc(b"/game/guess", b",i", struct.pack(">i", 60)),
+        deep,
+        _osc(b"/no\xfft\xfe", b",i", struct.pack(">i", 1)),
+        _osc(b"/control/temperature", b",f", struct.pack(">f", 0.5)),  # valid: goes to the engine's inbox
+    ]
+
+
+# --- helper processes -------------------------------------------------------------------------------
+
+def _wait_until(t_ns: int) -> None:
+    while True:
+        left = t_ns - time.monotonic_ns()
+        if left <= 0:
+            return
+        time.sleep(min(left, 2_000_000) / 1e9)
+
+
+def flooder(port: int, rate: int, start_ns: int, seconds: float, foreign_share: float = 0.1) -> dict:
+    """Send `rate` datagrams a second in 1 ms batches; a share of them from 127.0.0.2 (not allowed)."""
+    home = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    foreign = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    foreign.bind(("127.0.0.2", 0))
+    kinds = hostile_datagrams()
+    target = ("127.0.0.1", port)
+    sent = sent_foreign = errors = 0
+    every = max(1, round(1 / foreign_share)) if foreign_share else 0
+    _wait_until(start_ns)
+    end_ns = start_ns + int(seconds * 1e9)
+    batch_ns = 1_000_000
+    next_ns = start_ns
+    while next_ns < end_ns:
+        due = int((next_ns - start_ns + batch_ns) / 1e9 * rate)
+        while sent + sent_foreign < due:
+            n = sent + sent_foreign
+            try:
+                if every and n % every == 0:
+                    foreign.sendto(kinds[n % len(kinds)], target)
+                    sent_foreign += 1
+                else:
+                    home.sendto(kinds[n % len(kinds)], target)
+                    sent += 1
+            except OSError:
+                errors += 1
+                sent += 1
+        next_ns += batch_ns
+        _wait_until(next_ns)
+    return {"sent": sent + sent_foreign, "sent_from_foreign_host": sent_foreign, "send_errors": errors,
+            "achieved_rate": round((sent + sent_foreign) / seconds)}
+
+
+def player(port: int, start_ns: int, seconds: float) -> dict:
+    """Phrases of five notes (100 ms each), then 700 ms of silence for the engine to answer in."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    target = ("127.0.0.1", port)
+    sends = []  # (index, send ns)
+    index = 0
+    _wait_until(start_ns)
+    end_ns = start_ns + int(seconds * 1e9)
+    t = start_ns + 50_370_000  # off the flooder's millisecond grid, as a real player would be
+    while t + 1_300_000_000 < end_ns:
+        for _ in range(5):
+            pitch, velocity = 48 + index % 24, 20 + (index // 24) % 100
+            _wait_until(t)
+            sends.append((index, time.monotonic_ns()))
+            sock.sendto(_osc(b"/note/on", b",ii", struct.pack(">ii", pitch, velocity)), target)
+            _wait_until(t + 90_000_000)
+            sock.sendto(_osc(b"/note/off", b",i", struct.pack(">i", pitch)), target)
+            index += 1
+            t += 100_000_000
+        t += 700_000_000
+    return {"sends": sends}
+
+
+def _run_role(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--role", choices=["flooder", "player"])
+    parser.add_argument("--port", type=int)
+    parser.add_argument("--rate", type=int, default=50_000)
+    parser.add_argument("--start-ns", type=int)
+    parser.add_argument("--seconds", type=float)
+    args = parser.parse_args(argv)
+    if args.role == "flooder":
+        result = flooder(args.port, args.rate, args.start_ns, args.seconds)
+    else:
+        result = player(args.port, args.start_ns, args.seconds)
+    print(json.dumps(result), flush=True)
+
+
+# --- the engine side ----------------------------------------------------------------------------------
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _summary_ms(values_ns) -> dict:
+    a = np.asarray(values_ns, dtype=np.float64) / 1e6
+    if len(a) == 0:
+        return {"n": 0}
+    p50, p99 = np.percentile(a, [50, 99])
+    return {"n": int(len(a)), "p50_ms": round(float(p50), 3), "p99_ms": round(float(p99), 3),
+            "max_ms": round(float(a.max()), 3)}
+
+
+def run_phase(seconds: float, rate: int) -> dict:
+    """One engine, one player, and (rate > 0) one flooder, for `seconds`."""
+    from realtime.app import LiveEngine
+    from realtime.patch import parse_patch
+
+    sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # stands in for a synth; never read
+    sink.bind(("127.0.0.1", 0))
+    osc_port = _free_port()
+    patch = parse_patch({"engine": {"budget_ms": BUDGET_MS, "tempo_bpm": 120},
+                         "continuation": {"phrase_end_ms": 300, "answer_notes": 8, "answer_beats": 4},
+                         "midi": {"enabled": False},
+                         "osc": {"port": osc_port, "out_host": "127.0.0.1", "out_port": sink.getsockname()[1]}},
+                        "flood-bench")
+    live = LiveEngine(patch)
+    heard = {}  # (pitch, velocity) of a note-on -> ns the mode heard it
+    hear = live.mode.on_message
+
+    def spy(message, at_ns):
+        if getattr(message, "velocity", 0):
+            heard.setdefault((message.pitch, message.velocity), time.monotonic_ns())
+        hear(message, at_ns)
+
+    live.mode.on_message = spy
+    live.start()
+    start_ns = time.monotonic_ns() + 1_000_000_000  # time for the helpers to start
+    helper = [sys.executable, str(Path(__file__).resolve()), "--port", str(osc_port), "--start-ns", str(start_ns),
+              "--seconds", str(seconds)]
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    procs = {"player": subprocess.Popen(helper + ["--role", "player"], stdout=subprocess.PIPE, text=True, env=env)}
+    if rate:
+        procs["flooder"] = subprocess.Popen(helper + ["--role", "flooder", "--rate", str(rate)],
+                                            stdout=subprocess.PIPE, text=True, env=env)
+    results = {name: json.loads(proc.communicate(timeout=seconds + 60)[0]) for name, proc in procs.items()}
+    time.sleep(0.3)  # the last datagrams land
+    drops = dict(live.osc_input.drops)
+    scheduler = live.scheduler
+    n = min(scheduler.sent_count, len(scheduler.lateness_ns))
+    lateness = scheduler.lateness_ns[:n].copy()
+    inbox_drops = live.engine.inbox_drops
+    delivered, received = live.osc_input.delivered, live.osc_input.received
+    live.stop()
+    sink.close()
+
+    sends = results["player"]["sends"]
+    latencies, lost = [], 0
+    for index, sent_ns in sends:
+        key = (48 + index % 24, 20 + (index // 24) % 100)
+        if key in heard:
+            latencies.append(heard[key] - sent_ns)
+        else:
+            lost += 1
+    legit = 2 * len(sends)  # note-ons and note-offs
+    flood_sent = results.get("flooder", {}).get("sent", 0)
+    return {
+        "seconds": seconds,
+        "flood_rate_asked": rate,
+        "flood": results.get("flooder", {}),
+        "sent": flood_sent + legit,
+        "received_by_socket": received,
+        "dropped": {**drops, "engine-inbox": inbox_drops},
+        "dropped_total": sum(drops.values()) + inbox_drops,
+        "handled": delivered - inbox_drops,  # events the engine took in (legitimate notes and valid controls)
+        "legit_note_ons_sent": len(sends),
+        "legit_note_ons_lost": lost,
+        "legit_note_latency": _summary_ms(latencies),
+        "answer_notes_sent": int(n),
+        "answer_lateness": _summary_ms(lateness),
+        "deadline_misses": int(scheduler.late_count),
+        "budget_ms": BUDGET_MS,
+    }
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="3 s per phase instead of 10")
+    parser.add_argument("--seconds", type=float, default=None)
+    parser.add_argument("--rate", type=int, default=50_000, help="hostile datagrams per second")
+    parser.add_argument("--json", default=str(ROOT / "out" / "bench" / "flood.json"))
+    args = parser.parse_args(argv)
+    seconds = args.seconds or (3.0 if args.quick else 10.0)
+    report = {"benchmark": "flood", "cpus": os.cpu_count(),
+              "phases": {"quiet": run_phase(seconds, 0), "flood": run_phase(seconds, args.rate)}}
+    print(f"{'phase':6} {'sent':>8} {'dropped':>8} {'handled':>8} {'legit lost':>10} {'legit p50':>10} "
+          f"{'legit p99':>10} {'answer p99':>10} {'misses':>6}")
+    for name, phase in report["phases"].items():
+        legit, late = phase["legit_note_latency"], phase["answer_lateness"]
+        print(f"{name:6} {phase['sent']:8d} {phase['dropped_total']:8d} {phase['handled']:8d} "
+              f"{phase['legit_note_ons_lost']:>4d}/{phase['legit_note_ons_sent']:<5d} "
+              f"{legit.get('p50_ms', float('nan')):8.3f}ms {legit.get('p99_ms', float('nan')):8.3f}ms "
+              f"{late.get('p99_ms', float('nan')):8.3f}ms {phase['deadline_misses']:6d}")
+    flood = report["phases"]["flood"]
+    print(f"flood: achieved {flood['flood'].get('achieved_rate', 0)} datagrams/s; dropped by kind: {flood['dropped']}")
+    print(f"budget {BUDGET_MS} ms: legitimate note-ons p99 {flood['legit_note_latency'].get('p99_ms')} ms during the flood")
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(report, indent=2))
+    print(f"wrote {args.json}")
+    return report
+
+
+if __name__ == "__main__":
+    if "--role" in sys.argv:
+        _run_role(sys.argv[1:])
+    else:
+        main(sys.argv[1:])
