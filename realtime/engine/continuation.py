@@ -23,6 +23,9 @@ from ..model.tokens import VELOCITY_LEVELS
 from ..scheduler import Scheduler
 
 
+HISTORY_NOTES = 512  # heard pitches and rhythms kept for the fallback (it looks at the last 64 at most)
+
+
 @dataclass(frozen=True)
 class ContinuationSettings:
     tempo_bpm: float = 100.0
@@ -194,6 +197,10 @@ class Continuation:
     def _begin_answer(self, start_ns: int, now_ns: int) -> None:
         """As soon as the phrase may end, prepare and schedule the answer's start (tentatively)."""
         self._feed_finished()
+        if len(self._heard_pitches) > 2 * HISTORY_NOTES:  # a long show must not grow without bound; here
+            del self._heard_pitches[:-HISTORY_NOTES]  # no rollback index into these lists is held
+            del self._phrase_rhythm[:-HISTORY_NOTES]
+            del self.answer_latency_ns[:-HISTORY_NOTES]
         runner = self.generator.runner
         self._before_answer = (runner.get_state(), runner.logits.copy(), self._last_fed_onset_ns,
                                len(self._heard_pitches))
