@@ -162,9 +162,13 @@ class GameMode:
     # --- the loop ----------------------------------------------------------------------------------
     def tick(self, now_ns: int) -> None:
         t0 = time.perf_counter_ns()
+        moved = False
         while self.inbox:
             message, at_ns = self.inbox.popleft()
             self._handle(message, at_ns, now_ns)
+            moved |= message.kind == "param"
+        if moved and self.running:
+            self._refresh(now_ns)
         if self.running:
             if self.pending is None:
                 self._check_layers(now_ns)
@@ -212,7 +216,7 @@ class GameMode:
         elif kind == "tempo":
             self.tempo.set_tempo(message.value, max(at_ns, now_ns))
         elif kind == "start":
-            self._start_transport(max(at_ns, now_ns) + self.lookahead_ns)
+            self._start_transport(after_ns)
         elif kind == "stop":
             self._stop_transport(max(at_ns, now_ns))
 
@@ -246,6 +250,7 @@ class GameMode:
         self.pending = None
         self.scheduler.cancel_all()  # every sounding note ends now
         if self.clock_out is not None:
+            self.clock_scheduler.cancel_all()  # pulses already queued past the stop must not go out
             self.clock_out.stop(at_ns)
             self._clock_out(at_ns)
 
@@ -298,7 +303,15 @@ class GameMode:
             voice.forced_onset_beats = bar
             self.bank.forget_sounding(voice.index)
         if bar is not None:
+            self._refresh(at_ns)  # the new key (and its layers' controls) shape the first notes already
             self.transitions.append((section.name, bar, at_ns))
+
+    def _refresh(self, at_ns: int) -> None:
+        """Parameters moved: recompute every voice's controls and prediction; drop notes chosen but not played."""
+        for voice in self.voices:
+            self._set_controls(voice, at_ns)
+            voice.next = None
+        self.bank.refresh()
 
     # --- choosing notes ----------------------------------------------------------------------------
     def _set_controls(self, voice: _Voice, at_ns: int) -> None:

@@ -54,6 +54,9 @@ class VoiceBank:
         self.runner.reset()
         self.logits[:] = self.runner.start()
         self._count[:] = 0
+        self.notes[:] = 0
+        self._previous = self.runner.get_state()  # each voice's state before its last step
+        self._refreshable = np.zeros(self.n, dtype=bool)  # voices with a last step that can be redone
 
     def set_pitch_mask(self, voice: int, allowed: np.ndarray) -> None:
         row = self.bias[voice, self._pitch]
@@ -94,6 +97,19 @@ class VoiceBank:
         self.notes[voice] = note
         self.advance[voice] = True
 
+    def refresh(self) -> None:
+        """Redo every voice's last step with its current controls, so its next note already follows them.
+
+        A game parameter moved: without this the next note would still come from a prediction made
+        with the old controls, and the change would be heard one note late.
+        """
+        if not self._refreshable.any():
+            return
+        self.runner.reset(self._previous)  # voices never stepped: their previous state is their state
+        logits = self.runner.step_some(self.notes, self._refreshable)
+        np.copyto(self.logits, logits, where=self._refreshable[:, None])
+        self.steps += 1
+
     def forget_sounding(self, voice: int) -> None:
         self._count[voice] = 0
 
@@ -101,6 +117,9 @@ class VoiceBank:
         """Feed every queued note in one model call; returns how many voices moved."""
         moved = int(self.advance.sum())
         if moved:
+            before = self.runner.state  # the live array: step_some replaces it rather than writing into it
+            np.copyto(self._previous, before, where=self.advance[None, None, :, None])
+            self._refreshable |= self.advance
             logits = self.runner.step_some(self.notes, self.advance)
             np.copyto(self.logits, logits, where=self.advance[:, None])
             self.advance[:] = False

@@ -188,6 +188,11 @@ class ModelRunner:
             self.step(48 + i % 36, 1 + i % 8, i % 10, 4)
         self.reset()
 
+    @property
+    def state(self) -> np.ndarray:
+        """The current state itself, not a copy: read it, never write into it (get_state copies)."""
+        return self._state
+
     def get_state(self) -> np.ndarray:
         return self._state.copy()
 
