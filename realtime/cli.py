@@ -13,11 +13,30 @@ def _train(args: argparse.Namespace) -> None:
         from .training.train import TrainConfig, train
     except ImportError as err:
         raise RealtimeError(f"training needs the train extra ({err.name} is missing): pip install -e '.[train]'") from None
+    if args.controls:
+        return _train_controls(args)
     cfg = TrainConfig(corpus=[c for c in args.corpus.split(",") if c], midi_dir=args.midi_dir, limit=args.limit,
                       out_dir=args.out_dir, name=args.name, checkpoint_dir=args.checkpoint_dir,
                       hidden=args.hidden, layers=args.layers, epochs=args.epochs, seed=args.seed, threads=args.threads,
                       progress=not args.no_progress)
     train(cfg)
+
+
+def _train_controls(args: argparse.Namespace) -> None:
+    from .training.conditioned import ConditionedConfig, train_conditioned
+
+    cfg = ConditionedConfig(corpus=[c for c in args.corpus.split(",") if c], midi_dir=args.midi_dir, limit=args.limit,
+                            out_dir=args.out_dir, name=args.name if args.name != "bach-folk-lstm" else "game-lstm",
+                            checkpoint_dir=args.checkpoint_dir, hidden=args.hidden if args.hidden != 256 else 128,
+                            layers=args.layers, epochs=args.epochs, seed=args.seed, threads=args.threads,
+                            progress=not args.no_progress)
+    train_conditioned(cfg)
+
+
+def _game_client(args: argparse.Namespace) -> None:
+    from .gameclient import run_client
+
+    run_client(args.host, args.port, args.seconds_per_scene, start=not args.no_start, stop=args.stop)
 
 
 def _continue(args: argparse.Namespace) -> None:
@@ -110,7 +129,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2, help="torch threads")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--controls", action="store_true",
+                   help="train a conditioned model for game mode (density, register, dynamics, key); default name "
+                        "game-lstm, hidden 128")
     p.set_defaults(func=_train)
+
+    p = sub.add_parser("game-client", help="a scripted game: calm, tense, combat, victory over OSC")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=9000)
+    p.add_argument("--seconds-per-scene", type=float, default=12.0)
+    p.add_argument("--no-start", action="store_true", help="do not send /transport/start first")
+    p.add_argument("--stop", action="store_true", help="send /transport/stop at the end")
+    p.set_defaults(func=_game_client)
     return parser
 
 

@@ -125,3 +125,40 @@ def test_oscsend_transport_stop_silences_and_start_restarts_at_beat_zero(live):
     assert live.mode.transitions[-1][1] == 0.0 and live.mode.tempo.beat_at(start_ns) == 0.0
     assert wait_until(lambda: any(t >= start_ns and m.velocity for t, m in live.sent))
     assert min(t for t, m in live.sent if t >= start_ns and m.velocity) == start_ns
+
+
+def test_scripted_game_client_walks_the_four_states(live):
+    from realtime.gameclient import run_client
+
+    log = run_client("127.0.0.1", live.port, seconds_per_scene=0.25, rate_hz=40, printer=lambda line: None)
+    states = [args[0] for _, address, args in log if address == "/game/state"]
+    assert states == ["calm", "tense", "combat", "victory"]
+    assert wait_until(lambda: live.mode.pending is None and live.mode.state.name == "victory", 10)
+    assert [t[0] for t in live.mode.transitions if t[0] != "calm"][-1] == "victory"
+    assert all(bar % 4 == 0 for _, bar, _ in live.mode.transitions)
+    assert len(live.mode.stingers) == 5 and live.osc.drops == {}
+
+
+@pytest.mark.skipif(not shutil.which("pd"), reason="Pure Data (Debian puredata-core) not installed")
+def test_pure_data_patch_sends_the_same_messages(tmp_path):
+    """patches/game.pd run headless: its receives drive the same API a game uses."""
+    from realtime.engine.game import GameMessage
+
+    got = []
+    osc = OscInput(SystemClock(), "127.0.0.1", 0)
+    register_game_api(osc, load_patch(models_dir().parent / "patches" / "game.toml").game, lambda m, t: got.append(m))
+    sends = [f"connect-to {osc.address[1]}", "state combat", "param intensity 0.5", "event hit", "tempo 128",
+             "stop bang", "start bang"]
+    args = ["pd", "-nogui", "-noaudio", "-nomidi", "-open", str(models_dir().parent / "patches" / "game.pd")]
+    for message in sends:
+        args += ["-send", message]
+    pd = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert wait_until(lambda: len(got) == 6, 10)
+    finally:
+        pd.terminate()
+        pd.wait(timeout=5)
+        osc.close()
+    assert got == [GameMessage("state", "combat"), GameMessage("param", "intensity", 0.5), GameMessage("event", "hit"),
+                   GameMessage("tempo", value=128.0), GameMessage("stop"), GameMessage("start")]
+    assert osc.drops == {}

@@ -116,6 +116,7 @@ class GameMode:
         self.state: GameState = self.states[game.initial_state or game.states[0].name]
         self._key_histogram = np.zeros(12, dtype=np.float32)
         self.pending: tuple[GameState, float] | None = None  # (section, bar line in beats)
+        self._covered_ns = 0  # notes with onsets up to here have been chosen and handed to the output
         self.running = False
         self.inbox: deque[tuple[GameMessage, int]] = deque()
         self.clock_out = MidiClockOut(tempo) if clock_scheduler is not None else None
@@ -239,6 +240,7 @@ class GameMode:
             voice.forced_onset_beats = 0.0
             self.bank.forget_sounding(voice.index)
         self.pending = None
+        self._covered_ns = 0
         self._apply_section(self.state, 0.0)
         if self.clock_out is not None:
             self.clock_out.start(at_ns)
@@ -341,7 +343,7 @@ class GameMode:
             note = self.bank.sample(voice.index, onset - IOI_BEATS[fixed], fixed)
             return note, onset
         last = voice.last_onset_beats
-        note = self.bank.sample(voice.index, last)
+        note = self.bank.sample(voice.index, last, earliest_beats=self.tempo.beat_at(self._covered_ns))
         return note, last + IOI_BEATS[note[1]]
 
     def _generate(self, until_ns: int, stop_beats: float | None) -> None:
@@ -374,8 +376,9 @@ class GameMode:
                 self._set_controls(voice, onset_ns)
                 played = True
             if not played:
-                return
+                break
             bank.step()
+        self._covered_ns = max(self._covered_ns, until_ns)  # music up to here is chosen and handed out
 
     def _clock_out(self, now_ns: int) -> None:
         if self.clock_out is None:

@@ -63,10 +63,12 @@ class VoiceBank:
         row[:] = 0.0
         row[~allowed] = -np.inf
 
-    def sample(self, voice: int, time_beats: float, fixed_ioi: int = -1) -> tuple[int, int, int, int]:
+    def sample(self, voice: int, time_beats: float, fixed_ioi: int = -1,
+               earliest_beats: float | None = None) -> tuple[int, int, int, int]:
         """The voice's next note from its current logits (not fed): pitch, ioi, duration, velocity buckets.
 
-        `time_beats` is the onset of the voice's previous note; `fixed_ioi` forces the onset bucket.
+        `time_beats` is the onset of the voice's previous note; `fixed_ioi` forces the onset bucket;
+        `earliest_beats` masks onsets before it (music already handed to the output cannot change).
         """
         ends, pitches, count = self._ends[voice], self._pitches[voice], int(self._count[voice])
         first_allowed = 0
@@ -74,6 +76,9 @@ class VoiceBank:
         if fixed_ioi < 0 and limit and count >= limit:  # wait until enough of our notes have ended
             ordered = np.sort(ends[:count])
             first_allowed = int(np.searchsorted(_IOI, ordered[count - limit] - time_beats - EPSILON_BEATS))
+            first_allowed = min(first_allowed, len(_IOI) - 1)
+        if fixed_ioi < 0 and earliest_beats is not None and earliest_beats > time_beats:
+            first_allowed = max(first_allowed, int(np.searchsorted(_IOI, earliest_beats - time_beats - EPSILON_BEATS)))
             first_allowed = min(first_allowed, len(_IOI) - 1)
         self.rng.random(out=self._uniforms)
         sample_note(self.logits[voice], self.bias[voice], self._starts, float(self.inv_temperature[voice]),
