@@ -217,9 +217,13 @@ def voices_within_budget(model: str, budget_ms: float, counts: list[int], passes
         print(f"  {n:4d} voices: pass p50 {p50:.3f} ms, p99 {p99:.3f} ms, {rows[-1]['per_note_us']:.1f} us/note, "
               f"{100 * core_share:.1f}% of a core at 8 notes/s each -> {'ok' if rows[-1]['within_budget'] else 'over'}",
               flush=True)
-    fitting = [r["voices"] for r in rows if r["within_budget"]]
+    fitting = 0
+    for r in rows:  # the largest count such that it and every smaller count tried fit
+        if not r["within_budget"]:
+            break
+        fitting = r["voices"]
     return {"model": model, "budget_ms": budget_ms, "notes_per_second_per_voice": 8, "rows": rows,
-            "max_voices_within_budget": max(fitting) if fitting else 0}
+            "max_voices_within_budget": fitting}
 
 
 def main(argv: list[str] | None = None) -> dict:
