@@ -27,4 +27,7 @@ def jack(monkeypatch: pytest.MonkeyPatch):
     with JackServer() as server:
         for key, value in server.environ().items():
             monkeypatch.setenv(key, value)
+        from realtime.io.midi import jack_watch
+
+        jack_watch().poll()  # closes its client of the last test's server before this test opens any
         yield server

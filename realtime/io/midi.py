@@ -1,0 +1,485 @@
+"""MIDI ports through python-rtmidi: ALSA, CoreMIDI, Windows MM and JACK behind the port protocols.
+
+A port opens a named device (its exact name, else a unique part of it) or, given no name, a virtual
+port that other programs connect to (JACK: `realtime-in:in` and `realtime-out:out`). Ports are
+supervised from outside the hot path: `check()` notices a device that vanished or came back, and a
+JACK server that stopped or restarted, and reconnects. Facts this module is built around (measured
+with python-rtmidi 1.5.8, see shared PITFALLS):
+- After the JACK server dies, rtmidi's sends raise nothing, and a full ring buffer makes them spin
+  forever holding the GIL. A JACK client of our own (`JackWatch`) is told of the shutdown at once,
+  and outputs drop messages from then on.
+- Closing an rtmidi port of a dead server blocks for 1 s holding the GIL, yet it must be closed before
+  a new JACK client opens, or the new one sees no ports. So a server's death costs one such pause
+  per MIDI port, on the supervising thread, while MIDI is silent anyway.
+- An exception inside an input callback is swallowed by rtmidi: the callback catches and counts.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import re
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+
+import rtmidi
+
+from ..clock import Clock
+from ..errors import PortError
+from ..events import ControlChange, NoteMessage
+from .ports import HeldNotes, Listener
+
+BACKENDS: dict[str, int] = {
+    "alsa": rtmidi.API_LINUX_ALSA,
+    "coremidi": rtmidi.API_MACOSX_CORE,
+    "jack": rtmidi.API_UNIX_JACK,
+    "winmm": rtmidi.API_WINDOWS_MM,
+}
+PLATFORM_BACKENDS = {"linux": ("alsa", "jack"), "darwin": ("coremidi", "jack"), "win32": ("winmm",)}
+PANIC_CONTROLS = (64, 120, 123, 121)  # sustain off, all sound off, all notes off, reset controllers
+RawListener = Callable[[list[int], int], None]  # (message bytes, arrival ns): clock and transport
+
+
+def _api(backend: str) -> int:
+    if backend not in BACKENDS:
+        raise PortError(f"unknown MIDI backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+    api = BACKENDS[backend]
+    if api not in rtmidi.get_compiled_api():
+        have = ", ".join(name for name, code in BACKENDS.items() if code in rtmidi.get_compiled_api())
+        raise PortError(f"MIDI backend {backend} is not built into python-rtmidi here (it has: {have})")
+    return api
+
+
+def candidate_backends(backend: str | None) -> tuple[str, ...]:
+    """The backend asked for, else this platform's in order of preference."""
+    if backend:
+        _api(backend)
+        return (backend,)
+    return PLATFORM_BACKENDS.get(sys.platform, ("alsa", "jack"))
+
+
+def _create(cls: type, backend: str | None, client_name: str) -> tuple[object, str]:
+    """An rtmidi MidiIn or MidiOut on the first backend that works; one error naming them all if none."""
+    problems = []
+    for name in candidate_backends(backend):
+        try:
+            if name == "jack" and not jack_watch().poll():
+                raise PortError("no JACK server is running (start one, e.g. `jackd -d dummy`, or use qjackctl)")
+            return cls(_api(name), client_name), name
+        except PortError as err:
+            problems.append(f"{name}: {err}")
+        except (SystemError, rtmidi.RtMidiError) as err:
+            hint = " (no /dev/snd/seq: no sound card or snd-seq module)" if name == "alsa" else ""
+            problems.append(f"{name}: {err}{hint}")
+    raise PortError("no MIDI backend could start: " + "; ".join(problems))
+
+
+def list_ports(backend: str) -> dict[str, list[str]]:
+    """{"inputs": ports we can listen to, "outputs": ports we can play to} on one backend."""
+    midi_in, _ = _create(rtmidi.MidiIn, backend, "realtime-list")
+    midi_out, _ = _create(rtmidi.MidiOut, backend, "realtime-list")
+    try:
+        return {"inputs": midi_in.get_ports(), "outputs": midi_out.get_ports()}
+    finally:
+        midi_in.delete()
+        midi_out.delete()
+
+
+def resolve_port(names: list[str], wanted: str, kind: str, backend: str) -> str:
+    """The port called `wanted`, else the one port whose name contains it (ignoring case)."""
+    if wanted in names:
+        return wanted
+    matches = [name for name in names if wanted.lower() in name.lower()]
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        raise PortError(f"MIDI {kind} {wanted!r} matches several {backend} ports: "
+                        + ", ".join(repr(m) for m in matches) + "; give more of the name")
+    have = ", ".join(repr(n) for n in names) if names else "none"
+    raise PortError(f"no MIDI {kind} port matching {wanted!r} on {backend} (ports: {have})")
+
+
+class JackWatch:
+    """One per process (`jack_watch()`): a JACK client of our own that learns at once when the server shuts down, and can tell when
+    it is back. It also takes libjack's error printing (the library rtmidi loaded), so a dead server
+    is reported by us once rather than by libjack on every call."""
+
+    _NO_START_SERVER = 0x01
+
+    def __init__(self) -> None:
+        self.alive = False
+        self.messages = _JACK_MESSAGES
+        self._lib = _load_libjack()
+        self._client: int | None = None
+        self._lock = threading.Lock()
+        if self._lib is None:
+            return
+        lib = self._lib
+        lib.jack_set_error_function(_ON_JACK_MESSAGE)
+        lib.jack_set_info_function(_ON_JACK_MESSAGE)
+        lib.jack_client_open.restype = ctypes.c_void_p
+        lib.jack_client_open.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.POINTER(ctypes.c_int)]
+        self._shutdown_type = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+        self._on_shutdown = self._shutdown_type(self._shutdown)
+        lib.jack_on_shutdown.argtypes = [ctypes.c_void_p, self._shutdown_type, ctypes.c_void_p]
+        lib.jack_client_close.argtypes = [ctypes.c_void_p]
+        lib.jack_get_ports.restype = ctypes.POINTER(ctypes.c_char_p)
+        lib.jack_get_ports.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong]
+        lib.jack_free.argtypes = [ctypes.c_void_p]
+        lib.jack_get_buffer_size.argtypes = [ctypes.c_void_p]
+        lib.jack_get_buffer_size.restype = ctypes.c_uint32
+        lib.jack_get_sample_rate.argtypes = [ctypes.c_void_p]
+        lib.jack_get_sample_rate.restype = ctypes.c_uint32
+        self.poll()
+
+    def _shutdown(self, _arg: int | None) -> None:
+        self.alive = False  # the client is closed by the next poll(): closing it now can deadlock
+
+    def poll(self) -> bool:
+        """Is a server running? Connects when one has (re)started; off the hot path (up to ~30 ms)."""
+        if self._lib is None:
+            return False
+        with self._lock:
+            if self.alive:
+                return True
+            if self._client is not None:  # the server died under this client: JACK still wants it closed
+                self._lib.jack_client_close(self._client)
+                self._client = None
+            status = ctypes.c_int(0)
+            client = self._lib.jack_client_open(b"realtime-watch", self._NO_START_SERVER, ctypes.byref(status))
+            if client:
+                self._lib.jack_on_shutdown(client, self._on_shutdown, None)
+                self._client = client
+                self.alive = True
+            return self.alive
+
+    def period_s(self) -> float:
+        """One JACK period: how long a sent message may wait in rtmidi's buffer before it leaves."""
+        if not self.poll():
+            return 0.0
+        frames = self._lib.jack_get_buffer_size(self._client)
+        rate = self._lib.jack_get_sample_rate(self._client)
+        return frames / rate if rate else 0.0
+
+    def port_names(self, pattern: str) -> list[str]:
+        """Full names of JACK MIDI ports matching a regular expression (JACK's own matching)."""
+        if not self.poll():
+            return []
+        found = self._lib.jack_get_ports(self._client, pattern.encode(), b"midi", 0)
+        if not found:
+            return []
+        names, index = [], 0
+        while found[index]:
+            names.append(found[index].decode(errors="replace"))
+            index += 1
+        self._lib.jack_free(found)
+        return names
+
+
+_JACK_MESSAGES: deque[str] = deque(maxlen=20)  # libjack's last words, for diagnostics
+# libjack keeps this function pointer for the life of the process: it must never be freed
+_ON_JACK_MESSAGE = ctypes.CFUNCTYPE(None, ctypes.c_char_p)(
+    lambda text: _JACK_MESSAGES.append(text.decode(errors="replace")))
+
+
+def _load_libjack() -> ctypes.CDLL | None:
+    """The libjack python-rtmidi uses (its wheel bundles one), else the system's."""
+    try:
+        with open("/proc/self/maps") as maps:
+            for line in maps:
+                if "libjack" in line and "rtmidi" in line:
+                    return ctypes.CDLL(line.split(maxsplit=5)[-1].strip())
+    except OSError:
+        pass
+    name = ctypes.util.find_library("jack")
+    try:
+        return ctypes.CDLL(name) if name else None
+    except OSError:
+        return None
+
+
+_WATCH: JackWatch | None = None
+
+
+def jack_watch() -> JackWatch:
+    global _WATCH
+    if _WATCH is None:
+        _WATCH = JackWatch()
+    return _WATCH
+
+
+def _retire(midi: object) -> None:
+    """Close an rtmidi port. For a port of a dead JACK server this blocks ~1 s holding the GIL, but it
+    must be done before any new JACK client opens: libjack serves new clients badly while clients of
+    a dead server are still open (measured: their port lists come back empty)."""
+    midi.close_port()
+    midi.delete()
+
+
+class _MidiPort:
+    """What inputs and outputs share: open by name or virtually, and reconnect under supervision."""
+
+    kind = "port"
+    direction = ""
+
+    def __init__(self, port: str | None, backend: str | None, client_name: str) -> None:
+        self.wanted = port
+        self.client_name = f"{client_name}-{self.direction}"
+        self._backend_asked = backend
+        self.backend = ""
+        self.name = ""
+        self.connected = False
+        self.server_down = False
+        self._midi = None
+        self._warnings: list[str] = []
+        self._open()
+
+    def _open(self) -> None:
+        midi, self.backend = _create(self._rtmidi_class, self._backend_asked, self.client_name)
+        try:
+            self._configure(midi)
+            if self.wanted is None:
+                midi.open_virtual_port(self.direction)
+                self.name = self._virtual_name()
+            else:
+                names = midi.get_ports()
+                self.name = resolve_port(names, self.wanted, self.kind, self.backend)
+                midi.open_port(names.index(self.name), self.direction)
+        except rtmidi.RtMidiError as err:
+            midi.delete()
+            raise PortError(f"cannot open MIDI {self.kind} {self.wanted or 'virtual port'} on {self.backend}: {err}")
+        except BaseException:
+            midi.delete()
+            raise
+        self._midi = midi
+        self.connected = True
+
+    def _configure(self, midi) -> None:
+        pass
+
+    def _virtual_name(self) -> str:
+        if self.backend == "jack":
+            mine = jack_watch().port_names(f"^{re.escape(self.client_name)}(-[0-9]+)?:{self.direction}$")
+            if mine:
+                return mine[-1]
+        return f"{self.client_name}:{self.direction}"
+
+    def check(self) -> str | None:
+        """Notice a vanished or returned device or JACK server; one line to show, or None."""
+        message = self._check_connection()
+        if self._warnings:
+            message = "; ".join(filter(None, [message, *self._warnings]))
+            self._warnings = []
+        return message
+
+    def _check_connection(self) -> str | None:
+        if self.backend == "jack":
+            watch = jack_watch()
+            if not watch.alive and not self.server_down:
+                self._lost()
+                self.server_down = True
+                return f"JACK server stopped: MIDI {self.kind} {self.name} paused, reconnecting when it is back"
+            if self.server_down:
+                if not watch.poll():
+                    return None
+                try:
+                    self._open()
+                except PortError:
+                    return None  # the server is back but the device is not yet: try again next time
+                self.server_down = False
+                self._reconnected()
+                return f"JACK server is back: MIDI {self.kind} {self.name} reconnected"
+        if self.wanted is None or self._midi is None:
+            return None
+        names = self._midi.get_ports()
+        if self.connected and self.name not in names:
+            self.connected = False
+            self._vanished()
+            return f"MIDI {self.kind} {self.name} vanished; the engine keeps running and reconnects when it is back"
+        if not self.connected:
+            try:
+                found = resolve_port(names, self.wanted, self.kind, self.backend)
+            except PortError:
+                return None
+            self._midi.close_port()  # python-rtmidi's close_port also cancels an input's callback
+            self._configure(self._midi)
+            self._midi.open_port(names.index(found), self.direction)
+            self.name, self.connected = found, True
+            self._reconnected()
+            return f"MIDI {self.kind} {found} is back: reconnected"
+        return None
+
+    def _lost(self) -> None:
+        """The server died: stop using the rtmidi object at once and set it aside."""
+        midi, self._midi = self._midi, None
+        self.connected = False
+        if midi is not None:
+            _retire(midi)
+        self._vanished()
+
+    def _vanished(self) -> None:
+        pass
+
+    def _reconnected(self) -> None:
+        pass
+
+    def close(self) -> None:
+        midi, self._midi = self._midi, None
+        if midi is not None:
+            _retire(midi)
+
+
+class MidiInput(_MidiPort):
+    """Notes and control changes from a MIDI port, stamped with the clock at arrival.
+
+    rtmidi calls back on its own thread (JACK's process thread on JACK); the listener must be quick.
+    SysEx and active sensing are ignored; clock and transport bytes go to the raw listener when
+    `accept_clock` is set. Malformed messages are counted and dropped. When the device vanishes, the
+    listener hears note-offs for the keys the player held, so the engine is never left waiting.
+    """
+
+    kind, direction = "input", "in"
+    _rtmidi_class = rtmidi.MidiIn
+
+    def __init__(self, clock: Clock, port: str | None = None, backend: str | None = None,
+                 client_name: str = "realtime", accept_clock: bool = False) -> None:
+        self.clock = clock
+        self.accept_clock = accept_clock
+        self._listener: Listener | None = None
+        self._raw_listener: RawListener | None = None
+        self._held = HeldNotes()
+        self.counts = {"notes": 0, "controls": 0, "ignored": 0, "malformed": 0, "errors": 0}
+        self._warned: set[str] = set()
+        super().__init__(port, backend, client_name)
+
+    def set_listener(self, listener: Listener | None) -> None:
+        self._listener = listener
+
+    def set_raw_listener(self, listener: RawListener | None) -> None:
+        """Receive system real-time and common messages (clock, start, stop, song position)."""
+        self._raw_listener = listener
+
+    def _configure(self, midi) -> None:
+        midi.ignore_types(sysex=True, timing=not self.accept_clock, active_sense=True)
+        midi.set_callback(self._receive)
+
+    def _receive(self, event: tuple[list[int], float], _data: object = None) -> None:
+        at_ns = self.clock.now_ns()
+        try:
+            self._dispatch(event[0], at_ns)
+        except Exception as err:  # rtmidi would swallow it: count it and say it once
+            self._count("errors", f"MIDI input {self.name}: listener failed: {type(err).__name__}: {err}")
+
+    def _dispatch(self, data: list[int], at_ns: int) -> None:
+        if not data:
+            return
+        status = data[0]
+        if status >= 0xF0:
+            if self._raw_listener is not None and status != 0xF0:
+                self._raw_listener(data, at_ns)
+            else:
+                self.counts["ignored"] += 1
+            return
+        kind = status & 0xF0
+        if status < 0x80 or len(data) != (2 if kind in (0xC0, 0xD0) else 3) or any(b > 127 for b in data[1:]):
+            self._count("malformed", f"MIDI input {self.name}: dropped malformed message {bytes(data).hex(' ')}")
+            return
+        if kind == 0x90 or kind == 0x80:
+            message = NoteMessage(data[1], data[2] if kind == 0x90 else 0, status & 0x0F)
+            self._held.track(message)
+            self.counts["notes"] += 1
+        elif kind == 0xB0:
+            message = ControlChange(data[1], data[2], status & 0x0F)
+            self.counts["controls"] += 1
+        else:
+            self.counts["ignored"] += 1
+            return
+        listener = self._listener
+        if listener is not None:
+            listener(message, at_ns)
+
+    def _count(self, kind: str, line: str) -> None:
+        self.counts[kind] += 1
+        if kind not in self._warned:
+            self._warned.add(kind)
+            self._warnings.append(line + " (further ones counted, not shown)")
+
+    def _vanished(self) -> None:
+        listener, now = self._listener, self.clock.now_ns()
+        for off in self._held.releases():
+            if listener is not None:
+                listener(off, now)
+
+    def close(self) -> None:
+        midi = self._midi
+        if midi is not None and not self.server_down:
+            midi.cancel_callback()
+        super().close()
+
+
+class MidiOutput(_MidiPort):
+    """Sends notes to a MIDI port and remembers what it holds, so closing it always leaves silence.
+
+    While the JACK server is down, messages are dropped (and counted), never queued.
+    """
+
+    kind, direction = "output", "out"
+    _rtmidi_class = rtmidi.MidiOut
+
+    def __init__(self, port: str | None = None, backend: str | None = None, client_name: str = "realtime") -> None:
+        self._held = HeldNotes()
+        self.sent = 0
+        self.dropped = 0
+        super().__init__(port, backend, client_name)
+        self._watch = jack_watch() if self.backend == "jack" else None
+
+    def send(self, message: NoteMessage) -> None:
+        midi = self._midi
+        if midi is None or (self._watch is not None and not self._watch.alive):
+            self.dropped += 1
+            return
+        self._held.track(message)
+        if message.velocity:
+            midi.send_message((0x90 | message.channel, message.pitch, message.velocity))
+        else:
+            midi.send_message((0x80 | message.channel, message.pitch, 0))
+        self.sent += 1
+
+    def send_raw(self, data: bytes | list[int] | tuple[int, ...]) -> None:
+        """Send one complete MIDI message as bytes (clock, transport, program change...)."""
+        midi = self._midi
+        if midi is None or (self._watch is not None and not self._watch.alive):
+            self.dropped += 1
+            return
+        midi.send_message(data)
+        self.sent += 1
+
+    @property
+    def held(self) -> set[tuple[int, int]]:
+        return set(self._held.held)
+
+    def all_notes_off(self) -> None:
+        """Note-offs for every held note, then sustain off, all sound off, all notes off and reset
+        controllers on every channel this port has played on."""
+        channels = sorted(self._held.channels_used)
+        for off in self._held.releases():
+            self.send(off)
+        for channel in channels:
+            for control in PANIC_CONTROLS:
+                self.send_raw((0xB0 | channel, control, 0))
+
+    def _vanished(self) -> None:
+        pass  # keep the held notes: they are released on the device when it is back
+
+    def _reconnected(self) -> None:
+        self.all_notes_off()
+
+    def close(self) -> None:
+        if self._midi is not None:
+            self.all_notes_off()
+            if self._watch is not None and self._watch.alive:
+                time.sleep(2 * self._watch.period_s() + 0.002)  # JACK sends once a period: let them leave
+        super().close()

@@ -1,0 +1,330 @@
+"""MIDI ports against a real JACK server (dummy driver): another JACK client plays to the engine and
+listens to it, ports vanish and return, and the server itself dies and comes back."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import rtmidi
+
+from realtime.clock import SystemClock
+from realtime.errors import PortError
+from realtime.events import ControlChange, NoteMessage
+from realtime.io import midi
+
+
+class Client:
+    """A foreign JACK MIDI client (a keyboard and a synth in one): plays into a port, records another."""
+
+    def __init__(self, name: str = "player") -> None:
+        self.received: list[tuple[float, list[int]]] = []
+        self.midi_in = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, f"{name}-ears")
+        self.midi_in.ignore_types(sysex=False, timing=False, active_sense=False)
+        self.midi_in.set_callback(lambda event, _: self.received.append((time.monotonic(), event[0])))
+        self.midi_out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, f"{name}-keys")
+
+    def listen_to(self, port: str) -> None:
+        names = self.midi_in.get_ports()
+        self.midi_in.open_port(names.index(port), "ears")
+
+    def play_into(self, port: str) -> None:
+        names = self.midi_out.get_ports()
+        self.midi_out.open_port(names.index(port), "keys")
+
+    def note(self, pitch: int, velocity: int, channel: int = 0) -> None:
+        self.midi_out.send_message([(0x90 if velocity else 0x80) | channel, pitch, velocity])
+
+    def wait_for(self, predicate, timeout_s: float = 5.0) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if predicate():
+                return True
+            time.sleep(0.005)
+        return predicate()
+
+    def note_ons(self, after: float = 0.0) -> list[float]:
+        return [t for t, m in self.received if m[0] & 0xF0 == 0x90 and m[2] > 0 and t >= after]
+
+    def held(self) -> set[tuple[int, int]]:
+        held: set[tuple[int, int]] = set()
+        for _, m in self.received:
+            kind, channel = m[0] & 0xF0, m[0] & 0x0F
+            if kind == 0x90 and m[2] > 0:
+                held.add((channel, m[1]))
+            elif kind == 0x80 or kind == 0x90:
+                held.discard((channel, m[1]))
+            elif kind == 0xB0 and m[1] in (120, 123):
+                held = {key for key in held if key[0] != channel}
+        return held
+
+    def close(self) -> None:
+        for port in (self.midi_in, self.midi_out):
+            port.close_port()
+            port.delete()
+
+
+@pytest.fixture
+def client(jack):
+    c = Client()
+    yield c
+    c.close()
+
+
+class Heard:
+    def __init__(self) -> None:
+        self.events: list = []
+
+    def __call__(self, event, at_ns: int) -> None:
+        self.events.append((event, at_ns))
+
+
+def test_virtual_ports_carry_notes_and_controls_both_ways(client: Client) -> None:
+    clock = SystemClock()
+    heard = Heard()
+    inp = midi.MidiInput(clock, backend="jack")
+    out = midi.MidiOutput(backend="jack")
+    try:
+        assert "realtime" in inp.name and "realtime" in out.name and inp.name != out.name
+        listed = midi.list_ports("jack")
+        assert out.name in listed["inputs"] and inp.name in listed["outputs"]
+        inp.set_listener(heard)
+        client.play_into(inp.name)
+        client.listen_to(out.name)
+        before = clock.now_ns()
+        client.note(60, 100)
+        client.midi_out.send_message([0xB1, 1, 64])
+        client.note(60, 0)
+        assert client.wait_for(lambda: len(heard.events) == 3)
+        assert [e for e, _ in heard.events] == [NoteMessage(60, 100, 0), ControlChange(1, 64, 1), NoteMessage(60, 0, 0)]
+        assert all(at >= before for _, at in heard.events)
+        out.send(NoteMessage(67, 90, 2))
+        assert client.wait_for(lambda: len(client.received) == 1)
+        assert client.received[0][1] == [0x92, 67, 90]
+        assert out.held == {(2, 67)}
+    finally:
+        inp.close()
+        out.close()
+    assert client.wait_for(lambda: client.held() == set())
+    controls = [m for _, m in client.received if m[0] == 0xB2]
+    assert [m[1] for m in controls] == list(midi.PANIC_CONTROLS), "note-off, then the panic controllers"
+    assert client.received[1][1][:2] == [0x82, 67], "the note-off comes first"
+
+
+def test_open_by_exact_name_or_unique_part(client: Client) -> None:
+    client.midi_in.open_virtual_port("synth in")  # JACK port names may contain spaces
+    client.midi_out.open_virtual_port("keyboard out")
+    out = midi.MidiOutput("player-ears:synth in", backend="jack")
+    inp = midi.MidiInput(SystemClock(), "KEYBOARD", backend="jack")  # a part of the name, any case
+    try:
+        assert out.name == "player-ears:synth in"
+        assert inp.name == "player-keys:keyboard out"
+        out.send(NoteMessage(72, 80))
+        assert client.wait_for(lambda: client.received)
+    finally:
+        out.close()
+        inp.close()
+
+
+def test_missing_or_ambiguous_names_say_what_exists(client: Client) -> None:
+    client.midi_in.open_virtual_port("a")
+    other = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, "player-ears-two")
+    other.open_virtual_port("b")
+    try:
+        with pytest.raises(PortError, match=r"no MIDI output port matching 'nowhere' on jack \(ports: .*player-ears:a"):
+            midi.MidiOutput("nowhere", backend="jack")
+        with pytest.raises(PortError, match="matches several jack ports.*give more of the name"):
+            midi.MidiOutput("player-ears", backend="jack")
+    finally:
+        other.delete()
+
+
+def test_unknown_and_unavailable_backends_fail_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(PortError, match="unknown MIDI backend 'oss': choose one of alsa, coremidi, jack, winmm"):
+        midi.MidiOutput(backend="oss")
+    if not Path("/dev/snd/seq").exists():
+        with pytest.raises(PortError, match="alsa: .*no /dev/snd/seq"):
+            midi.MidiOutput(backend="alsa")
+    monkeypatch.setenv("JACK_DEFAULT_SERVER", f"nobody-{os.getpid()}")
+    monkeypatch.setenv("JACK_NO_START_SERVER", "1")
+    with pytest.raises(PortError, match="jack: no JACK server is running"):
+        midi.MidiInput(SystemClock(), backend="jack")
+
+
+def test_malformed_and_system_messages_are_counted_not_raised() -> None:
+    inp = midi.MidiInput.__new__(midi.MidiInput)  # the parser alone, no backend
+    inp.clock, inp.name, inp.accept_clock = SystemClock(), "test", False
+    inp._listener, inp._raw_listener, inp._held, inp._warnings, inp._warned = Heard(), None, midi.HeldNotes(), [], set()
+    inp.counts = {"notes": 0, "controls": 0, "ignored": 0, "malformed": 0, "errors": 0}
+    for data in ([0x90, 60], [0x90, 200, 1], [0x40, 1, 2], [0xF0, 1, 2, 0xF7], [0xF8], [0xE0, 0, 64], [0x90, 61, 0]):
+        inp._receive((data, 0.0))
+    assert inp.counts == {"notes": 1, "controls": 0, "ignored": 3, "malformed": 3, "errors": 0}
+    assert [e for e, _ in inp._listener.events] == [NoteMessage(61, 0, 0)]
+    inp.set_listener(lambda event, at: 1 / 0)
+    inp._receive(([0x90, 62, 10], 0.0))
+    assert inp.counts["errors"] == 1
+    assert len(inp._warnings) == 2, "one line per kind, not per message"
+    assert "malformed message 90 3c" in inp._warnings[0] and "ZeroDivisionError" in inp._warnings[1]
+
+
+def test_vanished_output_device_reconnects_and_releases_what_it_held(jack) -> None:
+    synth = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, "synth")
+    got: list[list[int]] = []
+    synth.set_callback(lambda event, _: got.append(event[0]))
+    synth.open_virtual_port("midi in")
+    out = midi.MidiOutput("synth", backend="jack")
+    try:
+        out.send(NoteMessage(64, 100))
+        deadline = time.monotonic() + 3
+        while not got and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert got == [[0x90, 64, 100]]
+        synth.close_port()  # the synth goes away mid-note
+        synth.delete()
+        assert "vanished" in out.check()
+        assert out.check() is None, "said once"
+        out.send(NoteMessage(65, 100))  # the engine keeps running meanwhile
+        synth = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, "synth")
+        back: list[list[int]] = []
+        synth.set_callback(lambda event, _: back.append(event[0]))
+        synth.open_virtual_port("midi in")
+        assert "is back: reconnected" in out.check()
+        deadline = time.monotonic() + 3
+        while len(back) < 2 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        offs = sorted(m[1] for m in back if m[0] == 0x80)
+        assert offs == [64, 65], "note-offs for what it held when the synth came back"
+        assert [m[1] for m in back if m[0] == 0xB0][:4] == list(midi.PANIC_CONTROLS)
+    finally:
+        out.close()
+        synth.delete()
+
+
+def test_vanished_input_device_releases_the_players_keys(jack) -> None:
+    keyboard = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, "keyboard")
+    keyboard.open_virtual_port("out")
+    heard = Heard()
+    inp = midi.MidiInput(SystemClock(), "keyboard", backend="jack")
+    inp.set_listener(heard)
+    try:
+        keyboard.send_message([0x90, 60, 90])
+        deadline = time.monotonic() + 3
+        while not heard.events and time.monotonic() < deadline:
+            time.sleep(0.005)
+        keyboard.close_port()
+        keyboard.delete()
+        assert "vanished" in inp.check()
+        assert [e for e, _ in heard.events] == [NoteMessage(60, 90), NoteMessage(60, 0)]
+        keyboard = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, "keyboard")
+        keyboard.open_virtual_port("out")
+        assert "is back" in inp.check()
+        keyboard.send_message([0x90, 62, 70])
+        deadline = time.monotonic() + 3
+        while len(heard.events) < 3 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert heard.events[-1][0] == NoteMessage(62, 70)
+    finally:
+        inp.close()
+        keyboard.delete()
+
+
+def test_jack_server_dies_and_comes_back(jack) -> None:
+    out = midi.MidiOutput(backend="jack")
+    out.send(NoteMessage(60, 100))
+    jack.stop()
+    watch = midi.jack_watch()
+    deadline = time.monotonic() + 3
+    while watch.alive and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not watch.alive, "the watch heard the shutdown"
+    sender = threading.Thread(target=lambda: [out.send(NoteMessage(60 + i % 12, 100 * (i % 2))) for i in range(20_000)],
+                              daemon=True)
+    sender.start()
+    sender.join(timeout=10)
+    assert not sender.is_alive(), "sending to a dead server never blocks (rtmidi's ring buffer would spin)"
+    assert out.dropped == 20_000
+    assert "JACK server stopped" in out.check()
+    jack.start()
+    receiver = None
+    try:
+        deadline = time.monotonic() + 5
+        message = None
+        while message is None and time.monotonic() < deadline:
+            message = out.check()
+            time.sleep(0.05)
+        assert message and "JACK server is back" in message
+        receiver = Client("after")
+        receiver.listen_to(out.name)
+        out.send(NoteMessage(72, 90))
+        assert receiver.wait_for(lambda: receiver.received)
+        assert receiver.received[-1][1] == [0x90, 72, 90]
+    finally:
+        if receiver is not None:
+            receiver.close()
+        out.close()
+
+
+# --- the engine as a user runs it: `realtime run` over JACK MIDI -------------------------------------
+
+PATCH = """
+[engine]
+tempo_bpm = 120
+[continuation]
+phrase_end_ms = 300
+answer_notes = 40
+answer_beats = 40
+[midi]
+backend = "jack"
+[osc]
+enabled = false
+"""
+
+
+def _start_engine(tmp_path: Path) -> subprocess.Popen:
+    patch = tmp_path / "jack.toml"
+    patch.write_text(PATCH)
+    proc = subprocess.Popen([sys.executable, "-m", "realtime.cli", "run", str(patch)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()
+    assert "running" in line, line + proc.stderr.read()
+    return proc
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
+def test_engine_answers_over_jack_and_yields_to_the_player(client: Client, tmp_path: Path, stop_signal) -> None:
+    proc = _start_engine(tmp_path)
+    try:
+        ports = midi.list_ports("jack")
+        engine_in = midi.resolve_port(ports["outputs"], "realtime-in", "output", "jack")
+        engine_out = midi.resolve_port(ports["inputs"], "realtime-out", "input", "jack")
+        client.play_into(engine_in)
+        client.listen_to(engine_out)
+        for pitch in (67, 71, 74, 72, 71, 69, 67):
+            client.note(pitch, 90)
+            time.sleep(0.12)
+            client.note(pitch, 0)
+        phrase_end = time.monotonic() + 0.3
+        assert client.wait_for(lambda: len(client.note_ons()) >= 3), "the engine answered"
+        assert client.note_ons()[0] >= phrase_end - 0.01, "after the phrase-end silence, not before"
+        client.note(60, 100)  # the player starts again
+        cut_in = time.monotonic()
+        assert client.wait_for(lambda: client.held() == set(), 1.0), "the answer let go at once"
+        time.sleep(0.3)
+        assert client.note_ons(after=cut_in + 0.02) == [], "and stays quiet while the player plays"
+        client.note(60, 0)
+        assert client.wait_for(lambda: client.note_ons(after=cut_in + 0.02), 5.0), "answers the new phrase"
+        proc.send_signal(stop_signal)
+        out, err = proc.communicate(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    assert "all notes off" in out
+    assert client.wait_for(lambda: client.held() == set(), 1.0), "every note the engine started has ended"
