@@ -114,10 +114,11 @@ class FluidSynthProcess:
                                          stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + timeout_s
         while self.midi_port not in self.jack_ports():
-            if self._process.poll() is not None:
-                reason = self._log_tail()
+            log = self._log_lines()
+            if self._process.poll() is not None or any("no MIDI input" in line for line in log):
+                reason = ([line for line in log if "error" in line.lower()] or log or ["no output"])[-1]
                 self.stop()
-                raise PortError(f"fluidsynth exited at start: {reason} (is the JACK server running?)")
+                raise PortError(f"fluidsynth could not start its JACK MIDI input: {reason} (is JACK running?)")
             if time.monotonic() > deadline:
                 self.stop()
                 raise PortError(f"fluidsynth did not open JACK port {self.midi_port} within {timeout_s:g} s")
@@ -164,12 +165,12 @@ class FluidSynthProcess:
             self._log = None
         return process.returncode
 
-    def _log_tail(self) -> str:
+    def _log_lines(self) -> list[str]:
         if self._log is None:
-            return "no output"
-        self._log.seek(0)
-        lines = [line.strip() for line in self._log.read().decode(errors="replace").splitlines() if line.strip()]
-        return ([line for line in lines if "error" in line.lower()] or lines or ["no output"])[-1]
+            return []
+        fd = self._log.fileno()  # pread: the child shares this file's offset, so never move it
+        text = os.pread(fd, os.fstat(fd).st_size, 0).decode(errors="replace")
+        return [line.strip() for line in text.splitlines() if line.strip()]
 
     def __enter__(self) -> FluidSynthProcess:
         return self.start()
