@@ -156,7 +156,11 @@ class LiveEngine:
         if p.midi.enabled:
             from .io.midi import MidiInput
 
-            port = MidiInput(self.clock, p.midi.input, p.midi.backend, client_name=p.midi.client_name)
+            follow_clock = p.engine.mode == "game" and p.game.midi_clock_in
+            port = MidiInput(self.clock, p.midi.input, p.midi.backend, client_name=p.midi.client_name,
+                             accept_clock=follow_clock)
+            if follow_clock:
+                port.set_raw_listener(self.mode.on_raw_midi)
             self.inputs.append(port)
             self._stack.callback(port.close)
             self.supervised.append(port)

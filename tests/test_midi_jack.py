@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -328,3 +329,31 @@ def test_engine_answers_over_jack_and_yields_to_the_player(client: Client, tmp_p
     assert proc.returncode == 0, err
     assert "all notes off" in out
     assert client.wait_for(lambda: client.held() == set(), 1.0), "every note the engine started has ended"
+
+
+def test_game_mode_follows_a_midi_clock_from_another_jack_client(client: Client) -> None:
+    """A drum machine or DAW as master: Start, then 24 pulses a beat at 100 BPM, then Stop."""
+    from realtime.app import LiveEngine
+    from realtime.patch import load_patch, parse_patch
+
+    shipped = Path(__file__).resolve().parent.parent / "patches" / "game.toml"
+    raw = tomllib.loads(shipped.read_text())
+    raw["midi"] = {"backend": "jack"}
+    raw["osc"] = {"enabled": False}
+    raw["game"].update(autostart=False, midi_clock_in=True, midi_clock_out=False)
+    assert load_patch(shipped).engine.mode == "game"
+    with LiveEngine(parse_patch(raw, "game-clock-in")) as live:
+        live.start()
+        client.play_into(next(p for p in client.midi_out.get_ports() if p.startswith("realtime-in")))
+        assert not live.mode.running
+        client.midi_out.send_message([0xFA])
+        next_pulse = time.monotonic()
+        for _ in range(24 * 6):
+            next_pulse += 60.0 / 100 / 24
+            while time.monotonic() < next_pulse:
+                time.sleep(0.0005)
+            client.midi_out.send_message([0xF8])
+        assert live.mode.running, "Start from the clock master started the music"
+        assert live.mode.tempo.tempo_bpm == pytest.approx(100.0, abs=2.0), "and the tempo follows its pulses"
+        client.midi_out.send_message([0xFC])
+        assert client.wait_for(lambda: not live.mode.running, 2.0), "Stop stops it"
