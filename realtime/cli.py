@@ -64,9 +64,9 @@ def _run(args: argparse.Namespace) -> None:
 
 
 def _ports(args: argparse.Namespace) -> None:
-    from .io.midi import BACKENDS, list_ports
+    from .io.midi import compiled_backends, list_ports
 
-    for backend in [args.midi_backend] if args.midi_backend else list(BACKENDS):
+    for backend in [args.midi_backend] if args.midi_backend else compiled_backends():
         try:
             ports = list_ports(backend)
         except RealtimeError as err:

@@ -53,6 +53,12 @@ def _api(backend: str) -> int:
     return api
 
 
+def compiled_backends() -> list[str]:
+    """The backends this build of python-rtmidi has (on Linux wheels: alsa and jack)."""
+    compiled = rtmidi.get_compiled_api()
+    return [name for name, api in BACKENDS.items() if api in compiled]
+
+
 def candidate_backends(backend: str | None) -> tuple[str, ...]:
     """The backend asked for, else this platform's in order of preference."""
     if backend:
