@@ -1,0 +1,78 @@
+"""Random-weight single-step graphs of any size, exported once with the repository's own export code.
+
+An LSTM step costs the same whatever its weights hold, so timing a size needs no training: a
+NoteLSTM with torch's initial weights goes through `export_onnx`, `quantize_int8` and
+`write_metadata` exactly as a trained one would, and the runner loads it like a shipped model.
+Needs the train extra (torch, onnx); graphs are cached by size.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import warnings
+from pathlib import Path
+
+
+def graph_paths(folder: Path, hidden: int, layers: int = 2) -> tuple[Path, Path]:
+    stem = f"random-lstm-{layers}x{hidden}"
+    return folder / f"{stem}.onnx", folder / f"{stem}.int8.onnx"
+
+
+def random_graphs(folder: str | Path, hidden: int, layers: int = 2, seed: int = 0) -> tuple[Path, Path]:
+    """(fp32, int8) graph paths for a random-weight 'layers x hidden' NoteLSTM, exporting them if missing."""
+    folder = Path(folder)
+    fp32, int8 = graph_paths(folder, hidden, layers)
+    if fp32.exists() and int8.exists() and fp32.with_suffix(".json").exists() and int8.with_suffix(".json").exists():
+        return fp32, int8
+    try:
+        import torch
+
+        from ..training.export import export_onnx, quantize_int8, write_metadata
+        from ..training.lstm import NoteLSTM
+    except ImportError as err:
+        raise RuntimeError(f"exporting a {layers}x{hidden} graph needs the train extra ({err.name} is missing)") from None
+    torch.manual_seed(seed)
+    model = NoteLSTM(hidden, layers).eval()
+    parameters = sum(p.numel() for p in model.parameters())
+    info = {"weights": f"random (torch initialisation, seed {seed}): for timing only", "parameters": parameters}
+    building = folder / f".building-{os.getpid()}"  # a half-written graph never looks cached
+    building.mkdir(parents=True, exist_ok=True)
+    try:
+        tmp32, tmp8 = graph_paths(building, hidden, layers)
+        with warnings.catch_warnings():  # tracing an LSTM and quantizing without pre-processing both warn
+            warnings.simplefilter("ignore")
+            logging.disable(logging.WARNING)
+            try:
+                export_onnx(model, tmp32)
+                write_metadata(tmp32, model, "fp32", info)
+                quantize_int8(tmp32, tmp8)
+            finally:
+                logging.disable(logging.NOTSET)
+        write_metadata(tmp8, model, "int8", info)
+        for tmp, final in ((tmp32, fp32), (tmp8, int8)):
+            os.replace(tmp, final)
+            os.replace(tmp.with_suffix(".json"), final.with_suffix(".json"))
+    finally:
+        shutil.rmtree(building, ignore_errors=True)
+    return fp32, int8
+
+
+def parameter_count(graph: str | Path) -> int | None:
+    """Parameters of a model: from a random graph's card, or from the shipped weights file."""
+    import json
+
+    import numpy as np
+
+    from ..model.reference import weights_path
+
+    graph = Path(graph)
+    card = json.loads(graph.with_suffix(".json").read_text())
+    if "parameters" in card:
+        return int(card["parameters"])
+    weights = weights_path(graph)
+    if weights.exists():
+        with np.load(weights) as w:
+            return int(sum(w[k].size for k in w.files))
+    return None
