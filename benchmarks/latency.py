@@ -10,6 +10,7 @@ Jitter: (moment sent - moment scheduled) of every note the engine's output threa
 Misses: notes sent later than the patch's budget (3 ms), over a long in-process performance.
 
     python benchmarks/latency.py [--trials 150] [--minutes 10] [--json out/bench/latency.json]
+    python benchmarks/latency.py --quick   # 10 trials, no burners, JACK -p 64 only, a 20 s miss run (for `realtime bench --quick`)
 """
 
 from __future__ import annotations
@@ -114,6 +115,16 @@ def long_run(minutes: float) -> dict:
                                                                  "phrase_end_ms": 300.0}}), "<soak>"))
     rng = np.random.default_rng(0)
     live.start()
+    sent: list[tuple[int, int]] = []  # (deadline, sent) of every note, for the jitter-over-time plot
+    engine_on_sent = live.scheduler.on_sent
+
+    def record(message, deadline_ns: int, sent_ns: int) -> None:
+        if engine_on_sent is not None:
+            engine_on_sent(message, deadline_ns, sent_ns)
+        sent.append((deadline_ns, sent_ns))
+
+    live.scheduler.on_sent = record
+    started_ns = live.clock.now_ns()
     end = time.monotonic() + minutes * 60
     phrases = 0
     try:
@@ -131,7 +142,18 @@ def long_run(minutes: float) -> dict:
     return {"minutes": minutes, "phrases": phrases, "notes_out": live.scheduler.sent_count,
             "misses": live.scheduler.late_count, "fallback_notes": live.mode.fallback_notes,
             "jitter": summary_ms(np.abs(live.scheduler.lateness_ns[:n])),
-            "answer_latency": summary_ms(live.mode.answer_latency_ns)}
+            "answer_latency": summary_ms(live.mode.answer_latency_ns),
+            "jitter_series": _series(sent, started_ns)}
+
+
+def _series(sent: list[tuple[int, int]], started_ns: int, points: int = 4000) -> dict:
+    """Lateness (sent - scheduled, ms) against seconds into the run, thinned to at most `points` notes."""
+    if not sent:
+        return {"t_s": [], "late_ms": []}
+    a = np.asarray(sent, dtype=np.int64)
+    keep = np.unique(np.linspace(0, len(a) - 1, min(points, len(a))).astype(int))
+    return {"t_s": ((a[keep, 0] - started_ns) / 1e9).round(3).tolist(),
+            "late_ms": ((a[keep, 1] - a[keep, 0]) / 1e6).round(4).tolist()}
 
 
 # --- through JACK ---------------------------------------------------------------------------------
@@ -240,6 +262,16 @@ def plot(results: dict, path: Path) -> None:
     fig.savefig(path, dpi=110, bbox_inches="tight")
 
 
+def _headline(results: dict) -> str:
+    """One line for `realtime bench`'s summary."""
+    parts = [f"{label}: reaction p50 {run['reaction']['p50_ms']:.2f} / p99 {run['reaction']['p99_ms']:.2f} ms"
+             for label, run in results["runs"].items() if label.endswith(", 0 burners") and run["reaction"].get("n")]
+    lr = results["long_run"]
+    parts.append(f"{lr['minutes']:.1f} min run: {lr['misses']} misses of {lr['notes_out']} notes, "
+                 f"jitter p99 {lr['jitter'].get('p99_ms', float('nan')):.3f} ms")
+    return "; ".join(parts)
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=150)
@@ -247,33 +279,50 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--burners", default="0,1,2")
     parser.add_argument("--periods", default="64,16")
     parser.add_argument("--json", default="out/bench/latency.json")
+    parser.add_argument("--quick", action="store_true",
+                        help="10 trials, no burners, JACK at -p 64 only, a 20 s miss run (explicit options still win)")
     args = parser.parse_args(argv)
+    if args.quick:  # quick values only where the user left the default
+        for name, full, quick in (("trials", 150, 10), ("minutes", 10.0, 1 / 3), ("burners", "0,1,2", "0"),
+                                 ("periods", "64,16", "64")):
+            if getattr(args, name) == full:
+                setattr(args, name, quick)
     have_jack = shutil.which("jackd") is not None
-    results: dict = {"phrase_end_ms": PHRASE_END_MS, "budget_ms": 3.0, "runs": {}}
+    results: dict = {"phrase_end_ms": PHRASE_END_MS, "budget_ms": 3.0, "runs": {}, "notes": []}
     rows = []
-    for n in [int(b) for b in args.burners.split(",")]:
+    burner_counts = [int(b) for b in args.burners.split(",")]
+    for n in burner_counts:
         with burners(n):
             run = in_process(args.trials)
             results["runs"][f"in-process, {n} burners"] = run
             rows.append((f"in-process, {n} burners", run["reaction"], run["jitter"], run["misses"], 0.3))
             for period in [int(p) for p in args.periods.split(",") if p] if have_jack else []:
-                jack = through_jack(period, args.trials)
+                try:
+                    jack = through_jack(period, args.trials)
+                except (RuntimeError, OSError, subprocess.SubprocessError) as err:
+                    results["notes"].append(f"JACK -p {period}, {n} burners failed: {str(err).splitlines()[0][:200]}")
+                    continue
                 label = f"JACK -p {period}, {n} burners"
                 results["runs"][label] = jack
                 rows.append((label, jack["reaction"], None, None, jack["target_p99_ms"]))
-    with burners(1):
+    long_burners = min(1, max(burner_counts))  # one neighbour when the run has any, as a shared machine
+    with burners(long_burners):
         results["long_run"] = long_run(args.minutes)
+        results["long_run"]["burners"] = long_burners
     print(f"{'run':28} {'reaction p50':>13} {'p99':>8} {'max':>8} {'target p99':>10} | {'jitter p99':>10} {'max':>7} | misses")
     for label, r, j, misses, target in rows:
         jit = f"{j['p99_ms']:9.3f}m {j['max_ms']:6.3f}m" if j else " " * 18
         print(f"{label:28} {r['p50_ms']:12.3f}m {r['p99_ms']:7.3f}m {r['max_ms']:7.3f}m {target:9.3f}m | {jit} | "
               f"{'' if misses is None else misses}")
     lr = results["long_run"]
-    print(f"long run with 1 burner: {lr['minutes']} min, {lr['phrases']} phrases, {lr['notes_out']} messages out, "
+    print(f"long run with {lr['burners']} burner(s): {lr['minutes']:.2f} min, {lr['phrases']} phrases, {lr['notes_out']} messages out, "
           f"{lr['misses']} misses at 3 ms, jitter p99 {lr['jitter']['p99_ms']:.3f} ms max {lr['jitter']['max_ms']:.3f} ms, "
           f"fallback notes {lr['fallback_notes']}")
     if not have_jack:
-        print("JACK runs skipped: jackd is not installed (Debian jackd2)")
+        results["notes"].append("JACK runs skipped: jackd is not installed (Debian jackd2)")
+    for note in results["notes"]:
+        print(note)
+    results["headline"] = _headline(results)
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")

@@ -6,6 +6,7 @@ does to produce one note: sample all four fields under the masks, then feed the 
 The variants run interleaved in rounds, so a neighbour's load hits all of them alike.
 
     python benchmarks/model_step.py [--model bach-folk-lstm] [--steps 20000] [--json out/bench/model_step.json]
+    python benchmarks/model_step.py --quick   # 2,000 steps (for `realtime bench --quick`)
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from realtime.bench.common import cdf_us
 from realtime.model.generator import Generator
 from realtime.model.reference import NumpyLSTM, weights_path
 from realtime.model.runner import ModelRunner, resolve_model
@@ -77,11 +79,13 @@ class _NumpyStepper:
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="bach-folk-lstm")
-    parser.add_argument("--steps", type=int, default=20_000)
+    parser.add_argument("--steps", type=int, default=None, help="chained steps per variant (default 20000, quick 2000)")
+    parser.add_argument("--quick", action="store_true", help="2,000 steps per variant")
     parser.add_argument("--rounds", type=int, default=20, help="interleaving rounds")
     parser.add_argument("--json", default="out/bench/model_step.json")
     parser.add_argument("--no-pin", action="store_true", help="do not pin the process to one core")
     args = parser.parse_args(argv)
+    args.steps = args.steps or (2_000 if args.quick else 20_000)
     if not args.no_pin and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[-1]})
     fp32 = resolve_model(args.model)
@@ -104,9 +108,12 @@ def main(argv: list[str] | None = None) -> dict:
         "model": fp32.stem, "steps": n, "threads": 1,
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                     "python": sys.version.split()[0]},
-        "variants": {name: {"step": summary_us(s[:n]), "note": summary_us(t[:n])} for name, (s, t) in times.items()},
+        "variants": {name: {"step": summary_us(s[:n]), "note": summary_us(t[:n]), "note_cdf_us": cdf_us(t[:n])}
+                     for name, (s, t) in times.items()},
         "target": "per generated note p99 <= 150 us",
     }
+    results["headline"] = ", ".join(f"{name} note p50 {r['note']['p50_us']:.0f} / p99 {r['note']['p99_us']:.0f} us"
+                                    for name, r in results["variants"].items() if name.startswith("onnxruntime"))
     base = results["variants"]["onnxruntime fp32"]["note"]["p50_us"]
     print(f"{fp32.stem}: {n} chained steps per variant, one thread, interleaved in {args.rounds} rounds")
     print(f"{'variant':24} {'step p50':>9} {'p99':>7} {'p99.9':>7} | {'note p50':>9} {'p99':>7} {'p99.9':>7} | note p50 vs fp32")

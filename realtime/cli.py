@@ -78,6 +78,12 @@ def _ports(args: argparse.Namespace) -> None:
             print(f"  {kind}: " + (", ".join(repr(n) for n in names) if names else "none"))
 
 
+def _bench(args: argparse.Namespace) -> None:
+    from .bench.runner import run_all
+
+    run_all(out_dir=args.out_dir, quick=args.quick, only=args.only, skip=args.skip)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="realtime", description="A real-time interactive music engine.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -114,6 +120,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--key", default=None, help='constrain pitches to a key, e.g. "C major", "A minor", "D dorian"')
     p.add_argument("--max-polyphony", type=int, default=None)
     p.set_defaults(func=_continue)
+
+    p = sub.add_parser("bench", help="run every benchmark in benchmarks/: results.json, plots and summary.md")
+    p.add_argument("--quick", action="store_true", help="a short run (under two minutes once caches are built)")
+    p.add_argument("--out-dir", default="out/bench")
+    p.add_argument("--only", default=None, help="comma-separated benchmark names, e.g. notochord,scaling")
+    p.add_argument("--skip", default=None, help="comma-separated benchmark names to leave out")
+    p.set_defaults(func=_bench)
 
     p = sub.add_parser("train", help="train an LSTM and the Markov baseline, export ONNX (needs the train extra)")
     p.add_argument("--corpus", default="chorales,oneills1850",

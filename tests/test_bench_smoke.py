@@ -1,0 +1,59 @@
+"""CI smoke run of `realtime bench --quick`: it runs end to end and writes its files. No timing thresholds."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from realtime.bench.runner import benchmarks_dir, discover, run_all
+
+REPO = Path(__file__).resolve().parents[1]
+OURS = ("model_step", "notochord", "scaling", "quality", "latency")
+PLOTS_FROM = {"latency_cdf.png": "notochord", "cost_vs_size.png": "scaling", "cost_vs_streams.png": "scaling",
+              "cost_vs_length.png": "scaling", "quality_nll.png": "quality", "quality_music.png": "quality",
+              "jitter.png": "latency"}
+
+
+@pytest.mark.slow
+def test_bench_quick_runs_every_benchmark_and_writes_the_report(tmp_path, monkeypatch):
+    # slow-to-build artefacts (Notochord's environment, random-weight graphs) are shared with `realtime bench`
+    monkeypatch.setenv("REALTIME_BENCH_CACHE", os.environ.get("REALTIME_BENCH_CACHE", str(REPO / "out" / "bench" / "cache")))
+    results = run_all(tmp_path, quick=True, log=lambda _: None)
+
+    assert set(results["benchmarks"]) == {p.stem for p in discover(benchmarks_dir())}
+    for name, entry in results["benchmarks"].items():
+        assert entry["status"] in ("ok", "skipped", "failed"), name
+        assert entry["status"] == "ok" or entry["reason"], f"{name}: a failure must say why"
+    for name in OURS:
+        assert results["benchmarks"][name]["status"] == "ok", results["benchmarks"][name].get("reason")
+
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["mode"] == "quick" and saved["machine"]["cores"] >= 1 and saved["machine"]["cache_summary"]
+    speedup = saved["notochord_speedup"]
+    noto = saved["benchmarks"]["notochord"]["results"]
+    if speedup is None:  # Notochord's environment could not be built here: one line says why
+        assert noto["notochord"]["unavailable"] and any("Notochord not timed" in n for n in noto["notes"])
+    else:
+        for key in ("same_size", "shipped_size"):
+            assert speedup[key]["p50"] > 0 and speedup[key]["p99"] > 0
+    assert saved["benchmarks"]["scaling"]["results"]["length"]["events"] == 10_000
+    groups = saved["benchmarks"]["quality"]["results"]["groups"]
+    assert groups and "Markov order 8" not in groups[0]["models"]
+    assert set(groups[0]["markov"]["in_domain"]) >= {str(k) for k in range(1, 9)}
+
+    summary = (tmp_path / "summary.md").read_text()
+    assert summary.startswith("# realtime benchmark report")
+    assert saved["machine"]["cpu"] in summary and saved["machine"]["cache_summary"] in summary
+    for name in results["benchmarks"]:
+        assert f"| `{name}.py` |" in summary
+    for plot, source in PLOTS_FROM.items():
+        if plot == "jitter.png" or results["benchmarks"][source]["status"] != "ok":
+            continue
+        assert plot in saved["plots"], plot
+    for plot in saved["plots"]:
+        assert (tmp_path / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"]({plot})" in summary
+    assert not saved["plot_notes"]
