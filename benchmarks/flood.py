@@ -238,8 +238,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--json", default=str(ROOT / "out" / "bench" / "flood.json"))
     args = parser.parse_args(argv)
     seconds = args.seconds or (3.0 if args.quick else 10.0)
+    load_before = os.getloadavg()
     report = {"benchmark": "flood", "cpus": os.cpu_count(),
               "phases": {"quiet": run_phase(seconds, 0), "flood": run_phase(seconds, args.rate)}}
+    report["load_average_before_after"] = [round(load_before[0], 2), round(os.getloadavg()[0], 2)]
+    print(f"machine: {os.cpu_count()} CPUs, load average {report['load_average_before_after'][0]} before, "
+          f"{report['load_average_before_after'][1]} after (other processes share these CPUs)")
     print(f"{'phase':6} {'sent':>8} {'dropped':>8} {'handled':>8} {'legit lost':>10} {'legit p50':>10} "
           f"{'legit p99':>10} {'answer p99':>10} {'misses':>6}")
     for name, phase in report["phases"].items():
@@ -249,6 +253,11 @@ def main(argv: list[str] | None = None) -> dict:
               f"{legit.get('p50_ms', float('nan')):8.3f}ms {legit.get('p99_ms', float('nan')):8.3f}ms "
               f"{late.get('p99_ms', float('nan')):8.3f}ms {phase['deadline_misses']:6d}")
     flood = report["phases"]["flood"]
+    report["headline"] = (f"{flood['sent']} sent at {flood['flood'].get('achieved_rate', 0)}/s: {flood['dropped_total']} "
+                          f"dropped, {flood['handled']} handled; legitimate note-ons lost "
+                          f"{flood['legit_note_ons_lost']}/{flood['legit_note_ons_sent']}, p99 "
+                          f"{flood['legit_note_latency'].get('p99_ms')} ms (budget {BUDGET_MS} ms); "
+                          f"{flood['deadline_misses']} deadline misses")
     print(f"flood: achieved {flood['flood'].get('achieved_rate', 0)} datagrams/s; dropped by kind: {flood['dropped']}")
     print(f"budget {BUDGET_MS} ms: legitimate note-ons p99 {flood['legit_note_latency'].get('p99_ms')} ms during the flood")
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)

@@ -210,7 +210,7 @@ def main(argv: list[str] | None = None) -> dict:
     seconds = 20.0 if args.quick else args.minutes * 60
     sample_s = 1.0 if seconds < 120 else 5.0
     parts = ["duet", "game"] if args.mode == "both" else [args.mode]
-    report = {"benchmark": "soak", "cpus": os.cpu_count(), "parts": {}}
+    report = {"benchmark": "soak", "cpus": os.cpu_count(), "parts": {}, "load_average_before": os.getloadavg()[0]}
     for part in parts:
         result = run_part(part, seconds, sample_s)
         report["parts"][part] = result
@@ -225,6 +225,10 @@ def main(argv: list[str] | None = None) -> dict:
               f"{result['rss_end_mb']} MB: growth {result['rss_growth_mb']} MB after settling (max {result['rss_max_mb']} MB)")
         step = max(1, len(result["rss_over_time"]) // 10)
         print("  RSS over time (s, MB): " + ", ".join(f"{t:g}:{mb}" for t, mb in result["rss_over_time"][::step]))
+    report["headline"] = "; ".join(
+        f"{part} {r['seconds'] / 60:.1f} min: RSS growth {r['rss_growth_mb']} MB, {r['deadline_misses']} misses of "
+        f"{r['notes_out']} notes at {r['budget_ms']} ms" for part, r in report["parts"].items())
+    print(report["headline"])
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(report, indent=2))
     print(f"wrote {args.json}")

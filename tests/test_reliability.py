@@ -155,3 +155,35 @@ def test_a_bad_model_fails_before_any_port_opens(tmp_path, shipped_model):
         LiveEngine(parse_patch({"model": {"name": str(broken)}, "midi": {"enabled": False}, "osc": {"port": port}}))
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind(("127.0.0.1", port))  # the OSC port was never taken, or was given back
+
+
+def test_a_backlog_is_triaged_notes_first():
+    """More than SHED_AFTER datagrams waiting at once: past that point only notes are parsed."""
+    from realtime.io.osc import SHED_AFTER
+
+    heard, release = [], threading.Event()
+
+    def listener(event, at_ns):
+        if not heard:
+            release.wait(5)  # hold the receive thread while a backlog builds in the socket
+        heard.append(event)
+
+    port = OscInput(SystemClock(), port=0)
+    port.set_listener(listener)
+    control = _datagram(b"/control/temperature", b",f", struct.pack(">f", 0.5))
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+            sender.sendto(_datagram(b"/note/on", b",ii", struct.pack(">ii", 60, 90)), port.address)
+            assert _eventually(lambda: port.received == 1)
+            for _ in range(100):
+                sender.sendto(control, port.address)
+            sender.sendto(_datagram(b"/note/off", b",i", struct.pack(">i", 60)), port.address)
+            release.set()
+            assert _eventually(lambda: port.received == 102)
+        assert heard[0] == NoteMessage(60, 90) and heard[-1] == NoteMessage(60, 0), "both notes got through"
+        controls = [e for e in heard if isinstance(e, NamedControl)]
+        assert len(controls) == SHED_AFTER - 1 and port.drops == {"shed": 100 - (SHED_AFTER - 1)}
+        assert any("flood" in line for line in port.take_warnings())
+    finally:
+        release.set()
+        port.close()

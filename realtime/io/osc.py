@@ -18,6 +18,11 @@ Nothing on the receive thread sleeps or logs. Decisions, shown in the README wit
   receive thread drains every waiting datagram per wake-up instead of one select per datagram, and
   rejects a foreign sender before parsing anything, so 50,000 hostile datagrams a second cost one core
   at most and a legitimate note waits behind a short buffer (about a millisecond), not a long backlog.
+- Load shedding: when more than SHED_AFTER datagrams wait at one wake-up, the rest of that backlog is
+  triaged: `/note/...` datagrams are parsed as usual, anything else from an allowed sender is dropped
+  unparsed and counted as 'shed' (a control lost in a flood is resent by any controller that moves).
+  Reading a datagram and looking at its first bytes costs a fraction of parsing it, so a flood that
+  would otherwise outrun this thread (and make the kernel drop notes with the junk) is kept up with.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ MAX_BUNDLE_DEPTH = 8
 MAX_DATAGRAM_BYTES = 65535
 RECEIVE_BUFFER_BYTES = 1 << 18  # absorbs the bursts of a 50,000/s flood; a bigger backlog only adds latency
 DRAIN_PER_WAKE = 256  # datagrams read per select() before checking for close again
+SHED_AFTER = 64  # more than this waiting at once is a flood: the rest of the backlog is triaged, notes first
 # Linux reports, per socket, how many datagrams the kernel dropped (SO_MEMINFO: nine u32, drops last)
 _SO_MEMINFO = getattr(socket, "SO_MEMINFO", 55 if sys.platform.startswith("linux") else None)
 _BUNDLE_HEAD = b"#bundle\x00"
@@ -357,8 +363,8 @@ class OscInput:
 
     def _drain(self) -> None:
         """Read and handle every datagram waiting (up to DRAIN_PER_WAKE), each stamped at its arrival."""
-        sock, clock = self._sock, self.clock
-        for _ in range(DRAIN_PER_WAKE):
+        sock, clock, allowed = self._sock, self.clock, self._allowed
+        for index in range(DRAIN_PER_WAKE):
             try:
                 data, sender = sock.recvfrom(MAX_DATAGRAM_BYTES)
             except (BlockingIOError, InterruptedError):
@@ -368,6 +374,9 @@ class OscInput:
                 return
             self.received += 1
             try:
+                if index >= SHED_AFTER and not data.startswith(b"/note/") and (allowed is None or sender[0] in allowed):
+                    self._drop("shed", "not read: a flood is on, and only notes are read until it ends", "", sender)
+                    continue
                 self._handle(data, sender, clock.now_ns())
             except Exception as err:  # last line of defence: the thread must outlive any datagram
                 self._drop("internal", f"unexpected {err!r}", "", ("?", 0))
