@@ -4,11 +4,19 @@ Callback contract (sounddevice's own): the callback never blocks, takes a lock, 
 arrays. `send` hands (key, velocity) pairs over a deque, whose append and popleft are atomic; the
 callback drains it at the start of each block, so a note sounds at most one block after it was sent.
 Voices and scratch buffers are allocated once, in the constructor.
+
+Device loss: when the device goes away under a running stream (measured with PortAudio on JACK: the
+server dies), the stream stops by itself and every later PortAudio call on it (stop, abort, close,
+even sounddevice's exit handler) blocks forever. `check()` notices the stopped stream, stops sending
+to it, says so once, and abandons it on a daemon thread with sounddevice's exit handler unregistered,
+so the engine plays on (MIDI and OSC outputs are unaffected) and the process can still exit.
 """
 
 from __future__ import annotations
 
+import atexit
 import math
+import threading
 import time
 from collections import deque
 
@@ -51,6 +59,7 @@ class LiveSynth:
             np.zeros(CHUNK_FRAMES) for _ in range(6))
         self._stream = None
         self._sounddevice = None
+        self.lost = False  # the device went away under a running stream
 
     def open(self, device: int | str | None = None) -> LiveSynth:
         """Start the audio stream on `device` (sounddevice's name or index; None: the default output)."""
@@ -74,8 +83,26 @@ class LiveSynth:
             stream.start()
         except sd.PortAudioError as err:
             raise PortError(f"audio off: cannot play on {info['name']} ({err})") from err
-        self._stream, self._sounddevice, self.closed = stream, sd, False
+        self._stream, self._sounddevice, self.closed, self.lost = stream, sd, False, False
+        self.device_name = info["name"]
         return self
+
+    def check(self) -> str | None:
+        """Notice a device that went away (the stream stopped by itself); one line to show, or None."""
+        stream = self._stream
+        if stream is None or stream.active:
+            return None
+        self._lose(stream)
+        return (f"audio device {self.device_name} went away: the built-in synth is silent from now on "
+                "(MIDI and OSC outputs play on); restart to get audio back")
+
+    def _lose(self, stream) -> None:
+        self.lost = True
+        self._stream = None  # send() drops from now on: nothing queues for a callback that never runs
+        self._pending.clear()
+        self.notes.releases()
+        atexit.unregister(self._sounddevice._exit_handler)  # it would stop this stream at exit: forever
+        threading.Thread(target=_abandon, args=(stream,), name="audio-abandon", daemon=True).start()
 
     def send(self, message: NoteMessage) -> None:
         if self._stream is None:  # not open, or closed: a note that can never end must not start
@@ -86,7 +113,8 @@ class LiveSynth:
 
     def all_notes_off(self) -> None:
         self.notes.releases()
-        self._pending.append((RELEASE_EVERY_VOICE, 0))
+        if self._stream is not None:
+            self._pending.append((RELEASE_EVERY_VOICE, 0))
 
     @property
     def active_voices(self) -> int:
@@ -101,12 +129,16 @@ class LiveSynth:
         deadline = time.monotonic() + max(timeout_s, RELEASE_S)
         while (self._pending or self.active_voices) and time.monotonic() < deadline and self._stream.active:
             time.sleep(0.005)
-        stream, self._stream = self._stream, None
-        try:
-            stream.stop()
-            stream.close()
-        except self._sounddevice.PortAudioError:
-            pass  # the device went away; the voices are cleared below all the same
+        stream = self._stream
+        if not stream.active:  # the device went away under it: PortAudio would block in stop()
+            self._lose(stream)
+        else:
+            self._stream = None
+            try:
+                stream.stop()
+                stream.close()
+            except self._sounddevice.PortAudioError:
+                pass  # the device went away; the voices are cleared below all the same
         for voice in self._voices:  # the callback has stopped: nothing races these writes
             voice.sounding = False
         self._pending.clear()
@@ -200,6 +232,15 @@ class LiveSynth:
         if voice.released:
             voice.release_age += count
             voice.sounding = voice.release_age < RELEASE_S * self.sample_rate
+
+
+def _abandon(stream) -> None:
+    """Close a stream whose device went away; on JACK this never returns, so it runs on a daemon thread."""
+    try:
+        stream.abort()
+        stream.close()
+    except Exception:  # noqa: BLE001 - whatever PortAudio says now, the stream is gone
+        pass
 
 
 def _import_sounddevice():
