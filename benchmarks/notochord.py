@@ -9,7 +9,8 @@ weights come from the internet; its compute does not depend on them, so its defa
 its own built under the cache folder (torch==2.13.0, `notochord` with --no-deps). This engine is
 timed at Notochord's recurrent size (LSTM 2x1024, random weights exported by the repository's own
 export code) and at its shipped size, fp32 and int8. Everything runs on one core with one thread,
-interleaved in rounds so a neighbour's load hits every variant alike. Note that a played note is
+interleaved in rounds so a neighbour's load hits every variant alike; each round starts with a few
+untimed events per variant (see SETTLE_EVENTS in realtime/bench/common.py). Note that a played note is
 one event here but two for Notochord (note-on and note-off); the ratios are per event as stated.
 
     python benchmarks/notochord.py [--quick] [--events 2000] [--json out/bench/notochord.json]
@@ -24,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from realtime.bench.common import EngineEvents, cache_dir, cdf_us, pin_to_one_core, quiet_gc, ratio, summary_us
+from realtime.bench.common import (SETTLE_EVENTS, EngineEvents, cache_dir, cdf_us, pin_to_one_core, quiet_gc, ratio,
+                                   summary_us)
 from realtime.bench.graphs import parameter_count, random_graphs
 from realtime.bench.notochord_env import NOTOCHORD_VERSION, NotochordUnavailable, NotochordWorker, ensure_env
 from realtime.model.runner import resolve_model
@@ -93,8 +95,10 @@ def main(argv: list[str] | None = None) -> dict:
         quiet_gc()
         for r in range(rounds):
             for key, _, _, engine in variants:
+                engine.run(SETTLE_EVENTS, scratch)
                 engine.run(chunk, times[key], r * chunk)
             if worker is not None:
+                worker.run(SETTLE_EVENTS)
                 noto_ns += worker.run(chunk)
     finally:
         if worker is not None:
@@ -102,7 +106,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     results: dict = {
         "definition": "per event: hear one note and choose the next (sampling included); one core, one thread",
-        "events_per_variant": events, "rounds": rounds, "pinned_core": core, "target": TARGET,
+        "events_per_variant": events, "rounds": rounds, "settle_events_per_round": SETTLE_EVENTS, "pinned_core": core,
+        "target": TARGET,
         "engine": {key: {"label": label, "graph": path.name, "parameters": parameter_count(path),
                          "per_event": summary_us(times[key]), "cdf_us": cdf_us(times[key])}
                    for key, label, path, _ in variants},

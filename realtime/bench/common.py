@@ -19,6 +19,11 @@ from ..model.runner import ModelRunner
 from ..model.sampling import Sampler
 from ..model.tokens import Token
 
+# Untimed events at the start of every interleaved chunk: after another variant has swept the L3 cache
+# (a 2x1024 fp32 graph is 53 MB), the first ~4 events of a 2x1024 int8 graph cost 2-3x its median while
+# its 13 MB of weights come back. Interleaving is there to share the machine's noise, not to charge
+# each variant for its neighbours' cache traffic.
+SETTLE_EVENTS = 10
 CDF_POINTS = np.concatenate([np.linspace(0, 0.95, 96), np.linspace(0.951, 1.0, 50)])  # more points in the tail
 # a player's line: a G major figure with varied rhythm, cycled (pitch, onset bucket, duration bucket, velocity bucket)
 MELODY = [(67, 5, 4, 4), (71, 3, 2, 4), (74, 3, 2, 5), (72, 5, 4, 4), (71, 8, 7, 3), (69, 5, 4, 4),
