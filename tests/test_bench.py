@@ -95,6 +95,24 @@ def test_a_failing_or_skipped_script_costs_one_line_and_the_rest_still_runs(tmp_
     assert any("crash: failed" in line for line in lines)
 
 
+def test_rerunning_one_benchmark_keeps_the_others_from_the_last_run(tmp_path, monkeypatch):
+    scripts, out = tmp_path / "benchmarks", tmp_path / "out"
+    scripts.mkdir()
+    write_script(scripts, "first", 'result["headline"] = "first, run " + os.environ.get("RUN", "?")')
+    write_script(scripts, "second", 'result["headline"] = "second, run " + os.environ.get("RUN", "?")')
+    monkeypatch.setenv("RUN", "1")
+    run_all(out, quick=True, scripts_dir=scripts, log=lambda _: None)
+    monkeypatch.setenv("RUN", "2")
+    results = run_all(out, quick=True, only="second", scripts_dir=scripts, log=lambda _: None)
+    assert list(results["benchmarks"]) == ["first", "second"]
+    assert results["benchmarks"]["first"]["results"]["headline"] == "first, run 1"
+    assert results["benchmarks"]["second"]["results"]["headline"] == "second, run 2"
+    assert list(results["kept_from_earlier"]) == ["first"]
+    assert "kept from earlier runs of the same mode: first" in (out / "summary.md").read_text()
+    full = run_all(out, quick=False, only="second", scripts_dir=scripts, log=lambda _: None)
+    assert list(full["benchmarks"]) == ["second"]  # a quick run's figures never join a full report
+
+
 def test_a_script_that_hangs_is_stopped_with_everything_it_started(tmp_path, monkeypatch):
     scripts, out = tmp_path / "benchmarks", tmp_path / "out"
     scripts.mkdir()

@@ -30,6 +30,11 @@ def machine(results: dict) -> list[str]:
     cmd = "realtime bench" + (" --quick" if results["mode"] == "quick" else "")
     lines = ["# realtime benchmark report", "",
              f"`{cmd}`, {results['started_utc']} UTC, {results['seconds']:.0f} s in all.", ""]
+    kept = results.get("kept_from_earlier")
+    if kept:
+        rerun = ",".join(n for n in results["benchmarks"] if n not in kept)
+        lines += [f"Rerun with `--only {rerun}`; kept from earlier runs of the same mode: "
+                  + ", ".join(f"{name} (finished {when} UTC)" for name, when in kept.items()) + ".", ""]
     lines += _table(["machine", ""], [
         ["CPU", m["cpu"]], ["cores", f"{m['cores']} ({m['usable_cores']} usable by this process)"],
         ["caches", m["cache_summary"]], ["memory", f"{m['memory_gib']} GiB" if m.get("memory_gib") else "unknown"],
@@ -57,7 +62,9 @@ def notochord(results: dict) -> list[str]:
     if not noto:
         return []
     lines = ["## Side by side with Notochord", "", noto["definition"] + "; "
-             f"{noto['events_per_variant']} events per variant, interleaved in {noto['rounds']} rounds, in the same run.", ""]
+             f"{noto['events_per_variant']} events per variant, interleaved in {noto['rounds']} rounds, in the same run; "
+             f"each round starts with {noto.get('settle_events_per_round', 0)} untimed events per variant, so no variant "
+             "is charged for refilling the cache its neighbour swept.", ""]
     speed = noto.get("notochord_speedup") or {}
     rows = []
     for key, entry in noto["engine"].items():

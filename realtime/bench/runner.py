@@ -101,6 +101,29 @@ def _kill_group(proc: subprocess.Popen) -> None:
         proc.kill()
 
 
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _keep_earlier(results: dict, previous_path: Path, order: list[str]) -> None:
+    """With --only, keep the other benchmarks' entries of the last run of the same mode, marked as such."""
+    try:
+        previous = json.loads(previous_path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return
+    if previous.get("mode") != results["mode"]:
+        return
+    kept = {name: entry for name, entry in previous.get("benchmarks", {}).items() if name not in results["benchmarks"]}
+    if not kept:
+        return
+    merged = {**kept, **results["benchmarks"]}
+    results["benchmarks"] = {name: merged[name] for name in sorted(merged, key=lambda n: order.index(n) if n in order else len(order))}
+    results["kept_from_earlier"] = {name: entry.get("finished_utc", previous.get("started_utc")) for name, entry in kept.items()}
+    for name, extra in previous.get("shortened", {}).items():
+        if name in kept:
+            results.setdefault("shortened", {})[name] = extra
+
+
 def _names(text: str | None) -> set[str] | None:
     return {n.strip().removesuffix(".py") for n in text.split(",") if n.strip()} if text else None
 
@@ -124,17 +147,20 @@ def run_all(out_dir: str | Path = "out/bench", quick: bool = False, only: str | 
                          f"(there are: {', '.join(s.stem for s in discover(folder)) or 'none'})")
     started = time.monotonic()
     results: dict = {"mode": "quick" if quick else "full", "machine": machine_info(),
-                     "started_utc": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S"), "benchmarks": {}}
+                     "started_utc": _now(), "benchmarks": {}}
     for i, script in enumerate(scripts, 1):
         log(f"[{i}/{len(scripts)}] {script.stem} ...")
         extra = [] if quick else FULL_RUN_ARGS.get(script.stem, [])
         if extra:
             results.setdefault("shortened", {})[script.stem] = extra
         entry = run_script(script, out, quick, TIMEOUT_S[quick], extra)
+        entry["finished_utc"] = _now()
         results["benchmarks"][script.stem] = entry
         headline = entry.get("results", {}).get("headline") if isinstance(entry.get("results"), dict) else None
         detail = entry.get("reason") or headline or ""
         log(f"[{i}/{len(scripts)}] {script.stem}: {entry['status']} in {entry['seconds']:.0f} s{': ' + detail if detail else ''}")
+    if wanted:
+        _keep_earlier(results, out / "results.json", [s.stem for s in discover(folder)])
     notochord = results["benchmarks"].get("notochord", {}).get("results") or {}
     results["notochord_speedup"] = notochord.get("notochord_speedup")
     results["seconds"] = round(time.monotonic() - started, 1)
