@@ -165,7 +165,7 @@ def quality(results: dict, path: Path) -> bool:
         orders = sorted(int(o) for o in markov if str(o).isdigit())
         ax.plot(orders, [markov[str(o)]["pitch_nll"] for o in orders], "o-", color="gray", label="Markov (Witten-Bell), by order")
         for name, scores in group["models"].items():
-            if scores.get(where):
+            if scores.get(where) and not scores.get("controls"):  # conditioned models hear the answer's key: not comparable
                 ax.axhline(scores[where]["pitch_nll"], label=f"{name}", lw=1.5,
                            ls="--" if name.endswith(".int8") else "-")
         ax.set_xlabel("Markov order")

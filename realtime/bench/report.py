@@ -134,7 +134,8 @@ def quality(results: dict) -> list[str]:
             header += [f"{name}: pitch NLL", f"accuracy ({t['pieces']} pieces, {t['notes']:,} notes)"]
         rows = []
         for name, scores in group["models"].items():
-            rows.append([f"**{name}**"] + [c for w in sets for c in (f"{scores[w]['pitch_nll']:.3f}", f"{scores[w]['pitch_accuracy']:.1%}")])
+            label = f"**{name}**" + (" (controls measured from each piece: not comparable)" if scores.get("controls") else "")
+            rows.append([label] + [c for w in sets for c in (f"{scores[w]['pitch_nll']:.3f}", f"{scores[w]['pitch_accuracy']:.1%}")])
         orders = sorted(int(o) for o in group["markov"]["in_domain"] if str(o).isdigit())
         for o in orders:
             rows.append([f"Markov order {o}"] + [c for w in sets for c in (
