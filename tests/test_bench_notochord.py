@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
 
 import pytest
@@ -12,7 +13,7 @@ from realtime.bench.notochord_env import READY, NotochordUnavailable, NotochordW
 def test_an_environment_that_cannot_be_built_says_why_in_one_line(tmp_path, monkeypatch):
     empty = tmp_path / "no-wheels"
     empty.mkdir()
-    monkeypatch.setenv("PIP_CONFIG_FILE", "/dev/null")  # no index, no local wheels: pip must fail at once
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)  # no index, no local wheels: pip must fail at once
     monkeypatch.setenv("PIP_NO_INDEX", "1")
     monkeypatch.setenv("PIP_FIND_LINKS", str(empty))
     folder = tmp_path / "notochord-venv"
