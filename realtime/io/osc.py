@@ -18,11 +18,12 @@ Nothing on the receive thread sleeps or logs. Decisions, shown in the README wit
   receive thread drains every waiting datagram per wake-up instead of one select per datagram, and
   rejects a foreign sender before parsing anything, so 50,000 hostile datagrams a second cost one core
   at most and a legitimate note waits behind a short buffer (about a millisecond), not a long backlog.
-- Load shedding: when more than SHED_AFTER datagrams wait at one wake-up, the rest of that backlog is
-  triaged: `/note/...` datagrams are parsed as usual, anything else from an allowed sender is dropped
-  unparsed and counted as 'shed' (a control lost in a flood is resent by any controller that moves).
-  Reading a datagram and looking at its first bytes costs a fraction of parsing it, so a flood that
-  would otherwise outrun this thread (and make the kernel drop notes with the junk) is kept up with.
+- Load shedding: past SHED_AFTER datagrams read at one wake-up (from the first, while a backlog
+  outlasts whole wake-ups), the backlog is triaged: `/note/...` datagrams are parsed as usual,
+  anything else from an allowed sender is dropped unparsed and counted as 'shed' (a control lost in a
+  flood is resent by any controller that moves). Reading a datagram and looking at its first bytes
+  costs a fraction of parsing it, so the thread keeps up with a flood that would otherwise make the
+  kernel drop notes along with the junk.
 """
 
 from __future__ import annotations
@@ -310,6 +311,7 @@ class OscInput:
             self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer_bytes)
         self._overflow_seen = 0  # the kernel's running count of datagrams it dropped for this socket
         self.received = 0  # datagrams read from the socket (allowed or not)
+        self._flooded = False  # the last wake-up read DRAIN_PER_WAKE datagrams and more were waiting
         self.delivered = 0  # events handed to the listener
         self._wake_read, self._wake_write = socket.socketpair()  # lets close() end the select at once
         self._thread = threading.Thread(target=self._serve, name=self.name, daemon=True)
@@ -364,22 +366,25 @@ class OscInput:
     def _drain(self) -> None:
         """Read and handle every datagram waiting (up to DRAIN_PER_WAKE), each stamped at its arrival."""
         sock, clock, allowed = self._sock, self.clock, self._allowed
+        shed_from = 0 if self._flooded else SHED_AFTER  # a flood still on at the last wake-up: triage at once
         for index in range(DRAIN_PER_WAKE):
             try:
                 data, sender = sock.recvfrom(MAX_DATAGRAM_BYTES)
             except (BlockingIOError, InterruptedError):
+                self._flooded = False
                 return
             except OSError as err:  # e.g. ICMP errors surfacing on the socket: count and go on
                 self._drop("socket", f"receive failed: {err}", "", ("?", 0))
                 return
             self.received += 1
             try:
-                if index >= SHED_AFTER and not data.startswith(b"/note/") and (allowed is None or sender[0] in allowed):
+                if index >= shed_from and not data.startswith(b"/note/") and (allowed is None or sender[0] in allowed):
                     self._drop("shed", "not read: a flood is on, and only notes are read until it ends", "", sender)
                     continue
                 self._handle(data, sender, clock.now_ns())
             except Exception as err:  # last line of defence: the thread must outlive any datagram
                 self._drop("internal", f"unexpected {err!r}", "", ("?", 0))
+        self._flooded = True  # the backlog outlasted a whole wake-up
 
     def _count_overflow(self) -> None:
         """Add what the kernel dropped since last asked (outside the receive thread; a no-op off Linux)."""
