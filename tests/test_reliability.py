@@ -7,6 +7,7 @@ import socket
 import struct
 import threading
 
+import numpy as np
 import pytest
 from test_engine import PHRASE_END_MS, Duet, phrase_events
 
@@ -187,3 +188,16 @@ def test_a_backlog_is_triaged_notes_first():
     finally:
         release.set()
         port.close()
+
+
+def test_the_live_fallback_learner_stays_bounded_all_show_long():
+    from realtime.model.markov import MarkovModel
+
+    learner = MarkovModel(max_order=4, max_contexts=500)
+    rng = np.random.default_rng(0)
+    for _ in range(200):  # a long show of varied phrases: far more contexts than the cap
+        learner.update(list(rng.integers(40, 90, 64)))
+    assert len(learner._followers) == 500
+    context = [60, 62, 64]
+    p = learner.distribution(context)
+    assert p.shape == (128,) and abs(p.sum() - 1) < 1e-9, "still a distribution to sample from"

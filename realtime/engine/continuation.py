@@ -24,6 +24,7 @@ from ..scheduler import Scheduler
 
 
 HISTORY_NOTES = 512  # heard pitches and rhythms kept for the fallback (it looks at the last 64 at most)
+FALLBACK_CONTEXTS = 10_000  # the live Markov learner's memory: ~4 MB at most, reached after hours of playing
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,7 @@ class Continuation:
         self._phrase_end_deadline_ns = 0
         self._waiting_first_send = False
         # the fallback: a live Markov learner over every pitch heard or played, and the phrase's rhythm
-        self.fallback = MarkovModel(max_order=4) if fallback else None
+        self.fallback = MarkovModel(max_order=4, max_contexts=FALLBACK_CONTEXTS) if fallback else None
         self._heard_pitches: list[int] = []
         self._phrase_rhythm: list[Token] = []
         self._unheard: list[Token] = []  # answer notes the model has not been fed yet (it fell behind)

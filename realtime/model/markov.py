@@ -27,14 +27,17 @@ Context = tuple[int, ...]
 class MarkovModel:
     """Counts of what followed each remembered context, with Witten-Bell back-off on top."""
 
-    def __init__(self, max_order: int = 8, vocab_size: int = 128) -> None:
-        """Set how far back the model listens and how many notes it can play."""
+    def __init__(self, max_order: int = 8, vocab_size: int = 128, max_contexts: int | None = None) -> None:
+        """Set how far back the model listens, how many notes it can play, and (for a learner that
+        runs all show long) how many contexts it may remember: past that, known contexts still count
+        but new ones are not added, so memory stays bounded."""
         if max_order < 0:
             raise ValueError(f"max_order must be >= 0, got {max_order}")
         if vocab_size < 1:
             raise ValueError(f"vocab_size must be >= 1, got {vocab_size}")
         self.max_order = max_order
         self.vocab_size = vocab_size
+        self.max_contexts = max_contexts
         self._followers: dict[Context, dict[int, int]] = {}  # context -> next note -> count
         self._heard: dict[Context, int] = {}  # context -> how often it was followed by anything
         self._floor: np.ndarray | None = None  # cached order-0 distribution
@@ -55,6 +58,8 @@ class MarkovModel:
                 context = tuple(notes[i - k : i])
                 followers = self._followers.get(context)
                 if followers is None:
+                    if self.max_contexts is not None and len(self._followers) >= self.max_contexts:
+                        continue
                     followers = self._followers[context] = {}
                     self._heard[context] = 0
                 followers[note] = followers.get(note, 0) + 1
