@@ -118,6 +118,22 @@ def test_virtual_ports_carry_notes_and_controls_both_ways(client: Client) -> Non
     assert client.received[1][1][:2] == [0x82, 67], "the note-off comes first"
 
 
+def test_a_big_panic_arrives_whole(client: Client) -> None:
+    """rtmidi on JACK garbles more than ~100 messages sent within one period: the panic is paced."""
+    out = midi.MidiOutput(backend="jack")
+    client.listen_to(out.name)
+    for channel in range(16):
+        for pitch in range(60, 68):
+            out.send(NoteMessage(pitch, 90, channel))
+        time.sleep(0.005)  # the note-ons themselves go out a few per period
+    assert client.wait_for(lambda: len(client.received) == 128)
+    out.close()  # 128 note-offs and 64 controller messages
+    assert client.wait_for(lambda: len(client.received) == 128 + 128 + 64)
+    offs = sorted((m[0] & 0x0F, m[1]) for _, m in client.received[128:] if m[0] & 0xF0 == 0x80)
+    assert offs == sorted((c, p) for c in range(16) for p in range(60, 68)), "every note-off, none garbled"
+    assert client.held() == set()
+
+
 def test_open_by_exact_name_or_unique_part(client: Client) -> None:
     client.midi_in.open_virtual_port("synth in")  # JACK port names may contain spaces
     client.midi_out.open_virtual_port("keyboard out")
@@ -251,6 +267,8 @@ def test_jack_server_dies_and_comes_back(jack) -> None:
     assert not sender.is_alive(), "sending to a dead server never blocks (rtmidi's ring buffer would spin)"
     assert out.dropped == 20_000
     assert "JACK server stopped" in out.check()
+    out.all_notes_off()  # e.g. the engine stopping meanwhile: nothing can be sent, so nothing is forgotten
+    assert out.held == {(0, 60)}
     jack.start()
     receiver = None
     try:
@@ -260,6 +278,7 @@ def test_jack_server_dies_and_comes_back(jack) -> None:
             message = out.check()
             time.sleep(0.05)
         assert message and "JACK server is back" in message
+        assert out.held == set(), "the note held when the server died was released on reconnecting"
         receiver = Client("after")
         receiver.listen_to(out.name)
         out.send(NoteMessage(72, 90))

@@ -40,6 +40,7 @@ BACKENDS: dict[str, int] = {
 }
 PLATFORM_BACKENDS = {"linux": ("alsa", "jack"), "darwin": ("coremidi", "jack"), "win32": ("winmm",)}
 PANIC_CONTROLS = (64, 120, 123, 121)  # sustain off, all sound off, all notes off, reset controllers
+PANIC_BURST = 48  # messages per JACK period in a panic
 RawListener = Callable[[list[int], int], None]  # (message bytes, arrival ns): clock and transport
 
 
@@ -470,12 +471,16 @@ class MidiOutput(_MidiPort):
     def all_notes_off(self) -> None:
         """Note-offs for every held note, then sustain off, all sound off, all notes off and reset
         controllers on every channel this port has played on."""
+        if self._midi is None or (self._watch is not None and not self._watch.alive):
+            return  # nothing can be sent: keep the held notes, released when the port is back
         channels = sorted(self._held.channels_used)
-        for off in self._held.releases():
-            self.send(off)
-        for channel in channels:
-            for control in PANIC_CONTROLS:
-                self.send_raw((0xB0 | channel, control, 0))
+        messages = [(0x80 | off.channel, off.pitch, 0) for off in self._held.releases()]
+        messages += [(0xB0 | channel, control, 0) for channel in channels for control in PANIC_CONTROLS]
+        pause = self._watch.period_s() + 0.0005 if self._watch is not None else 0.0
+        for index, message in enumerate(messages):
+            if pause and index and index % PANIC_BURST == 0:
+                time.sleep(pause)  # rtmidi on JACK garbles more than ~100 messages in one period
+            self.send_raw(message)
 
     def _vanished(self) -> None:
         pass  # keep the held notes: they are released on the device when it is back
