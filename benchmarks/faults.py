@@ -6,7 +6,7 @@ dummy server), except the model fault, which needs a hand inside the engine (Liv
 process with its model's step replaced by one that raises). A killed process (SIGKILL) is shown for
 contrast: nothing inside the engine can act then; only a receiver-side maximum note length helps.
 
-    python benchmarks/faults.py [--quick] [--json out/bench/faults.json]   (--quick: three faults)
+    python benchmarks/faults.py [--quick] [--json out/bench/faults.json]   (--quick: two faults)
 """
 
 from __future__ import annotations
@@ -257,12 +257,12 @@ def model_fault() -> dict:
 
 FAULTS = ["player cuts in", "stops by itself (--seconds)", "SIGTERM", "SIGINT", "patch reloaded (SIGHUP)",
           "synth port vanishes and returns", "JACK server dies and returns", "SIGKILL"]
-QUICK = ["player cuts in", "SIGTERM", "synth port vanishes and returns"]
+QUICK = ["SIGTERM", "synth port vanishes and returns"]
 
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="three scenarios instead of nine (about 20 s)")
+    parser.add_argument("--quick", action="store_true", help="two scenarios instead of nine (about 15 s)")
     parser.add_argument("--json", default=str(ROOT / "out" / "bench" / "faults.json"))
     args = parser.parse_args(argv)
     if shutil.which("jackd") is None:

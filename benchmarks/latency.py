@@ -10,7 +10,7 @@ Jitter: (moment sent - moment scheduled) of every note the engine's output threa
 Misses: notes sent later than the patch's budget (3 ms), over a long in-process performance.
 
     python benchmarks/latency.py [--trials 150] [--minutes 10] [--json out/bench/latency.json]
-    python benchmarks/latency.py --quick   # 10 trials, no burners, JACK -p 64 only, a 20 s miss run (for `realtime bench --quick`)
+    python benchmarks/latency.py --quick   # 10 trials, no burners, JACK -p 64 only, a 10 s miss run (for `realtime bench --quick`)
 """
 
 from __future__ import annotations
@@ -280,10 +280,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--periods", default="64,16")
     parser.add_argument("--json", default="out/bench/latency.json")
     parser.add_argument("--quick", action="store_true",
-                        help="10 trials, no burners, JACK at -p 64 only, a 20 s miss run (explicit options still win)")
+                        help="10 trials, no burners, JACK at -p 64 only, a 10 s miss run (explicit options still win)")
     args = parser.parse_args(argv)
     if args.quick:  # quick values only where the user left the default
-        for name, full, quick in (("trials", 150, 10), ("minutes", 10.0, 1 / 3), ("burners", "0,1,2", "0"),
+        for name, full, quick in (("trials", 150, 10), ("minutes", 10.0, 1 / 6), ("burners", "0,1,2", "0"),
                                  ("periods", "64,16", "64")):
             if getattr(args, name) == full:
                 setattr(args, name, quick)

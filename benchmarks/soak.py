@@ -202,12 +202,12 @@ def run_part(part: str, seconds: float, sample_s: float) -> dict:
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="10 s per part instead of --minutes")
+    parser.add_argument("--quick", action="store_true", help="5 s per part instead of --minutes")
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--mode", choices=["duet", "game", "both"], default="both")
     parser.add_argument("--json", default=str(ROOT / "out" / "bench" / "soak.json"))
     args = parser.parse_args(argv)
-    seconds = 10.0 if args.quick else args.minutes * 60
+    seconds = 5.0 if args.quick else args.minutes * 60
     sample_s = 1.0 if seconds < 120 else 5.0
     parts = ["duet", "game"] if args.mode == "both" else [args.mode]
     report = {"benchmark": "soak", "cpus": os.cpu_count(), "parts": {}, "load_average_before": os.getloadavg()[0]}
