@@ -16,7 +16,8 @@ from pathlib import Path
 NOTOCHORD_VERSION = "0.8.0"
 TORCH = "torch==2.13.0"
 IMPORT_NEEDS = ("numpy", "pandas", "mido", "tqdm", "appdirs", "joblib")  # read off notochord's imports
-WORKER = Path(__file__).with_name("notochord_worker.py")
+# runs inside Notochord's environment, so it lives with the scripts ("_": not a benchmark of its own)
+WORKER = Path(__file__).resolve().parents[2] / "benchmarks" / "_notochord_worker.py"
 READY = ".realtime-ready"  # written last: a half-built environment is rebuilt, never used
 
 
@@ -70,12 +71,13 @@ def ensure_env(folder: str | Path, version: str = NOTOCHORD_VERSION, timeout_s: 
 
 
 class NotochordWorker:
-    """A Notochord process that times `feed` + `query` events on request (see notochord_worker.py)."""
+    """A Notochord process that times `feed` + `query` events on request (see benchmarks/_notochord_worker.py)."""
 
     def __init__(self, python: Path, threads: int = 1, seed: int = 0, cpus: set[int] | None = None) -> None:
         """Start the worker. It inherits this process's CPU affinity (so a pinned benchmark and its
         worker share one core) unless `cpus` widens it, e.g. to let two torch threads use two cores."""
-        cmd = [str(python), str(WORKER), "--threads", str(threads), "--seed", str(seed)]
+        # -P: the script's folder stays off sys.path, or benchmarks/notochord.py would shadow the package
+        cmd = [str(python), "-P", str(WORKER), "--threads", str(threads), "--seed", str(seed)]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      text=True, bufsize=1)
         if cpus and hasattr(os, "sched_setaffinity"):

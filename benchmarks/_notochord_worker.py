@@ -5,7 +5,7 @@ installed. Protocol, one JSON object per line: it answers {"ready": ...} once bu
 "run N" with {"ns": [...]} (N events, each `feed` of one scripted MIDI event then `query` for the
 next one, timed with perf_counter_ns), and exits on "quit" or end of input.
 
-    python notochord_worker.py --threads 1 --seed 0
+    python _notochord_worker.py --threads 1 --seed 0
 """
 
 import argparse
