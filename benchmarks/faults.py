@@ -18,116 +18,19 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PATCH = """
-[engine]
-tempo_bpm = 120
-[continuation]
-phrase_end_ms = 300
-answer_notes = 40
-answer_beats = 40
-[midi]
-backend = "jack"
-{output}
-[osc]
-enabled = false
-"""
-PHRASE = (67, 71, 74, 72, 71, 69, 67)
+sys.path.insert(0, str(ROOT / "tests"))  # the JACK server and clients the tests use
 
-
-class Synth:
-    """A JACK MIDI receiver counting held notes (note-on/off per channel; CC120/123 release a channel)."""
-
-    def __init__(self, name: str = "synth", virtual: bool = False) -> None:
-        import rtmidi
-
-        self.messages: list[list[int]] = []
-        self._lock = threading.Lock()
-        self.port = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name)
-        self.port.ignore_types(sysex=False, timing=False, active_sense=False)
-        self.port.set_callback(self._heard)
-        if virtual:
-            self.port.open_virtual_port("midi in")
-
-    def _heard(self, event, _data=None) -> None:
-        with self._lock:
-            self.messages.append(event[0])
-
-    def listen_to(self, part: str) -> None:
-        names = self.port.get_ports()
-        self.port.open_port(next(i for i, n in enumerate(names) if part in n), "in")
-
-    def held(self) -> int:
-        held: set = set()
-        with self._lock:
-            messages = list(self.messages)
-        for m in messages:
-            kind, channel = m[0] & 0xF0, m[0] & 0x0F
-            if kind == 0x90 and m[2] > 0:
-                held.add((channel, m[1]))
-            elif kind in (0x80, 0x90):
-                held.discard((channel, m[1]))
-            elif kind == 0xB0 and m[1] in (120, 123):
-                held = {key for key in held if key[0] != channel}
-        return len(held)
-
-    def note_ons(self) -> int:
-        with self._lock:
-            return sum(1 for m in self.messages if m[0] & 0xF0 == 0x90 and m[2] > 0)
-
-    def close(self) -> None:
-        self.port.close_port()
-        self.port.delete()
-
-
-class Keyboard:
-    def __init__(self, name: str = "keys") -> None:
-        import rtmidi
-
-        self.port = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name)
-
-    def play_into(self, part: str) -> None:
-        names = self.port.get_ports()
-        self.port.open_port(next(i for i, n in enumerate(names) if part in n), "out")
-
-    def phrase(self, pitches=PHRASE) -> None:
-        for pitch in pitches:
-            self.port.send_message([0x90, pitch, 90])
-            time.sleep(0.1)
-            self.port.send_message([0x80, pitch, 0])
-
-    def close(self) -> None:
-        self.port.close_port()
-        self.port.delete()
-
-
-def _wait(predicate, timeout_s: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return bool(predicate())
-
-
-def _start(folder: Path, output: str = "", *flags: str) -> tuple[subprocess.Popen, Path]:
-    patch = folder / "faults.toml"
-    patch.write_text(PATCH.format(output=output))
-    proc = subprocess.Popen([sys.executable, "-m", "realtime.cli", "run", str(patch), *flags], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    line = proc.stdout.readline()
-    if "running" not in line:
-        raise RuntimeError(f"realtime run did not start: {line} {proc.stderr.read()[-400:]}")
-    return proc, patch
+from jackclients import RUN_PATCH, Keyboard, start_realtime, wait_for  # noqa: E402
+from jackclients import Receiver as Synth  # noqa: E402
 
 
 def _answering(synth: Synth, keyboard: Keyboard) -> bool:
     keyboard.phrase()
-    return _wait(lambda: synth.note_ons() >= 2 and synth.held() > 0, 5.0)
+    return wait_for(lambda: len(synth.note_ons()) >= 2 and synth.held(), 5.0)
 
 
 def _read_until(proc: subprocess.Popen, needle: str, timeout_s: float = 15.0) -> bool:
@@ -143,9 +46,10 @@ def _read_until(proc: subprocess.Popen, needle: str, timeout_s: float = 15.0) ->
 
 def scenario(name: str, jack, folder: Path) -> dict:
     """Run one fault; returns held notes at the fault moment, after it, and after the final stop."""
-    output = 'output = "fluid"' if name == "synth port vanishes and returns" else ""
+    output = "fluid" if name == "synth port vanishes and returns" else ""
     synth = Synth("fluid", virtual=True) if output else Synth()
-    proc, patch = _start(folder, output, *(["--seconds", "2.5"] if name == "stops by itself (--seconds)" else []))
+    proc, patch = start_realtime(folder, *(["--seconds", "2.5"] if name == "stops by itself (--seconds)" else []),
+                                 output=output)
     keyboard = Keyboard()
     result = {"fault": name}
     try:
@@ -154,11 +58,11 @@ def scenario(name: str, jack, folder: Path) -> dict:
         keyboard.play_into("realtime-in")
         if not _answering(synth, keyboard):
             return {**result, "error": "the engine did not answer before the fault"}
-        result["held_at_fault"] = synth.held()
+        result["held_at_fault"] = len(synth.held())
         if name == "player cuts in":
             keyboard.port.send_message([0x90, 60, 100])
             time.sleep(0.3)
-            result["held_after"] = synth.held()
+            result["held_after"] = len(synth.held())
             keyboard.port.send_message([0x80, 60, 0])
             proc.send_signal(signal.SIGTERM)
         elif name in ("SIGTERM", "SIGINT", "SIGKILL"):
@@ -168,20 +72,19 @@ def scenario(name: str, jack, folder: Path) -> dict:
         elif name == "stops by itself (--seconds)":
             pass
         elif name == "patch reloaded (SIGHUP)":
-            patch.write_text(PATCH.format(output="").replace("tempo_bpm = 120", "tempo_bpm = 90"))
+            patch.write_text(RUN_PATCH.format(output="").replace("tempo_bpm = 120", "tempo_bpm = 90"))
             proc.send_signal(signal.SIGHUP)
             _read_until(proc, "reloaded")
             time.sleep(0.2)
-            result["held_after"] = synth.held()
+            result["held_after"] = len(synth.held())
             proc.send_signal(signal.SIGTERM)
         elif name == "synth port vanishes and returns":
             synth.close()
             time.sleep(1.2)  # the engine notices within its 0.5 s supervision and plays on into nowhere
             synth = Synth("fluid", virtual=True)
-            _wait(lambda: synth.messages, 3.0)
+            wait_for(lambda: synth.messages, 3.0)
             time.sleep(0.3)
-            with synth._lock:
-                panic = any(m[0] & 0xF0 == 0xB0 and m[1] == 123 for m in synth.messages)
+            panic = any(m[0] & 0xF0 == 0xB0 and m[1] == 123 for m in synth.heard())
             result["remark"] = "the returning synth got note-offs and CC64/120/123/121" if panic else "no panic sent"
             proc.send_signal(signal.SIGTERM)
         elif name == "JACK server dies and returns":
@@ -203,7 +106,7 @@ def scenario(name: str, jack, folder: Path) -> dict:
             proc.kill()
             proc.communicate()
         time.sleep(0.3)
-        result["held_after_stop"] = synth.held()
+        result["held_after_stop"] = len(synth.held())
         result["exit_code"] = proc.returncode
         return result
     finally:
@@ -238,15 +141,18 @@ def model_fault() -> dict:
             raise RuntimeError("simulated onnxruntime failure")
 
         live.generator.runner.step_batch = broken
-        before = synth.note_ons()
+        before = len(synth.note_ons())
         keyboard.phrase((60, 62, 64))
-        _wait(lambda: synth.note_ons() >= before + 3 and bool(said.extend(live.supervise()) or True), 5.0)
+        wait_for(lambda: len(synth.note_ons()) >= before + 3 and bool(said.extend(live.supervise()) or True), 5.0,
+                 step_s=0.02)
         said += live.supervise()
-        held_at_fault = synth.held()
+        held_at_fault = len(synth.held())
         live.stop()
         time.sleep(0.3)
-        answered, reported = synth.note_ons() >= before + 3, any("model step failed" in line for line in said)
-        return {"fault": "model raises mid-answer", "held_at_fault": held_at_fault, "held_after_stop": synth.held(),
+        answered = len(synth.note_ons()) >= before + 3
+        reported = any("model step failed" in line for line in said)
+        return {"fault": "model raises mid-answer", "held_at_fault": held_at_fault,
+                "held_after_stop": len(synth.held()),
                 "remark": f"fallback answered ({live.mode.fallback_notes} notes)" if answered else "no answer",
                 **({"reported": True} if reported else {})}
     finally:
@@ -267,10 +173,9 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     if shutil.which("jackd") is None:
         return {"skipped": "jackd is not installed (Debian jackd2)"}
-    sys.path.insert(0, str(ROOT / "tests"))
-    from jackserver import JackServer
-
     import tempfile
+
+    from jackserver import JackServer
 
     rows = []
     with JackServer() as jack, tempfile.TemporaryDirectory() as folder:

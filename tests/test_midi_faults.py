@@ -3,7 +3,6 @@ counting the notes it holds after each one (a synth honouring note-offs, CC120 a
 
 from __future__ import annotations
 
-import threading
 import time
 
 import pytest
@@ -11,86 +10,11 @@ import pytest
 rtmidi = pytest.importorskip("rtmidi")
 midi = pytest.importorskip("realtime.io.midi")
 
+from jackclients import PHRASE, RUN_PATCH, Keyboard, start_realtime  # noqa: E402
+from jackclients import Receiver as Synth  # noqa: E402
+
 from realtime.app import LiveEngine  # noqa: E402
 from realtime.patch import parse_patch  # noqa: E402
-
-PHRASE = (67, 71, 74, 72, 71, 69, 67)
-
-
-class Synth:
-    """A JACK MIDI receiver that keeps what it hears and which notes it holds."""
-
-    def __init__(self, name: str = "synth", virtual: bool = False) -> None:
-        self.messages: list[tuple[float, list[int]]] = []
-        self._lock = threading.Lock()
-        self.port = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name)
-        self.port.ignore_types(sysex=False, timing=False, active_sense=False)
-        self.port.set_callback(self._heard)
-        if virtual:
-            self.port.open_virtual_port("midi in")
-
-    def _heard(self, event, _data=None) -> None:
-        with self._lock:
-            self.messages.append((time.monotonic(), event[0]))
-
-    def listen_to(self, port_name: str) -> None:
-        names = self.port.get_ports()
-        self.port.open_port(names.index(port_name), "in")
-
-    def held(self) -> set[tuple[int, int]]:
-        held: set[tuple[int, int]] = set()
-        with self._lock:
-            messages = list(self.messages)
-        for _, m in messages:
-            kind, channel = m[0] & 0xF0, m[0] & 0x0F
-            if kind == 0x90 and m[2] > 0:
-                held.add((channel, m[1]))
-            elif kind in (0x80, 0x90):
-                held.discard((channel, m[1]))
-            elif kind == 0xB0 and m[1] in (120, 123):
-                held = {key for key in held if key[0] != channel}
-        return held
-
-    def note_ons(self, after: float = 0.0) -> list[float]:
-        with self._lock:
-            return [t for t, m in self.messages if m[0] & 0xF0 == 0x90 and m[2] > 0 and t >= after]
-
-    def close(self) -> None:
-        self.port.close_port()
-        self.port.delete()
-
-
-class Keyboard:
-    """A JACK MIDI sender playing into the engine's input; sends anything, hostile bytes included."""
-
-    def __init__(self, name: str = "keys") -> None:
-        self.port = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name)
-
-    def play_into(self, port_name: str) -> None:
-        names = self.port.get_ports()
-        self.port.open_port(names.index(port_name), "out")
-
-    def send(self, data) -> None:
-        self.port.send_message(data)
-
-    def burst(self, messages, per_period: int = 32) -> None:
-        """As fast as JACK carries them: rtmidi's JACK path garbles a burst of more than ~100 messages
-        within one period (measured: later events repeat an earlier one), so a flood goes out in
-        slices a period apart; still hundreds of times what a player sends."""
-        for start in range(0, len(messages), per_period):
-            for data in messages[start:start + per_period]:
-                self.port.send_message(data)
-            time.sleep(0.002)
-
-    def phrase(self, pitches=PHRASE, gap_s: float = 0.1) -> None:
-        for pitch in pitches:
-            self.send([0x90, pitch, 90])
-            time.sleep(gap_s)
-            self.send([0x80, pitch, 0])
-
-    def close(self) -> None:
-        self.port.close_port()
-        self.port.delete()
 
 
 def _wait(predicate, timeout_s: float = 5.0, live: LiveEngine | None = None, said: list | None = None) -> bool:
@@ -237,33 +161,6 @@ def test_the_jack_server_dying_mid_answer_and_coming_back(jack):
 
 # --- `realtime run` as a user runs it: stopping by itself, and reloading its patch, mid-answer ---------
 
-RUN_PATCH = """
-[engine]
-tempo_bpm = 120
-[continuation]
-phrase_end_ms = 300
-answer_notes = 40
-answer_beats = 40
-[midi]
-backend = "jack"
-[osc]
-enabled = false
-"""
-
-
-def _run(tmp_path, *flags):
-    import subprocess
-    import sys
-
-    patch = tmp_path / "jack.toml"
-    patch.write_text(RUN_PATCH)
-    proc = subprocess.Popen([sys.executable, "-m", "realtime.cli", "run", str(patch), *flags],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    line = proc.stdout.readline()
-    assert "running" in line, line + proc.stderr.read()
-    return proc, patch
-
-
 def _connect():
     synth, keyboard = Synth(), Keyboard()
     synth.listen_to(_port("inputs", "realtime-out"))
@@ -272,7 +169,7 @@ def _connect():
 
 
 def test_run_stopping_by_itself_mid_answer_leaves_nothing_held(jack, tmp_path):
-    proc, _ = _run(tmp_path, "--seconds", "3")
+    proc, _ = start_realtime(tmp_path, "--seconds", "3")
     synth, keyboard = _connect()
     try:
         keyboard.phrase()
@@ -290,12 +187,12 @@ def test_run_stopping_by_itself_mid_answer_leaves_nothing_held(jack, tmp_path):
 def test_run_reloading_its_patch_mid_answer_releases_every_note_over_jack(jack, tmp_path):
     import signal
 
-    proc, patch = _run(tmp_path)
+    proc, patch = start_realtime(tmp_path)
     synth, keyboard = _connect()
     try:
         keyboard.phrase()
         assert _wait(lambda: synth.held(), 3.0), "answering, a note sounding"
-        patch.write_text(RUN_PATCH.replace("tempo_bpm = 120", "tempo_bpm = 90"))
+        patch.write_text(RUN_PATCH.format(output="").replace("tempo_bpm = 120", "tempo_bpm = 90"))
         proc.send_signal(signal.SIGHUP)
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline and "reloaded" not in proc.stdout.readline():

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 import tomllib
@@ -14,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import rtmidi
+from jackclients import Keyboard, Receiver, start_realtime, wait_for
 
 from realtime.clock import SystemClock
 from realtime.errors import PortError
@@ -25,50 +24,16 @@ class Client:
     """A foreign JACK MIDI client (a keyboard and a synth in one): plays into a port, records another."""
 
     def __init__(self, name: str = "player") -> None:
-        self.received: list[tuple[float, list[int]]] = []
-        self.midi_in = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, f"{name}-ears")
-        self.midi_in.ignore_types(sysex=False, timing=False, active_sense=False)
-        self.midi_in.set_callback(lambda event, _: self.received.append((time.monotonic(), event[0])))
-        self.midi_out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, f"{name}-keys")
-
-    def listen_to(self, port: str) -> None:
-        names = self.midi_in.get_ports()
-        self.midi_in.open_port(names.index(port), "ears")
-
-    def play_into(self, port: str) -> None:
-        names = self.midi_out.get_ports()
-        self.midi_out.open_port(names.index(port), "keys")
-
-    def note(self, pitch: int, velocity: int, channel: int = 0) -> None:
-        self.midi_out.send_message([(0x90 if velocity else 0x80) | channel, pitch, velocity])
-
-    def wait_for(self, predicate, timeout_s: float = 5.0) -> bool:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if predicate():
-                return True
-            time.sleep(0.005)
-        return predicate()
-
-    def note_ons(self, after: float = 0.0) -> list[float]:
-        return [t for t, m in self.received if m[0] & 0xF0 == 0x90 and m[2] > 0 and t >= after]
-
-    def held(self) -> set[tuple[int, int]]:
-        held: set[tuple[int, int]] = set()
-        for _, m in self.received:
-            kind, channel = m[0] & 0xF0, m[0] & 0x0F
-            if kind == 0x90 and m[2] > 0:
-                held.add((channel, m[1]))
-            elif kind == 0x80 or kind == 0x90:
-                held.discard((channel, m[1]))
-            elif kind == 0xB0 and m[1] in (120, 123):
-                held = {key for key in held if key[0] != channel}
-        return held
+        self.ears = Receiver(f"{name}-ears", port_name="ears")
+        self.keys = Keyboard(f"{name}-keys", port_name="keys")
+        self.midi_in, self.midi_out = self.ears.port, self.keys.port
+        self.received = self.ears.messages  # (arrival time.monotonic, bytes), in order
+        self.listen_to, self.play_into, self.note = self.ears.listen_to, self.keys.play_into, self.keys.note
+        self.note_ons, self.held, self.wait_for = self.ears.note_ons, self.ears.held, wait_for
 
     def close(self) -> None:
-        for port in (self.midi_in, self.midi_out):
-            port.close_port()
-            port.delete()
+        self.ears.close()
+        self.keys.close()
 
 
 @pytest.fixture
@@ -292,33 +257,9 @@ def test_jack_server_dies_and_comes_back(jack) -> None:
 
 # --- the engine as a user runs it: `realtime run` over JACK MIDI -------------------------------------
 
-PATCH = """
-[engine]
-tempo_bpm = 120
-[continuation]
-phrase_end_ms = 300
-answer_notes = 40
-answer_beats = 40
-[midi]
-backend = "jack"
-[osc]
-enabled = false
-"""
-
-
-def _start_engine(tmp_path: Path) -> subprocess.Popen:
-    patch = tmp_path / "jack.toml"
-    patch.write_text(PATCH)
-    proc = subprocess.Popen([sys.executable, "-m", "realtime.cli", "run", str(patch)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    line = proc.stdout.readline()
-    assert "running" in line, line + proc.stderr.read()
-    return proc
-
-
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
 def test_engine_answers_over_jack_and_yields_to_the_player(client: Client, tmp_path: Path, stop_signal) -> None:
-    proc = _start_engine(tmp_path)
+    proc, _ = start_realtime(tmp_path)
     try:
         ports = midi.list_ports("jack")
         engine_in = midi.resolve_port(ports["outputs"], "realtime-in", "output", "jack")

@@ -2,12 +2,11 @@
 
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 
 import pytest
+from jackclients import run_realtime
 from pythonosc.dispatcher import Dispatcher
 from pythonosc.osc_server import BlockingOSCUDPServer
 from pythonosc.udp_client import SimpleUDPClient
@@ -59,11 +58,7 @@ port = {osc_in}
 out_host = "127.0.0.1"
 out_port = {listener.port}
 """)
-    proc = subprocess.Popen([sys.executable, "-m", "realtime.cli", "run", str(patch)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    line = proc.stdout.readline()
-    assert "running" in line, line + proc.stderr.read()
-    return proc
+    return run_realtime(patch)
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
