@@ -12,7 +12,6 @@ contrast: nothing inside the engine can act then; only a receiver-side maximum n
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import signal
@@ -26,6 +25,8 @@ sys.path.insert(0, str(ROOT / "tests"))  # the JACK server and clients the tests
 
 from jackclients import RUN_PATCH, Keyboard, start_realtime, wait_for  # noqa: E402
 from jackclients import Receiver as Synth  # noqa: E402
+
+from realtime.bench.common import write_json  # noqa: E402
 
 
 def _answering(synth: Synth, keyboard: Keyboard) -> bool:
@@ -194,9 +195,7 @@ def main(argv: list[str] | None = None) -> dict:
               "headline": ("no note held after any fault (SIGKILL excepted)" if not stuck
                            else f"notes held after: {', '.join(stuck)}")}
     print(report["headline"])
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(report, indent=2))
-    print(f"wrote {args.json}")
+    write_json(report, args.json)
     return report
 
 

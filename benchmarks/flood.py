@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from realtime.bench.common import write_json
+
 ROOT = Path(__file__).resolve().parents[1]
 BUDGET_MS = 3.0
 
@@ -260,9 +262,7 @@ def main(argv: list[str] | None = None) -> dict:
                           f"{flood['deadline_misses']} deadline misses")
     print(f"flood: achieved {flood['flood'].get('achieved_rate', 0)} datagrams/s; dropped by kind: {flood['dropped']}")
     print(f"budget {BUDGET_MS} ms: legitimate note-ons p99 {flood['legit_note_latency'].get('p99_ms')} ms during the flood")
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(report, indent=2))
-    print(f"wrote {args.json}")
+    write_json(report, args.json)
     return report
 
 

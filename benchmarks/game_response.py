@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import socket
 import struct
@@ -35,9 +34,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from realtime.bench.common import write_json  # noqa: E402
 from realtime.clock import FakeClock, SystemClock  # noqa: E402
 from realtime.engine.engine import Engine  # noqa: E402
-from realtime.engine.game import GameMessage  # noqa: E402
 from realtime.engine.gameosc import register_game_api  # noqa: E402
 from realtime.engine.gamesetup import build_game_mode  # noqa: E402
 from realtime.engine.voices import VoiceBank  # noqa: E402
@@ -255,9 +254,7 @@ def main(argv: list[str] | None = None) -> dict:
     counts = [16, 64, 128] if args.quick else [8, 16, 32, 64, 96, 128, 192, 256]
     report["voices"] = voices_within_budget(patch.model.name, patch.engine.budget_ms, counts, 200 if args.quick else 1000)
     print(f"  -> {report['voices']['max_voices_within_budget']} voices", flush=True)
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(report, indent=2))
-    print(f"wrote {args.json}")
+    write_json(report, args.json)
     return report
 
 

@@ -22,7 +22,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from realtime.app import LiveEngine
+from realtime.bench.common import write_json
 from realtime.io.ports import MemoryInput, MemoryOutput
 from realtime.patch import parse_patch
 
@@ -323,11 +323,9 @@ def main(argv: list[str] | None = None) -> dict:
     for note in results["notes"]:
         print(note)
     results["headline"] = _headline(results)
-    out = Path(args.json)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2) + "\n")
+    out = write_json(results, args.json)
     plot(results, out.with_suffix(".png"))
-    print(f"wrote {out} and {out.with_suffix('.png')}")
+    print(f"wrote {out.with_suffix('.png')}")
     return results
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import os
 import platform
 import sys
@@ -22,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from realtime.bench.common import cdf_us
+from realtime.bench.common import cdf_us, write_json
 from realtime.model.generator import Generator
 from realtime.model.reference import NumpyLSTM, weights_path
 from realtime.model.runner import ModelRunner, resolve_model
@@ -121,9 +120,7 @@ def main(argv: list[str] | None = None) -> dict:
         s, t = r["step"], r["note"]
         print(f"{name:24} {s['p50_us']:8.1f}u {s['p99_us']:6.1f}u {s['p99_9_us']:6.1f}u | "
               f"{t['p50_us']:8.1f}u {t['p99_us']:6.1f}u {t['p99_9_us']:6.1f}u | {t['p50_us'] / base:.2f}x")
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {args.json}")
+    write_json(results, args.json)
     return results
 
 

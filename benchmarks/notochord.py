@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from realtime.bench.common import (SETTLE_EVENTS, EngineEvents, cache_dir, cdf_us, pin_to_one_core, quiet_gc, ratio,
-                                   summary_us)
+                                   summary_us, write_json)
 from realtime.bench.graphs import parameter_count, random_graphs
 from realtime.bench.notochord_env import NOTOCHORD_VERSION, NotochordUnavailable, NotochordWorker, ensure_env
 from realtime.model.runner import resolve_model
@@ -138,10 +138,7 @@ def main(argv: list[str] | None = None) -> dict:
         results["notochord_speedup"] = None
     results["headline"] = _headline(results)
     _print(results)
-    out = Path(args.json)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {out}")
+    write_json(results, args.json)
     return results
 
 

@@ -21,7 +21,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import time
 from pathlib import Path
@@ -29,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from realtime.bench import music_stats
+from realtime.bench.common import write_json
 from realtime.model.generator import Generator
 from realtime.model.markov import MarkovModel
 from realtime.model.runner import ModelRunner, field_slices, load_metadata, models_dir, resolve_model
@@ -228,10 +228,7 @@ def main(argv: list[str] | None = None) -> dict:
     results["seconds"] = round(time.monotonic() - started, 1)
     results["headline"] = _headline(results)
     _print(results)
-    out = Path(args.json)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {out}")
+    write_json(results, args.json)
     return results
 
 

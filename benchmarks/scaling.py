@@ -21,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from realtime.bench.common import SETTLE_EVENTS, EngineEvents, cache_dir, pin_to_one_core, quiet_gc, summary_us
+from realtime.bench.common import (SETTLE_EVENTS, EngineEvents, cache_dir, pin_to_one_core, quiet_gc, summary_us,
+                                   write_json)
 from realtime.bench.graphs import parameter_count, random_graphs
 from realtime.model.fastsample import sample_note, warm_up
 from realtime.model.runner import ModelRunner, field_slices, resolve_model
@@ -167,10 +168,7 @@ def main(argv: list[str] | None = None) -> dict:
     results["length"] = length(resolve_model(f"{args.model}.int8"), args.length or (10_000 if args.quick else 100_000))
     results["headline"] = _headline(results)
     _print(results)
-    out = Path(args.json)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {out}")
+    write_json(results, args.json)
     return results
 
 

@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from realtime.bench.common import write_json
+
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
@@ -229,9 +231,7 @@ def main(argv: list[str] | None = None) -> dict:
         f"{part} {r['seconds'] / 60:.1f} min: RSS growth {r['rss_growth_mb']} MB, {r['deadline_misses']} misses of "
         f"{r['notes_out']} notes at {r['budget_ms']} ms" for part, r in report["parts"].items())
     print(report["headline"])
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(report, indent=2))
-    print(f"wrote {args.json}")
+    write_json(report, args.json)
     return report
 
 

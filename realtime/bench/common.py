@@ -8,6 +8,7 @@ the usual masks, temperature and top-p. Timed as one unit with perf_counter_ns.
 from __future__ import annotations
 
 import gc
+import json
 import os
 import time
 from pathlib import Path
@@ -95,3 +96,12 @@ class EngineEvents:
             token = generator.sample_next()
             out[k] = clock() - t0
         return token
+
+
+def write_json(results: dict, path: str | Path) -> Path:
+    """Write a script's results where `--json` says (folders made as needed) and say so."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {out}")
+    return out
