@@ -17,13 +17,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 
 from ..model import controls as ctl
 from ..model.tokens import DURATION_BEATS, FIELDS, IOI_BEATS, START, VELOCITY_LEVELS, duration_bucket, ioi_bucket
 from .export import export_all
 from .lstm import ControlledNoteLSTM
-from .train import IGNORE, TrainConfig, _losses, _progress, _same_run, load_split
+from .train import IGNORE, TrainConfig, _losses, _same_run, load_split, train_epoch
 
 STRETCHES = (0.5, 1.0, 1.0, 2.0)  # beats are multiplied by one of these per piece and epoch
 OCTAVES = (-24, -12, -12, 0, 0, 0, 0, 12)
@@ -148,30 +147,17 @@ def train_conditioned(cfg: ConditionedConfig) -> dict:
         t0 = time.time()
         model.train()
         x_all, c_all, y_all = _windows((_example(*augment(t, rng)) for t in train_pieces), cfg.window)
-        order = rng.permutation(len(x_all))
-        total, notes = 0.0, 0
-        batches = range(0, len(order), cfg.batch)
-        for b in _progress(batches, cfg.progress, desc=f"epoch {state['epoch'] + 1}/{cfg.epochs}", leave=False):
-            idx = order[b:b + cfg.batch]
-            x, c, y = (torch.from_numpy(a[idx]) for a in (x_all, c_all, y_all))
-            logits, _ = model(x, c)
-            n = int((y[..., 0] != IGNORE).sum())
-            loss = sum(_losses(logits, y)) / n
-            optimizer.zero_grad()
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            total, notes = total + loss.item() * n, notes + n
+        train_nll = train_epoch(model, optimizer, (x_all, c_all), y_all, rng, cfg, state["epoch"])
         valid = evaluate(model, split.valid)
         scheduler.step(valid["nll"])
         state["epoch"] += 1
         state["seconds"] += time.time() - t0
-        state["history"].append({"epoch": state["epoch"], "train_nll": total / notes, "valid_nll": valid["nll"],
+        state["history"].append({"epoch": state["epoch"], "train_nll": train_nll, "valid_nll": valid["nll"],
                                  "valid_pitch_nll": valid["pitch_nll"]})
         if valid["nll"] < state["best_valid"]:
             state["best_valid"], state["best_epoch"] = valid["nll"], state["epoch"]
             torch.save(model.state_dict(), best_path)
-        print(f"epoch {state['epoch']}: train NLL {total / notes:.3f}, valid NLL {valid['nll']:.3f} "
+        print(f"epoch {state['epoch']}: train NLL {train_nll:.3f}, valid NLL {valid['nll']:.3f} "
               f"(pitch {valid['pitch_nll']:.3f}) [{state['seconds'] / 60:.1f} min]", flush=True)
         torch.save({"config": {k: v for k, v in asdict(cfg).items() if k != "max_minutes"}, "model": model.state_dict(),
                     "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "state": state}, ckpt_path)

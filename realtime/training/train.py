@@ -128,6 +128,26 @@ def _same_run(saved: dict, current: dict) -> bool:
     return all(saved.get(k) == v for k, v in current.items() if k not in RUN_ONLY)
 
 
+
+def train_epoch(model: nn.Module, optimizer, inputs: tuple[np.ndarray, ...], targets: np.ndarray,
+                rng: np.random.Generator, cfg: TrainConfig, epoch: int) -> float:
+    """One pass over the windows in a random order, `model(*inputs)` per batch; the mean training NLL."""
+    order = rng.permutation(len(targets))
+    total, notes = 0.0, 0
+    batches = range(0, len(order), cfg.batch)
+    for b in _progress(batches, cfg.progress, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False):
+        idx = order[b:b + cfg.batch]
+        y = torch.from_numpy(targets[idx])
+        logits, _ = model(*(torch.from_numpy(a[idx]) for a in inputs))
+        n = int((y[..., 0] != IGNORE).sum())
+        loss = sum(_losses(logits, y)) / n
+        optimizer.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        total, notes = total + loss.item() * n, notes + n
+    return total / notes
+
 def train(cfg: TrainConfig) -> dict:
     """Train, keep the best epoch by validation NLL, export it; resumes from the checkpoint folder."""
     torch.manual_seed(cfg.seed)
@@ -167,29 +187,16 @@ def train(cfg: TrainConfig) -> dict:
         model.train()
         shifted = [transpose(t, int(rng.integers(-5, 7))) for t in train_pieces]
         x_all, y_all = _windows([s if s is not None else t for s, t in zip(shifted, train_pieces)], cfg.window, rng)
-        order = rng.permutation(len(x_all))
-        total, notes = 0.0, 0
-        batches = range(0, len(order), cfg.batch)
-        for b in _progress(batches, cfg.progress, desc=f"epoch {state['epoch'] + 1}/{cfg.epochs}", leave=False):
-            idx = order[b:b + cfg.batch]
-            x, y = torch.from_numpy(x_all[idx]), torch.from_numpy(y_all[idx])
-            logits, _ = model(x)
-            n = int((y[..., 0] != IGNORE).sum())
-            loss = sum(_losses(logits, y)) / n
-            optimizer.zero_grad()
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            total, notes = total + loss.item() * n, notes + n
+        train_nll = train_epoch(model, optimizer, (x_all,), y_all, rng, cfg, state["epoch"])
         valid = evaluate(model, split.valid)
         scheduler.step(valid["nll"])
         state["epoch"] += 1
-        state["history"].append({"epoch": state["epoch"], "train_nll": total / notes, "valid_nll": valid["nll"],
+        state["history"].append({"epoch": state["epoch"], "train_nll": train_nll, "valid_nll": valid["nll"],
                                  "valid_pitch_nll": valid["pitch_nll"], "valid_pitch_accuracy": valid["pitch_accuracy"]})
         if valid["nll"] < state["best_valid"]:
             state["best_valid"], state["best_epoch"] = valid["nll"], state["epoch"]
             torch.save(model.state_dict(), best_path)
-        print(f"epoch {state['epoch']}: train NLL {total / notes:.3f}, valid NLL {valid['nll']:.3f} "
+        print(f"epoch {state['epoch']}: train NLL {train_nll:.3f}, valid NLL {valid['nll']:.3f} "
               f"(pitch {valid['pitch_nll']:.3f}, accuracy {valid['pitch_accuracy']:.3f})")
         torch.save({"config": asdict(cfg), "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(), "state": state}, ckpt_path)
