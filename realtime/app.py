@@ -128,12 +128,13 @@ class LiveEngine:
             synth = self._stack.enter_context(FluidSynthProcess(soundfont=p.synth.soundfont, gain=p.synth.gain))
             self.synth_port = synth.midi_port
         if p.midi.enabled:
-            from .io.midi import MidiOutput
+            from .io.midibackend import open_output
 
             output_port = p.midi.output
             if p.synth.kind == "fluidsynth" and output_port is None:
                 output_port = self.synth_port
-            self._add_output(MidiOutput(output_port, p.midi.backend, client_name=p.midi.client_name))
+            self._add_output(open_output(self.clock, output_port, p.midi.backend, client_name=p.midi.client_name,
+                                         latency_ms=p.midi.latency_ms))
         if p.osc.out_host:
             from .io.osc import OscOutput
 
@@ -154,11 +155,11 @@ class LiveEngine:
     def _open_inputs(self) -> None:
         p = self.patch
         if p.midi.enabled:
-            from .io.midi import MidiInput
+            from .io.midibackend import open_input
 
             follow_clock = p.engine.mode == "game" and p.game.midi_clock_in
-            port = MidiInput(self.clock, p.midi.input, p.midi.backend, client_name=p.midi.client_name,
-                             accept_clock=follow_clock)
+            port = open_input(self.clock, p.midi.input, p.midi.backend, client_name=p.midi.client_name,
+                              accept_clock=follow_clock)
             if follow_clock:
                 port.set_raw_listener(self.mode.on_raw_midi)
             self.inputs.append(port)

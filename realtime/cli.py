@@ -68,7 +68,7 @@ def _ports(args: argparse.Namespace) -> None:
 
     for backend in [args.midi_backend] if args.midi_backend else compiled_backends():
         try:
-            ports = list_ports(backend)
+            ports = list_ports("jack" if backend == "jack-rtmidi" else backend)
         except RealtimeError as err:
             print(f"{backend}: unavailable ({err})")
             continue
@@ -98,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="run a patch live: MIDI/OSC in, answers out, one-line status; Ctrl-C stops")
     p.add_argument("patch", help="a patch file, e.g. patches/duet.toml")
-    p.add_argument("--midi-backend", choices=["jack", "alsa", "coremidi", "winmm"], default=None)
+    p.add_argument("--midi-backend", choices=["jack", "jack-rtmidi", "alsa", "coremidi", "winmm"], default=None)
     p.add_argument("--osc-port", type=int, default=None)
     p.add_argument("--no-midi", action="store_true", help="OSC only")
     p.add_argument("--no-osc", action="store_true", help="MIDI only")
@@ -106,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_run)
 
     p = sub.add_parser("ports", help="list MIDI inputs and outputs per backend")
-    p.add_argument("--midi-backend", choices=["jack", "alsa", "coremidi", "winmm"], default=None)
+    p.add_argument("--midi-backend", choices=["jack", "jack-rtmidi", "alsa", "coremidi", "winmm"], default=None)
     p.set_defaults(func=_ports)
 
     p = sub.add_parser("continue", help="continue a MIDI file offline")

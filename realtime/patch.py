@@ -16,7 +16,7 @@ from typing import Any
 from .errors import PatchError
 from .model.sampling import key_pitch_classes
 
-MIDI_BACKENDS = ("jack", "alsa", "coremidi", "winmm")
+MIDI_BACKENDS = ("jack", "jack-rtmidi", "alsa", "coremidi", "winmm")  # realtime/io/midibackend.py
 CONTROL_TARGETS = {"temperature": (0.05, 5.0), "top_p": (0.05, 1.0), "answer_notes": (1, 256),
                    "phrase_end_ms": (20, 10_000)}
 SYNTHS = ("none", "builtin", "fluidsynth")
@@ -60,6 +60,7 @@ class MidiSection:
     input: str | None = None  # exact name or substring; None opens a virtual port "realtime:in"
     output: str | None = None
     client_name: str = "realtime"
+    latency_ms: float = 0.0  # the output device's own latency: notes are sent this much earlier (jack)
 
 
 @dataclass(frozen=True)
@@ -297,6 +298,8 @@ def _check(path: str, patch: Patch) -> None:
         fail("continuation", "channel", f"must be a MIDI channel 1-16, got {c.channel}")
     if patch.midi.backend is not None and patch.midi.backend not in MIDI_BACKENDS:
         fail("midi", "backend", f"must be one of {', '.join(MIDI_BACKENDS)}, got {patch.midi.backend!r}")
+    if not 0 <= patch.midi.latency_ms <= 500:
+        fail("midi", "latency_ms", f"must be between 0 and 500 milliseconds, got {patch.midi.latency_ms}")
     for key, port in (("port", patch.osc.port), ("out_port", patch.osc.out_port)):
         if not 0 <= port <= 65535:
             fail("osc", key, f"must be a UDP port 0-65535, got {port}")

@@ -5,6 +5,10 @@ atomic in CPython, so no lock is shared with the model). Either the engine calls
 `dispatch_due` itself (fake clock, tests), or `start()` runs a dedicated output thread that
 sleeps until just before each deadline and spins the last stretch.
 
+An output that keeps time itself (the JACK-Client port writes each message at its frame) has a
+`lead_ns` and a `send_at(message, deadline_ns)`: it gets each message that long before the deadline,
+with the deadline. A FanOut is taken apart, so each of its outputs gets the message at its own lead.
+
 Contract for the output path (`dispatch_due` and the output thread): it only moves messages
 from the inbox to the heap and sends what is due. It never computes music, never waits on a
 lock the model holds, and never logs: lateness is counted (`late_count`, `lateness_ns`) and
@@ -23,7 +27,7 @@ import numpy as np
 
 from .clock import Clock
 from .events import NoteMessage
-from .io.ports import Output
+from .io.ports import FanOut, Output
 
 _CANCEL = object()
 
@@ -34,6 +38,8 @@ class Scheduler:
     def __init__(self, output: Output, clock: Clock | None = None, late_tolerance_ns: int = 1_000_000,
                  spin_ns: int = 400_000, history: int = 1 << 16) -> None:
         self.output, self.clock = output, clock
+        self._targets = list(output.outputs) if isinstance(output, FanOut) else [output]
+        self._timed = any(hasattr(target, "send_at") for target in self._targets)
         self.late_tolerance_ns, self.spin_ns = late_tolerance_ns, spin_ns
         self._inbox: deque = deque()
         self._queue: list[tuple[int, int, NoteMessage]] = []
@@ -49,7 +55,13 @@ class Scheduler:
 
     # --- engine side ------------------------------------------------------------------------------
     def push(self, message: NoteMessage, at_ns: int) -> None:
-        self._inbox.append((at_ns, next(self._order), message))
+        if self._timed:
+            order = next(self._order)
+            for index, target in enumerate(self._targets):
+                lead = getattr(target, "lead_ns", 0)
+                self._inbox.append((at_ns - lead, order, message, index, at_ns))
+        else:
+            self._inbox.append((at_ns, next(self._order), message))
         self._wake.set()
 
     def cancel_all(self) -> None:
@@ -90,8 +102,19 @@ class Scheduler:
         sent = 0
         queue = self._queue
         while queue and queue[0][0] <= now_ns:
-            deadline, _, message = heapq.heappop(queue)
-            self.output.send(message)
+            item = heapq.heappop(queue)
+            deadline, message = item[0], item[2]
+            if self._timed:
+                target = self._targets[item[3]]
+                send_at = getattr(target, "send_at", None)
+                if send_at is not None:
+                    send_at(message, item[4])
+                else:
+                    target.send(message)
+                if item[3]:
+                    continue  # timing and counts follow each message's first output
+            else:
+                self.output.send(message)
             sent_ns = self.clock.now_ns() if self.clock is not None else now_ns
             late = sent_ns - deadline
             self.lateness_ns[self.sent_count % len(self.lateness_ns)] = late

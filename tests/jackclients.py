@@ -1,6 +1,6 @@
 """Foreign JACK MIDI clients for tests and benchmarks: a synth that counts the notes it holds, and a
-keyboard that plays into the engine. Plain python-rtmidi, so they see the engine as any other
-program would. Also `realtime run` started as a user starts it."""
+keyboard that plays into the engine. JACK-Client and python-rtmidi (output only), so they see the
+engine as any other program would. Also `realtime run` started as a user starts it."""
 
 from __future__ import annotations
 
@@ -29,26 +29,66 @@ def wait_for(predicate, timeout_s: float = 5.0, step_s: float = 0.005) -> bool:
 
 class Receiver:
     """A JACK MIDI receiver that keeps what it hears, stamped, and which notes it holds (a synth
-    honouring note-offs, and CC120/CC123 releasing a channel)."""
+    honouring note-offs, and CC120/CC123 releasing a channel).
+
+    JACK-Client, not python-rtmidi: an rtmidi input whose callback is set can crash the process when it
+    is deleted while JACK's thread is about to call it (seen in full runs on a loaded machine). Each
+    message is stamped with JACK's own time of its frame (`jack_frames_to_time`), in time.monotonic
+    seconds, and its absolute frame is kept too (`frames`), as jack_midi_dump would print it.
+    """
 
     def __init__(self, name: str = "synth", virtual: bool = False, port_name: str = "in") -> None:
-        self.messages: list[tuple[float, list[int]]] = []
-        self._lock = threading.Lock()
-        self.port_name = port_name
-        self.port = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name)
-        self.port.ignore_types(sysex=False, timing=False, active_sense=False)
-        self.port.set_callback(self._heard)
-        if virtual:
-            self.port.open_virtual_port("midi in")
+        import jack
 
-    def _heard(self, event, _data=None) -> None:
-        with self._lock:
-            self.messages.append((time.monotonic(), event[0]))
+        self.messages: list[tuple[float, list[int]]] = []
+        self.frames: list[int] = []
+        self._lock = threading.Lock()
+        self.client = jack.Client(name, no_start_server=True)
+        self.rate = self.client.samplerate
+        self.errors = 0
+        self._event = jack._ffi.new("jack_midi_event_t*")
+        self._times = _JackTimes(self.client)
+        self.ports = [self.client.midi_inports.register("midi in" if virtual else port_name)]
+        self.port_name = port_name
+        self.client.set_process_callback(self._process)
+        self.client.activate()
+
+    def _process(self, frames: int) -> None:
+        import jack
+
+        lib, event = jack._lib, self._event
+        try:
+            first = None
+            for port in list(self.ports):
+                buffer = lib.jack_port_get_buffer(port._ptr, frames)
+                for index in range(lib.jack_midi_get_event_count(buffer)):
+                    if lib.jack_midi_event_get(event, buffer, index):
+                        break
+                    if first is None:  # one time look-up a period: each C call lets go of the GIL
+                        first = self.client.last_frame_time
+                        start_s = self._times.monotonic_s(first)
+                    frame = first + event.time
+                    with self._lock:
+                        self.messages.append((start_s + event.time / self.rate, list(jack._ffi.unpack(event.buffer, event.size))))
+                        self.frames.append(frame)
+        except Exception:  # JACK-Client stops calling a callback that raised
+            self.errors += 1
+
+    def add_port(self, name: str) -> str:
+        """Another input port on this client (a synth with a second input); returns its full name."""
+        self.ports.append(self.client.midi_inports.register(name))
+        return self.ports[-1].name
+
+    def remove_ports(self) -> None:
+        """The synth goes away: its ports vanish while the client lives on."""
+        ports, self.ports = self.ports, []
+        for port in ports:
+            port.unregister()
 
     def listen_to(self, port: str) -> None:
         """Connect to a port by its exact name, else the one whose name contains `port`."""
-        names = self.port.get_ports()
-        self.port.open_port(names.index(resolve_port(names, port, "output", "jack")), self.port_name)
+        names = [p.name for p in self.client.get_ports(is_midi=True, is_output=True)]
+        self.client.connect(resolve_port(names, port, "output", "jack"), self.ports[0])
 
     def heard(self) -> list[list[int]]:
         with self._lock:
@@ -72,8 +112,31 @@ class Receiver:
             return [t for t, m in self.messages if m[0] & 0xF0 == 0x90 and m[2] > 0 and t >= after]
 
     def close(self) -> None:
-        self.port.close_port()
-        self.port.delete()
+        self.client.deactivate()  # waits for the process callback to return, with the GIL released
+        self.client.close()
+
+
+class _JackTimes:
+    """JACK's own frame -> time (its DLL), shifted to time.monotonic: what a receiving client sees."""
+
+    def __init__(self, client) -> None:
+        import ctypes
+
+        import jack
+
+        lib = ctypes.CDLL(jack._libname)
+        lib.jack_get_time.restype = ctypes.c_uint64
+        lib.jack_frames_to_time.restype = ctypes.c_uint64
+        lib.jack_frames_to_time.argtypes = [ctypes.c_void_p, ctypes.c_uint32]
+        self._lib, self._client = lib, ctypes.c_void_p(int(jack._ffi.cast("uintptr_t", client._ptr)))
+        self._offset_us: float | None = None
+
+    def monotonic_s(self, frame: int) -> float:
+        lib = self._lib
+        before, now, after = lib.jack_get_time(), time.monotonic_ns(), lib.jack_get_time()
+        if self._offset_us is None or after - before < 30:
+            self._offset_us = now / 1000 - (before + after) / 2
+        return (lib.jack_frames_to_time(self._client, frame & 0xFFFFFFFF) + self._offset_us) / 1e6
 
 
 class Keyboard:

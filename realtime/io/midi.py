@@ -23,14 +23,16 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
 
 import rtmidi
 
 from ..clock import Clock
 from ..errors import PortError
-from ..events import ControlChange, NoteMessage
+from ..events import NoteMessage
+from .midiparse import PANIC_CONTROLS, MidiParser, RawListener, resolve_port
 from .ports import HeldNotes, Listener
+
+__all__ = ["MidiInput", "MidiOutput", "PANIC_CONTROLS", "resolve_port", "list_ports", "compiled_backends"]
 
 BACKENDS: dict[str, int] = {
     "alsa": rtmidi.API_LINUX_ALSA,
@@ -39,9 +41,8 @@ BACKENDS: dict[str, int] = {
     "winmm": rtmidi.API_WINDOWS_MM,
 }
 PLATFORM_BACKENDS = {"linux": ("alsa", "jack"), "darwin": ("coremidi", "jack"), "win32": ("winmm",)}
-PANIC_CONTROLS = (64, 120, 123, 121)  # sustain off, all sound off, all notes off, reset controllers
 PANIC_BURST = 48  # messages per JACK period in a panic
-RawListener = Callable[[list[int], int], None]  # (message bytes, arrival ns): clock and transport
+POLL_S = 0.0005  # how often an input's reader thread looks at rtmidi's queue
 
 
 def _api(backend: str) -> int:
@@ -95,20 +96,6 @@ def list_ports(backend: str) -> dict[str, list[str]]:
         midi_out.delete()
 
 
-def resolve_port(names: list[str], wanted: str, kind: str, backend: str) -> str:
-    """The port called `wanted`, else the one port whose name contains it (ignoring case)."""
-    if wanted in names:
-        return wanted
-    matches = [name for name in names if wanted.lower() in name.lower()]
-    if len(matches) == 1:
-        return matches[0]
-    if matches:
-        raise PortError(f"MIDI {kind} {wanted!r} matches several {backend} ports: "
-                        + ", ".join(repr(m) for m in matches) + "; give more of the name")
-    have = ", ".join(repr(n) for n in names) if names else "none"
-    raise PortError(f"no MIDI {kind} port matching {wanted!r} on {backend} (ports: {have})")
-
-
 class JackWatch:
     """One per process (`jack_watch()`): a JACK client of our own that learns at once when the server shuts down, and can tell when
     it is back. It also takes libjack's error printing (the library rtmidi loaded), so a dead server
@@ -155,6 +142,11 @@ class JackWatch:
             if self._client is not None:  # the server died under this client: JACK still wants it closed
                 self._lib.jack_client_close(self._client)
                 self._client = None
+            jack_client_side = sys.modules.get("realtime.io.jackmidi")
+            if jack_client_side is not None:
+                for port in list(jack_client_side._OPEN_PORTS):  # their dead clients close first too
+                    if not port._alive and port._client is not None:
+                        port._release_client()
             status = ctypes.c_int(0)
             client = self._lib.jack_client_open(b"realtime-watch", self._NO_START_SERVER, ctypes.byref(status))
             if client:
@@ -162,6 +154,16 @@ class JackWatch:
                 self._client = client
                 self.alive = True
             return self.alive
+
+    def release_dead(self) -> None:
+        """Close our client of a server that died, before any other JACK client opens: libjack serves
+        new clients badly (and closing the stale one later crashed it) while such clients stay open."""
+        if self._lib is None:
+            return
+        with self._lock:
+            if not self.alive and self._client is not None:
+                self._lib.jack_client_close(self._client)
+                self._client = None
 
     def period_s(self) -> float:
         """One JACK period: how long a sent message may wait in rtmidi's buffer before it leaves."""
@@ -340,12 +342,14 @@ class _MidiPort:
 
 
 class MidiInput(_MidiPort):
-    """Notes and control changes from a MIDI port, stamped with the clock at arrival.
+    """Notes and control changes from a MIDI port, stamped with the clock when they are read.
 
-    rtmidi calls back on its own thread (JACK's process thread on JACK); the listener must be quick.
-    SysEx and active sensing are ignored; clock and transport bytes go to the raw listener when
-    `accept_clock` is set. Malformed messages are counted and dropped. When the device vanishes, the
-    listener hears note-offs for the keys the player held, so the engine is never left waiting.
+    No rtmidi callback is ever set: python-rtmidi frees a callback's data when it is cancelled while
+    its backend thread may already be waiting to call it, which crashed the process (seen twice in
+    full test runs on a loaded machine: a segfault in `MidiIn.delete()`). rtmidi queues what arrives
+    in its own buffer instead, and a reader thread of ours takes it out every `POLL_S`; closing stops
+    that thread first, so nothing can run into the freed port. Parsing is MidiParser's; when the
+    device vanishes, the listener hears note-offs for the keys the player held.
     """
 
     kind, direction = "input", "in"
@@ -355,75 +359,62 @@ class MidiInput(_MidiPort):
                  client_name: str = "realtime", accept_clock: bool = False) -> None:
         self.clock = clock
         self.accept_clock = accept_clock
-        self._listener: Listener | None = None
-        self._raw_listener: RawListener | None = None
-        self._held = HeldNotes()
-        self.counts = {"notes": 0, "controls": 0, "ignored": 0, "malformed": 0, "errors": 0}
-        self._warned: set[str] = set()
+        self.parser = MidiParser(accept_clock, self._warnings_append)
+        self.counts = self.parser.counts
+        self._reading = False
+        self._reader: threading.Thread | None = None
+        self._warnings = []
         super().__init__(port, backend, client_name)
+        self._start_reading()
+
+    def _warnings_append(self, line: str) -> None:
+        self._warnings.append(line)
 
     def set_listener(self, listener: Listener | None) -> None:
-        self._listener = listener
+        self.parser.listener = listener
 
     def set_raw_listener(self, listener: RawListener | None) -> None:
         """Receive system real-time and common messages (clock, start, stop, song position)."""
-        self._raw_listener = listener
+        self.parser.raw_listener = listener
 
     def _configure(self, midi) -> None:
         midi.ignore_types(sysex=True, timing=not self.accept_clock, active_sense=True)
-        midi.set_callback(self._receive)
 
-    def _receive(self, event: tuple[list[int], float], _data: object = None) -> None:
-        at_ns = self.clock.now_ns()
-        try:
-            self._dispatch(event[0], at_ns)
-        except Exception as err:  # rtmidi would swallow it: count it and say it once
-            self._count("errors", f"MIDI input {self.name}: listener failed: {type(err).__name__}: {err}")
+    def _read(self) -> None:
+        clock, dispatch = self.clock, self.parser.dispatch
+        while self._reading:
+            midi = self._midi
+            message = midi.get_message() if midi is not None else None
+            if message is None:
+                time.sleep(POLL_S)
+                continue
+            dispatch(message[0], clock.now_ns(), self.name)
 
-    def _dispatch(self, data: list[int], at_ns: int) -> None:
-        if not data:
-            return
-        status = data[0]
-        if status >= 0xF0:
-            if self._raw_listener is not None and status != 0xF0:
-                self._raw_listener(data, at_ns)
-            else:
-                self.counts["ignored"] += 1
-            return
-        kind = status & 0xF0
-        if status < 0x80 or len(data) != (2 if kind in (0xC0, 0xD0) else 3) or any(b > 127 for b in data[1:]):
-            self._count("malformed", f"MIDI input {self.name}: dropped malformed message {bytes(data).hex(' ')}")
-            return
-        if kind == 0x90 or kind == 0x80:
-            message = NoteMessage(data[1], data[2] if kind == 0x90 else 0, status & 0x0F)
-            self._held.track(message)
-            self.counts["notes"] += 1
-        elif kind == 0xB0:
-            message = ControlChange(data[1], data[2], status & 0x0F)
-            self.counts["controls"] += 1
-        else:
-            self.counts["ignored"] += 1
-            return
-        listener = self._listener
-        if listener is not None:
-            listener(message, at_ns)
+    def _start_reading(self) -> None:
+        if self._reader is None:
+            self._reading = True
+            self._reader = threading.Thread(target=self._read, name=f"midi-in {self.name}", daemon=True)
+            self._reader.start()
 
-    def _count(self, kind: str, line: str) -> None:
-        self.counts[kind] += 1
-        if kind not in self._warned:
-            self._warned.add(kind)
-            self._warnings.append(line + " (further ones counted, not shown)")
+    def _stop_reading(self) -> None:
+        """Before the rtmidi object is deleted: a get_message() on a deleted port would crash."""
+        self._reading = False
+        if self._reader is not None:
+            self._reader.join(timeout=1.0)
+        self._reader = None
+
+    def _lost(self) -> None:
+        self._stop_reading()
+        super()._lost()
+
+    def _reconnected(self) -> None:
+        self._start_reading()
 
     def _vanished(self) -> None:
-        listener, now = self._listener, self.clock.now_ns()
-        for off in self._held.releases():
-            if listener is not None:
-                listener(off, now)
+        self.parser.release_held(self.clock.now_ns())
 
     def close(self) -> None:
-        midi = self._midi
-        if midi is not None and not self.server_down:
-            midi.cancel_callback()
+        self._stop_reading()
         super().close()
 
 

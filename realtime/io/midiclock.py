@@ -121,6 +121,22 @@ class RawOutput:
     def __init__(self, send_raw: RawSend, name: str = "midi-clock") -> None:
         self.send_raw, self.name = send_raw, name
         self.errors = 0
+        port = getattr(send_raw, "__self__", None)  # a port that keeps time (JACK) gets deadlines
+        self._send_raw_at = getattr(port, "send_raw_at", None)
+        self._port = port if self._send_raw_at is not None else None
+
+    @property
+    def lead_ns(self) -> int:
+        return self._port.lead_ns if self._port is not None else 0
+
+    def send_at(self, data: bytes, deadline_ns: int) -> None:
+        if self._send_raw_at is None:
+            self.send(data)
+            return
+        try:
+            self._send_raw_at(data, deadline_ns)
+        except Exception:
+            self.errors += 1
 
     def send(self, data: bytes) -> None:
         try:

@@ -1,0 +1,457 @@
+"""JACK MIDI through JACK-Client: every event written at its frame, every input stamped with its frame.
+
+python-rtmidi's JACK backend writes whatever it was given at the start of the next period, so a
+receiver hears up to a period of timing error (2.6-10 ms at 256-1024 frames). Here the engine hands
+each message over `lead_ns` before its deadline with the deadline attached (`send_at`); the process
+callback keeps it until the period that contains its deadline and writes it at the frame offset of
+that deadline. The receiver hears every note at its deadline's frame: no latency added, an error of
+a frame. Input events are stamped with the time of their frame.
+
+Frames and the engine's clock are tied per period: JACK's cycle start times (its DLL) through a
+second filter of our own, and the offset between JACK's microsecond clock and the engine's
+monotonic clock, measured every period.
+
+Contract for the process callback (JACK's real-time thread): it moves messages from a deque to the
+port buffer and counts; it never blocks, never logs, never raises (JACK-Client would stop calling it).
+Messages not yet written can be taken back: `all_notes_off` drops them and ends every note that was
+written, so a cut-in never lets a planned note through. Closing a port stops the callback through
+JACK (`jack_deactivate` waits for the cycle to end, with the GIL released), so no callback can run
+into freed memory, the crash rtmidi inputs had.
+"""
+
+from __future__ import annotations
+
+import bisect
+import ctypes
+import itertools
+import sys
+import time
+import weakref
+from collections import deque
+
+from ..clock import Clock
+from ..errors import PortError
+from ..events import NoteMessage
+from .midiparse import PANIC_CONTROLS, MidiParser, resolve_port
+from .ports import HeldNotes, Listener
+
+try:
+    import jack
+except (ImportError, OSError) as _err:  # no JACK-Client, or no libjack on this machine
+    jack = None
+    _IMPORT_ERROR = f"{type(_err).__name__}: {_err}"
+
+_PANIC = object()
+MAX_EVENTS_PER_PERIOD = 32  # a panic bigger than this goes out over the next periods (DIN MIDI carries ~1 a ms)
+SAFETY_NS = 2_000_000  # handed over this much before its period, on top of a period of lead
+
+
+def available() -> str | None:
+    """None when JACK-Client and libjack are there, else why not."""
+    return None if jack is not None else f"JACK-Client cannot load ({_IMPORT_ERROR})"
+
+
+def _libjack() -> ctypes.CDLL:
+    """The libjack JACK-Client loaded, for the time functions it does not wrap."""
+    lib = ctypes.CDLL(jack._libname)
+    lib.jack_get_time.restype = ctypes.c_uint64
+    lib.jack_get_cycle_times.restype = ctypes.c_int
+    lib.jack_get_cycle_times.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint32),
+                                         ctypes.POINTER(ctypes.c_uint64), ctypes.POINTER(ctypes.c_uint64),
+                                         ctypes.POINTER(ctypes.c_float)]
+    return lib
+
+
+class FrameClock:
+    """Frames <-> engine nanoseconds for one JACK client, updated at the top of every period.
+
+    JACK's cycle start times wobble by tens of microseconds (measured on the dummy driver: p99 35 us
+    at 256 frames); a phase-and-rate filter over them gives a straight line, so events a steady
+    tempo apart land a steady number of frames apart.
+    """
+
+    PHASE_GAIN, RATE_GAIN = 1 / 16, 1 / 512
+
+    def __init__(self, client: "jack.Client", clock: Clock) -> None:
+        self._lib = _libjack()
+        self._client = ctypes.c_void_p(int(jack._ffi.cast("uintptr_t", client._ptr)))
+        self._clock = clock
+        self.rate = client.samplerate
+        self._frames, self._usecs = ctypes.c_uint32(), ctypes.c_uint64()
+        self._next_usecs, self._period_usecs = ctypes.c_uint64(), ctypes.c_float()
+        self._wraps, self._last_raw = 0, None
+        self.offset_ns: float | None = None  # engine clock minus JACK's clock
+        self.base_frame = 0  # a frame and its time on the filtered line
+        self.base_ns = 0.0
+        self.ns_per_frame = 1e9 / self.rate
+        self.resets = 0
+        self._cycles = 0
+
+    def cycle(self) -> int:
+        """Read this period's start; returns its first frame (64-bit: JACK's 32-bit count unwrapped)."""
+        lib = self._lib
+        lib.jack_get_cycle_times(self._client, self._frames, self._usecs, self._next_usecs, self._period_usecs)
+        raw = self._frames.value
+        if self._last_raw is not None and raw < self._last_raw:
+            self._wraps += 1 << 32
+        self._last_raw = raw
+        frame = raw + self._wraps
+        self._cycles += 1
+        if self.offset_ns is None or self._cycles % 16 == 0:  # the clocks drift by ppm at most
+            before = lib.jack_get_time()
+            now_ns = self._clock.now_ns()
+            after = lib.jack_get_time()
+            if after - before < 50:  # not preempted between the two reads
+                offset = now_ns - (before + after) * 500.0
+                self.offset_ns = offset if self.offset_ns is None else self.offset_ns + (offset - self.offset_ns) / 4
+        start_ns = self._usecs.value * 1000.0 + (self.offset_ns or 0.0)
+        predicted = self.base_ns + (frame - self.base_frame) * self.ns_per_frame
+        error = start_ns - predicted
+        if self.base_frame == 0 or abs(error) > 3e6 or frame <= self.base_frame:  # start, xrun, restart
+            self.base_frame, self.base_ns, self.ns_per_frame = frame, start_ns, 1e9 / self.rate
+            self.resets += 1
+            return frame
+        self.ns_per_frame += error / (frame - self.base_frame) * self.RATE_GAIN
+        self.base_ns, self.base_frame = predicted + error * self.PHASE_GAIN, frame
+        return frame
+
+    def frame_at(self, at_ns: float) -> float:
+        return self.base_frame + (at_ns - self.base_ns) / self.ns_per_frame
+
+    def ns_at(self, frame: float) -> int:
+        return int(self.base_ns + (frame - self.base_frame) * self.ns_per_frame)
+
+
+# Every JACK client this process holds, ours and rtmidi's watch: libjack wants each client of a dead
+# server closed before any new client opens (one left open crashed libjack when closed later).
+_OPEN_PORTS: "weakref.WeakSet[_JackPort]" = weakref.WeakSet()
+
+
+def release_dead_clients() -> None:
+    """Close every client whose server died (off the hot path; each returns at once)."""
+    for port in list(_OPEN_PORTS):
+        if not port._alive and port._client is not None:
+            port._release_client()
+    rtmidi_side = sys.modules.get("realtime.io.midi")
+    watch = getattr(rtmidi_side, "_WATCH", None)
+    if watch is not None:
+        watch.release_dead()
+
+
+def _open_client(name: str) -> "jack.Client":
+    release_dead_clients()
+    if jack is None:
+        raise PortError(f"JACK MIDI is not available: {_IMPORT_ERROR}")
+    try:
+        return jack.Client(name, no_start_server=True)
+    except jack.JackOpenError as err:
+        raise PortError(f"no JACK server is running (start one, e.g. `jackd -d dummy`, or use qjackctl): {err}")
+
+
+class _JackPort:
+    """What inputs and outputs share: one JACK client with one MIDI port, connected to a named port
+    (exact name, else a unique part of it) or left for others to connect; supervised by `check()`."""
+
+    kind, direction = "port", ""
+
+    def __init__(self, clock: Clock, port: str | None, client_name: str) -> None:
+        self.clock = clock
+        self.wanted = port
+        self.client_name = f"{client_name}-{self.direction}"
+        self.backend = "jack"
+        self.name = ""
+        self.peer = ""  # the port we are connected to, when one was named
+        self.connected = False
+        self.server_down = False
+        self._alive = False
+        self._client = None
+        self._port = None
+        self.frames: FrameClock | None = None
+        self._warnings: list[str] = []
+        self._open()
+        _OPEN_PORTS.add(self)
+
+    # --- lifecycle (never on the hot path) --------------------------------------------------------
+    def _open(self) -> None:
+        client = _open_client(self.client_name)
+        try:
+            ports = client.midi_inports if self.direction == "in" else client.midi_outports
+            self._port = ports.register(self.direction)
+            self.frames = FrameClock(client, self.clock)
+            client.set_process_callback(self._process)
+            client.set_shutdown_callback(self._shutdown)
+            self._client, self._alive = client, True
+            client.activate()
+            self.name = self._port.name
+            if self.wanted is not None:
+                self.peer = resolve_port(self._peer_names(), self.wanted, self.kind, "jack")
+                self._connect()
+        except BaseException:
+            self._alive = False
+            client.deactivate()
+            client.close()
+            self._client = None
+            raise
+        self.connected = True
+
+    def _peer_names(self) -> list[str]:
+        """Ports of other clients we could connect to: sources for an input, destinations for an output."""
+        found = self._client.get_ports(is_midi=True, is_output=self.direction == "in",
+                                       is_input=self.direction == "out")
+        return [p.name for p in found if not p.name.startswith(self._client.name + ":")]
+
+    def _connect(self) -> None:
+        if self.direction == "in":
+            self._client.connect(self.peer, self._port.name)
+        else:
+            self._client.connect(self._port.name, self.peer)
+
+    def _shutdown(self, _status, _reason) -> None:
+        self._alive = False  # JACK's thread: set a flag only; check() closes the client
+
+    def _release_client(self) -> None:
+        client, self._client = self._client, None
+        self._alive = False
+        if client is not None:
+            client.deactivate()  # waits for the process callback to return (the GIL is released)
+            client.close()
+
+    def check(self) -> str | None:
+        """Notice a vanished or returned peer or JACK server; one line to show, or None."""
+        message = self._check_connection()
+        if self._warnings:
+            message = "; ".join(filter(None, [message, *self._warnings]))
+            self._warnings = []
+        return message
+
+    def _check_connection(self) -> str | None:
+        if not self._alive and not self.server_down:
+            self.server_down, self.connected = True, False
+            release_dead_clients()
+            self._vanished()
+            return f"JACK server stopped: MIDI {self.kind} {self.name} paused, reconnecting when it is back"
+        if self.server_down:
+            try:
+                self._open()
+            except PortError:
+                return None  # no server yet, or the named port is not back yet: try again next time
+            self.server_down = False
+            self._reconnected()
+            return f"JACK server is back: MIDI {self.kind} {self.name} reconnected"
+        if self.wanted is None or self._client is None:
+            return None
+        names = self._peer_names()
+        if self.connected and self.peer not in names:
+            self.connected = False
+            self._vanished()
+            return f"MIDI {self.kind} {self.peer} vanished; the engine keeps running and reconnects when it is back"
+        if not self.connected:
+            try:
+                self.peer = resolve_port(names, self.wanted, self.kind, "jack")
+                self._connect()
+            except (PortError, jack.JackError):
+                return None
+            self.connected = True
+            self._reconnected()
+            return f"MIDI {self.kind} {self.peer} is back: reconnected"
+        return None
+
+    def _vanished(self) -> None:
+        pass
+
+    def _reconnected(self) -> None:
+        pass
+
+    def _process(self, frames: int) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self._release_client()
+
+
+class JackMidiInput(_JackPort):
+    """Notes and control changes from JACK MIDI, each stamped with the engine-clock time of its frame.
+
+    The listener runs on JACK's thread and must be quick (the engine's only appends to its inbox).
+    Parsing, counting and the release of held keys when the keyboard vanishes are MidiParser's,
+    shared with the rtmidi input.
+    """
+
+    kind, direction = "input", "in"
+
+    def __init__(self, clock: Clock, port: str | None = None, client_name: str = "realtime",
+                 accept_clock: bool = False) -> None:
+        self.parser = MidiParser(accept_clock, self._warn)
+        self.counts = self.parser.counts
+        self.callback_errors = 0
+        self._event = jack._ffi.new("jack_midi_event_t*") if jack is not None else None
+        super().__init__(clock, port, client_name)
+
+    def set_listener(self, listener: Listener | None) -> None:
+        self.parser.listener = listener
+
+    def set_raw_listener(self, listener) -> None:
+        self.parser.raw_listener = listener
+
+    def _warn(self, line: str) -> None:
+        self._warnings.append(line)
+
+    def _process(self, frames: int) -> None:
+        try:
+            first = self.frames.cycle()
+            lib, event = jack._lib, self._event
+            buffer = lib.jack_port_get_buffer(self._port._ptr, frames)
+            count = lib.jack_midi_get_event_count(buffer)
+            if not count:
+                return
+            dispatch, ns_at, name = self.parser.dispatch, self.frames.ns_at, self.name
+            for index in range(count):  # one C call per event: each call lets go of the GIL
+                if lib.jack_midi_event_get(event, buffer, index):
+                    break
+                dispatch(jack._ffi.unpack(event.buffer, event.size), ns_at(first + event.time), name)
+        except Exception:  # JACK-Client stops calling a callback that raised: count instead
+            self.callback_errors += 1
+
+    def _vanished(self) -> None:
+        self.parser.release_held(self.clock.now_ns())
+
+
+class JackMidiOutput(_JackPort):
+    """Plays to JACK MIDI at frame accuracy and remembers what it holds, so closing leaves silence.
+
+    `send_at(message, deadline_ns)` is what the scheduler calls, `lead_ns` before the deadline; `send`
+    plays at once (the next period's first frame). While the JACK server is down, messages are
+    dropped and counted, never queued. `latency_ms` plays everything that much earlier, for a synth
+    or device that adds a latency of its own (`realtime calibrate` measures it).
+    """
+
+    kind, direction = "output", "out"
+
+    def __init__(self, clock: Clock, port: str | None = None, client_name: str = "realtime",
+                 latency_ms: float = 0.0) -> None:
+        self.latency_ns = int(latency_ms * 1e6)
+        self._inbox: deque = deque()
+        self._pending: list[tuple[float, int, bytes, NoteMessage | None]] = []
+        self._order = itertools.count()
+        self._held = HeldNotes()
+        self.sent = self.dropped = 0
+        self.late = 0  # written after their frame had passed (handed over too late)
+        self.callback_errors = 0
+        super().__init__(clock, port, client_name)
+
+    @property
+    def period_ns(self) -> int:
+        client = self._client
+        return int(client.blocksize * 1e9 / client.samplerate) if client is not None else 0
+
+    @property
+    def lead_ns(self) -> int:
+        """How long before its deadline a message must be handed over to make its period."""
+        return 2 * self.period_ns + SAFETY_NS + self.latency_ns
+
+    # --- engine side ------------------------------------------------------------------------------
+    def send_at(self, message: NoteMessage, deadline_ns: int | None) -> None:
+        if not self._alive:
+            self.dropped += 1
+            return
+        status = (0x90 if message.velocity else 0x80) | message.channel
+        self._inbox.append((deadline_ns, bytes((status, message.pitch, message.velocity)), message))
+
+    def send(self, message: NoteMessage) -> None:
+        self.send_at(message, None)
+
+    def send_raw_at(self, data: bytes, deadline_ns: int | None) -> None:
+        """One complete MIDI message as bytes (clock, transport, program change) at its deadline."""
+        if not self._alive:
+            self.dropped += 1
+            return
+        self._inbox.append((deadline_ns, bytes(data), None))
+
+    def send_raw(self, data: bytes | list[int] | tuple[int, ...]) -> None:
+        self.send_raw_at(bytes(data), None)
+
+    def all_notes_off(self) -> None:
+        """Take back every message not yet written; then note-offs for every note written and not
+        ended, and sustain off, all sound off, all notes off and reset controllers on each channel
+        this port has played on, at the first frame of the next period."""
+        if self._alive:
+            self._inbox.append(_PANIC)
+
+    @property
+    def held(self) -> set[tuple[int, int]]:
+        return set(self._held.held)
+
+    @property
+    def idle(self) -> bool:
+        return not self._inbox and not self._pending
+
+    # --- JACK's thread ----------------------------------------------------------------------------
+    def _process(self, frames: int) -> None:
+        try:
+            self._write_period(frames)
+        except Exception:  # JACK-Client stops calling a callback that raised: count instead
+            self.callback_errors += 1
+
+    def _write_period(self, frames: int) -> None:
+        lib = jack._lib
+        buffer = lib.jack_port_get_buffer(self._port._ptr, frames)
+        lib.jack_midi_clear_buffer(buffer)
+        first = self.frames.cycle()
+        inbox, pending, frame_at = self._inbox, self._pending, self.frames.frame_at
+        while inbox:
+            item = inbox.popleft()
+            if item is _PANIC:
+                pending.clear()
+                self._queue_panic()
+                continue
+            deadline, data, message = item
+            at = -1.0 if deadline is None else frame_at(deadline - self.latency_ns)
+            entry = (at, next(self._order), data, message)
+            if pending and entry < pending[-1]:
+                bisect.insort(pending, entry)
+            else:
+                pending.append(entry)
+        end, written, last = first + frames, 0, 0
+        while pending and written < MAX_EVENTS_PER_PERIOD:
+            at, _, data, message = pending[0]
+            if at >= end:
+                break
+            offset = int(at + 0.5) - first if at >= 0 else 0
+            if offset < 0:
+                if at >= 0:
+                    self.late += 1
+                offset = 0
+            offset = max(offset, last)  # JACK keeps events in order within a period
+            if lib.jack_midi_event_write(buffer, offset, data, len(data)):
+                break  # the period's buffer is full: the rest goes out in the next one
+            last = offset
+            del pending[0]
+            if message is not None:
+                self._held.track(message)
+            self.sent += 1
+            written += 1
+
+    def _queue_panic(self) -> None:
+        releases = [(-1.0, next(self._order), bytes((0x80 | off.channel, off.pitch, 0)), off)
+                    for off in self._held.releases()]
+        controls = [(-1.0, next(self._order), bytes((0xB0 | channel, control, 0)), None)
+                    for channel in sorted(self._held.channels_used) for control in PANIC_CONTROLS]
+        self._pending[:0] = releases + controls
+
+    # --- lifecycle --------------------------------------------------------------------------------
+    def _vanished(self) -> None:
+        self._inbox.clear()
+        self._pending.clear()  # keep the held notes: they are released when the port is back
+
+    def _reconnected(self) -> None:
+        self.all_notes_off()
+
+    def close(self) -> None:
+        if self._client is not None and self._alive:
+            self.all_notes_off()
+            period_s = self.period_ns / 1e9
+            deadline = time.monotonic() + 0.5 + 4 * period_s
+            while not self.idle and self._alive and time.monotonic() < deadline:
+                time.sleep(period_s / 4 + 0.0005)
+            time.sleep(2 * period_s + 0.002)  # the receiver reads it in this period or the next
+        super().close()
