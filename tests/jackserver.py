@@ -9,6 +9,8 @@ import shutil
 import subprocess
 import time
 
+from realtime.childproc import die_with_parent
+
 
 class JackServer:
     """`jackd -n NAME -d dummy -r RATE -p PERIOD`, started and waited for; clients find it through
@@ -28,7 +30,8 @@ class JackServer:
     def start(self, timeout_s: float = 10.0) -> JackServer:
         self._process = subprocess.Popen(
             ["jackd", "-n", self.name, "-d", "dummy", "-r", str(self.rate), "-p", str(self.period)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+            preexec_fn=die_with_parent)  # a crashed test run must not leave its server behind
         ready = subprocess.run(["jack_wait", "-s", self.name, "-w", "-t", str(int(timeout_s))],
                                capture_output=True, text=True)
         if ready.returncode != 0 or self._process.poll() is not None:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..childproc import die_with_parent
 from ..errors import PortError
 from ..events import NoteMessage
 from .ports import HeldNotes
@@ -111,7 +112,7 @@ class FluidSynthProcess:
         env = dict(os.environ, JACK_NO_START_SERVER="1")  # fail fast instead of launching a stray jackd
         self._log = tempfile.TemporaryFile()
         self._process = subprocess.Popen(self.command(binary), stdin=subprocess.PIPE, stdout=self._log,
-                                         stderr=subprocess.STDOUT, env=env)
+                                         stderr=subprocess.STDOUT, env=env, preexec_fn=die_with_parent)
         deadline = time.monotonic() + timeout_s
         while self.midi_port not in self.jack_ports():
             log = self._log_lines()

@@ -70,7 +70,7 @@ class FrameClock:
     tempo apart land a steady number of frames apart.
     """
 
-    PHASE_GAIN, RATE_GAIN = 1 / 16, 1 / 512
+    PHASE_GAIN, RATE_GAIN = 1 / 64, 1 / 8192  # a critically damped second-order loop (rate ~ phase^2 / 2)
 
     def __init__(self, client: "jack.Client", clock: Clock) -> None:
         self._lib = _libjack()
