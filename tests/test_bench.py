@@ -95,6 +95,24 @@ def test_a_failing_or_skipped_script_costs_one_line_and_the_rest_still_runs(tmp_
     assert any("crash: failed" in line for line in lines)
 
 
+def test_bench_runs_from_a_folder_other_than_the_repository(tmp_path, monkeypatch, capsys):
+    """`realtime bench` started elsewhere: relative --out-dir and benchmarks folder are the caller's."""
+    repo, elsewhere = tmp_path / "repo", tmp_path / "elsewhere"
+    (repo / "benchmarks").mkdir(parents=True)
+    elsewhere.mkdir()
+    write_script(repo / "benchmarks", "widgets", 'result.update(headline="7 widgets", cwd=os.getcwd())')
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.setenv("REALTIME_BENCHMARKS", os.path.relpath(repo / "benchmarks", elsewhere))
+    assert cli_main(["bench", "--quick", "--out-dir", "report"]) == 0
+    capsys.readouterr()
+    saved = json.loads((elsewhere / "report" / "results.json").read_text())
+    entry = saved["benchmarks"]["widgets"]
+    assert entry["status"] == "ok", entry.get("reason")
+    assert entry["results"]["headline"] == "7 widgets"
+    assert Path(entry["results"]["cwd"]) == repo.resolve()  # scripts still run in the repository
+    assert (elsewhere / "report" / "widgets.json").exists() and not (repo / "report").exists()
+
+
 def test_rerunning_one_benchmark_keeps_the_others_from_the_last_run(tmp_path, monkeypatch):
     scripts, out = tmp_path / "benchmarks", tmp_path / "out"
     scripts.mkdir()
