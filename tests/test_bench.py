@@ -280,3 +280,14 @@ def test_the_jitter_series_is_thinned_but_keeps_both_ends():
     assert len(series["t_s"]) == len(series["late_ms"]) == 10
     assert series["t_s"][0] == 0 and series["t_s"][-1] == pytest.approx(0.99)
     assert series["late_ms"][-1] == pytest.approx(99 * 0.02)
+
+
+def test_in_process_rows_say_they_measure_punctuality_and_count_every_trial():
+    latency = load_script("latency")
+    run = latency.in_process(4)
+    assert "punctuality" in run["measures"] and "not a reaction time" in run["measures"]
+    assert run["trials"] == 4 and run["reaction"]["n"] + run["no_answer"] == 4  # none dropped silently
+    ready = run["answer_ready"]
+    assert ready["n"] == run["reaction"]["n"] and "chosen" in ready["measures"]
+    # the first answer note is ready during the silence, long before it is due
+    assert 0 < ready["p50_ms"] < latency.PHRASE_END_MS

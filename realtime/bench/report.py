@@ -176,18 +176,27 @@ def latency(results: dict) -> list[str]:
     lat = _ok(results, "latency")
     if not lat:
         return []
-    rows = []
+    rows, ready = [], []
     for label, run in lat["runs"].items():
         r, j = run["reaction"], run.get("jitter")
         rows.append([label, r.get("n", 0), f"{r.get('p50_ms', 0):.3f}", f"{r.get('p99_ms', 0):.3f}", f"{r.get('max_ms', 0):.3f}",
                      f"{j['p99_ms']:.3f}" if j and j.get("n") else "", run.get("misses", "")])
+        if "answer_ready" in run:
+            a = run["answer_ready"]
+            ready.append([label, a.get("n", 0), f"{a.get('p50_ms', 0):.3f}", f"{a.get('p99_ms', 0):.3f}",
+                          f"{run.get('no_answer', 0)} of {run.get('trials', r.get('n', 0))}"])
     lr = lat["long_run"]
-    return (["## Reaction latency and jitter", "", f"Phrase-end silence {lat['phrase_end_ms']} ms (subtracted), "
-             f"budget {lat['budget_ms']} ms.", ""]
-            + _table(["run", "trials", "reaction p50 ms", "p99 ms", "max ms", "jitter p99 ms", "misses"], rows)
-            + [f"Long run: {lr['minutes']:.1f} min with {lr.get('burners', 1)} CPU burner(s), {lr['phrases']} phrases, "
-               f"{lr['notes_out']} notes out, {lr['misses']} deadline misses, jitter p99 {lr['jitter'].get('p99_ms', 0):.3f} ms, "
-               f"max {lr['jitter'].get('max_ms', 0):.3f} ms, fallback notes {lr['fallback_notes']}.", ""])
+    measures = next((run["measures"] for run in lat["runs"].values() if "measures" in run), None)
+    lines = ["## Reaction latency and jitter", "", f"Phrase-end silence {lat['phrase_end_ms']} ms (subtracted), "
+             f"budget {lat['budget_ms']} ms." + (f" In-process rows: {measures}." if measures else ""), ""]
+    lines += _table(["run", "answered", "beyond the silence p50 ms", "p99 ms", "max ms", "jitter p99 ms", "misses"], rows)
+    if ready:
+        lines += ["Note-off to answer ready (compute: the player's last note-off until the first answer note is "
+                  "chosen and scheduled):", ""]
+        lines += _table(["run", "trials timed", "p50 ms", "p99 ms", "trials with no answer"], ready)
+    return lines + [f"Long run: {lr['minutes']:.1f} min with {lr.get('burners', 1)} CPU burner(s), {lr['phrases']} phrases, "
+                    f"{lr['notes_out']} notes out, {lr['misses']} deadline misses, jitter p99 {lr['jitter'].get('p99_ms', 0):.3f} ms, "
+                    f"max {lr['jitter'].get('max_ms', 0):.3f} ms, fallback notes {lr['fallback_notes']}.", ""]
 
 
 def model_step(results: dict) -> list[str]:
