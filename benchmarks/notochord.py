@@ -167,11 +167,11 @@ def main(argv: list[str] | None = None) -> dict:
     results["comparisons"] = _comparisons(results)
     # engine variant -> times faster than Notochord fp32 (the figure earlier reports quoted), with the pairing named
     results["notochord_speedup"] = {
-        row["engine_key"]: {"p50": row["p50"], "p99": row["p99"], "engine": row["engine"]}
+        row["engine_key"]: {"p50": row["p50"], "p99": row["p99"], "engine": row["engine"], "pairing": row["pairing"]}
         for row in results["comparisons"] if row["notochord_key"] == "fp32"}
     results["notochord_speedup"]["notochord"] = results["notochord"]["label"]
     results["notochord_speedup"]["vs_notochord_int8"] = {
-        row["engine_key"]: {"p50": row["p50"], "p99": row["p99"], "engine": row["engine"]}
+        row["engine_key"]: {"p50": row["p50"], "p99": row["p99"], "engine": row["engine"], "pairing": row["pairing"]}
         for row in results["comparisons"] if row["notochord_key"] == "int8"}
     results["headline"] = _headline(results)
     _print(results)
