@@ -5,7 +5,12 @@ installed. Protocol, one JSON object per line: it answers {"ready": ...} once bu
 "run N" with {"ns": [...]} (N events, each `feed` of one scripted MIDI event then `query` for the
 next one, timed with perf_counter_ns), and exits on "quit" or end of input.
 
-    python _notochord_worker.py --threads 1 --seed 0
+`query` is called with the instrument fixed (`next_inst`, the player's piano), as the engine's
+answer is on a fixed channel; `--free-instrument` lets it choose among all 320 instead. `--int8`
+runs torch's dynamic int8 quantization of the GRU and every linear layer first. The ready line
+reports parameters and the multiply-adds of one event, counted by hooks on the layers that do them.
+
+    python _notochord_worker.py --threads 1 --seed 0 [--int8] [--free-instrument]
 """
 
 import argparse
@@ -17,6 +22,7 @@ import time
 # the same G major figure the engine hears, as MIDI note-on / note-off events (seconds between events)
 MELODY = [67, 71, 74, 72, 71, 69, 67, 66, 67, 62, 64, 66]
 ON_S, OFF_S = 0.05, 0.2
+PIANO = 1  # General MIDI instrument 1
 
 
 def events():
@@ -38,11 +44,95 @@ def _version(package: str) -> str:
         return "unknown"
 
 
+def quantize_int8(model):
+    """torch's dynamic int8 quantization of every GRU and linear layer; the model's own calls unchanged."""
+    import warnings
+
+    import torch
+    from torch import nn
+    from torch.ao.quantization import quantize_dynamic
+
+    warnings.filterwarnings("ignore", category=DeprecationWarning)  # torch.ao's notice; the call still works
+    warnings.filterwarnings("ignore", message=".*quantize_per_tensor.*")
+
+    class TupleState(nn.Module):
+        """Notochord's GRU takes and returns its state as a 1-tuple (its rnn_shim); a quantized GRU does not."""
+
+        def __init__(self, gru, like):
+            super().__init__()
+            self.gru = gru
+            for name in ("input_size", "hidden_size", "num_layers", "batch_first"):
+                setattr(self, name, getattr(like, name))
+
+        def forward(self, x, states=(None,)):
+            out, h = self.gru(x, *states)
+            return out, (h,)
+
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, nn.GRU):
+                plain = nn.GRU(child.input_size, child.hidden_size, child.num_layers, bias=child.bias,
+                               batch_first=child.batch_first)
+                plain.load_state_dict(child.state_dict())
+                quantized = quantize_dynamic(nn.Sequential(plain), {nn.GRU}, dtype=torch.qint8)[0]
+                setattr(parent, name, quantized if type(child) is nn.GRU else TupleState(quantized, child))
+    quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8, inplace=True)  # a copy would trip on cached state
+    model.device = lambda: torch.device("cpu")  # Notochord reads it off a linear layer's weight, now packed
+    return model
+
+
+class MultiplyAdds:
+    """Counts the multiply-adds of linear and recurrent layers while installed.
+
+    Linear layers through forward hooks; recurrent ones by wrapping their `forward`, since
+    Notochord's GenericRNN calls `self.rnn.forward(...)` directly and hooks would never fire.
+    """
+
+    def __init__(self, model):
+        from torch import nn
+
+        self.total = 0
+        self.handles = []
+        self.wrapped = []
+        for module in model.modules():
+            if isinstance(module, nn.Linear):
+                self.handles.append(module.register_forward_hook(self._linear))
+            elif isinstance(module, nn.RNNBase):
+                self._wrap(module)
+
+    def _linear(self, module, inputs, output):
+        x = inputs[0]
+        self.total += x.numel() // module.in_features * module.in_features * module.out_features
+
+    def _wrap(self, module) -> None:
+        plain = module.forward
+
+        def counted(x, *rest, **kw):
+            steps = x.numel() // module.input_size  # batch x time
+            gates = {"GRU": 3, "LSTM": 4}.get(module.mode, 1)
+            size = module.input_size
+            for _ in range(module.num_layers):
+                self.total += steps * gates * module.hidden_size * (size + module.hidden_size)
+                size = module.hidden_size
+            return plain(x, *rest, **kw)
+
+        module.forward = counted
+        self.wrapped.append(module)
+
+    def remove(self) -> None:
+        for handle in self.handles:
+            handle.remove()
+        for module in self.wrapped:
+            del module.forward
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--warm-up", type=int, default=50)
+    parser.add_argument("--int8", action="store_true", help="torch dynamic int8 quantization of GRU and linear layers")
+    parser.add_argument("--free-instrument", action="store_true", help="let query choose the instrument")
     args = parser.parse_args()
     import torch
 
@@ -51,9 +141,14 @@ def main() -> None:
     from notochord import Notochord
 
     model = Notochord().eval()  # the default architecture; weights are torch's random initialisation
+    parameters = sum(p.numel() for p in model.parameters())
+    rnn = getattr(model, "rnn", None)
+    rnn_info = {"kind": getattr(rnn, "kind", None), "hidden": getattr(rnn, "hidden_size", None),
+                "layers": getattr(rnn, "num_layers", None)}
+    rnn_parameters = sum(p.numel() for p in rnn.parameters()) if rnn is not None else None
     model.reset()
     player = events()
-    piano = 1  # General MIDI instrument 1
+    query = {} if args.free_instrument else {"next_inst": PIANO}
 
     def run(n: int) -> list[int]:
         out = []
@@ -61,21 +156,30 @@ def main() -> None:
         for _ in range(n):
             pitch, dt, velocity = next(player)
             t0 = clock()
-            model.feed(piano, pitch, dt, velocity)
-            model.query()
+            model.feed(PIANO, pitch, dt, velocity)
+            model.query(**query)
             out.append(clock() - t0)
         return out
 
+    # counted on the fp32 model, before any quantization: int8 changes the arithmetic, not the count
+    counter, counted = MultiplyAdds(model), 24
+    run(counted)
+    counter.remove()
+    multiply_adds = counter.total // counted
+    if args.int8:
+        model = quantize_int8(model)
+        model.reset()
     run(args.warm_up)
     gc.collect()
     gc.freeze()
-    rnn = getattr(model, "rnn", None)
     print(json.dumps({
         "ready": True,
-        "parameters": sum(p.numel() for p in model.parameters()),
-        "rnn_parameters": sum(p.numel() for p in rnn.parameters()) if rnn is not None else None,
-        "rnn": {"kind": getattr(rnn, "kind", None), "hidden": getattr(rnn, "hidden_size", None),
-                "layers": getattr(rnn, "num_layers", None)},
+        "parameters": parameters,
+        "rnn_parameters": rnn_parameters,
+        "rnn": rnn_info,
+        "multiply_adds_per_event": multiply_adds,
+        "precision": "int8 (torch dynamic quantization: GRU and linear layers)" if args.int8 else "fp32",
+        "query": "query(next_inst=1)" if query else "query() (instrument sampled)",
         "threads": torch.get_num_threads(),
         "versions": {"torch": torch.__version__, "notochord": _version("notochord"), "python": sys.version.split()[0]},
     }), flush=True)

@@ -2,7 +2,11 @@
 
 Reaction latency: the player's last note-off -> the engine's first answer note-on, minus the
 configured phrase-end silence (the engine is asked to answer as soon as that silence has passed).
- - in-process: memory ports, the engine and output threads as `realtime run` runs them;
+ - in-process: memory ports, the engine and output threads as `realtime run` runs them. The answer
+   is prepared during the silence, so this row is the engine's own punctuality (how exactly the
+   output thread keeps a deadline it has known for tens of ms), labelled so in the JSON; beside it,
+   "note-off to answer ready": the compute from the player's last note-off until the first answer
+   note is chosen and handed to the scheduler (p50/p99). Trials with no answer are counted;
  - through JACK: the engine runs as `realtime run` in its own process on a private JACK dummy
    server at -p 64 and -p 16; this script is the player, a JACK MIDI client that stamps what it
    sends and receives.
@@ -80,10 +84,26 @@ class _RecordingLive(LiveEngine):
         self.inputs.append(self.keyboard)
 
 
+PUNCTUALITY = ("engine punctuality, not a reaction time: the first answer note-on as sent minus the moment the "
+               "phrase-end silence ended; the answer is prepared during the silence, so this is how exactly the "
+               "output thread keeps a deadline it has known for tens of ms")
+ANSWER_READY = ("compute time: the player's last note-off (clock read just before it is handed to the input port) "
+                "to the moment the first answer note has been chosen and handed to the scheduler")
+
+
 def in_process(trials: int) -> dict:
-    """Reaction latency and jitter with memory ports and the real threads."""
+    """Punctuality of the first answer note and note-off -> answer-ready compute, with memory ports and the real threads."""
     live = _RecordingLive(parse_patch(_patch(), "<latency>"))
-    reactions = []
+    scheduled_ns: list[int] = []  # when each note-on was handed to the scheduler (engine clock)
+    push = live.scheduler.push
+
+    def timed_push(message, at_ns: int) -> None:
+        if message.is_on:
+            scheduled_ns.append(live.clock.now_ns())
+        push(message, at_ns)
+
+    live.scheduler.push = timed_push
+    punctuality, ready, no_answer = [], [], 0
     live.start()
     try:
         for _ in range(trials):
@@ -91,22 +111,31 @@ def in_process(trials: int) -> dict:
             for pitch, velocity in PHRASE:
                 live.keyboard.play(pitch, velocity)
                 time.sleep(0.03)
+                scheduled_before = len(scheduled_ns)  # every note-off prepares an answer; the last one counts
                 released_ns = live.clock.now_ns()  # the port stamps the note-off just after this
                 live.keyboard.play(pitch, 0)
             deadline = time.monotonic() + 1.0
+            answered = False
             while time.monotonic() < deadline:
                 ons = [t for t, m in live.recorder.sent[sent_before:] if m.is_on]
                 if ons:
-                    reactions.append(ons[0] - released_ns - int(PHRASE_END_MS * 1e6))
+                    punctuality.append(ons[0] - released_ns - int(PHRASE_END_MS * 1e6))
+                    if len(scheduled_ns) > scheduled_before:
+                        ready.append(scheduled_ns[scheduled_before] - released_ns)
+                    answered = True
                     break
                 time.sleep(0.0005)
+            no_answer += not answered  # counted, never dropped from the story
             time.sleep(0.15)  # let the short answer finish
     finally:
         live.stop()
     n = min(live.scheduler.sent_count, len(live.scheduler.lateness_ns))
-    return {"reaction": summary_ms(reactions), "jitter": summary_ms(np.abs(live.scheduler.lateness_ns[:n])),
+    return {"measures": PUNCTUALITY, "reaction": summary_ms(punctuality),
+            "answer_ready": {"measures": ANSWER_READY, **summary_ms(ready)},
+            "trials": trials, "no_answer": no_answer,
+            "jitter": summary_ms(np.abs(live.scheduler.lateness_ns[:n])),
             "misses": live.scheduler.late_count, "notes_out": live.scheduler.sent_count,
-            "raw_reaction_ms": (np.asarray(reactions) / 1e6).round(4).tolist()}
+            "raw_reaction_ms": (np.asarray(punctuality) / 1e6).round(4).tolist()}
 
 
 def long_run(minutes: float) -> dict:
@@ -264,8 +293,17 @@ def plot(results: dict, path: Path) -> None:
 
 def _headline(results: dict) -> str:
     """One line for `realtime bench`'s summary."""
-    parts = [f"{label}: reaction p50 {run['reaction']['p50_ms']:.2f} / p99 {run['reaction']['p99_ms']:.2f} ms"
-             for label, run in results["runs"].items() if label.endswith(", 0 burners") and run["reaction"].get("n")]
+    parts = []
+    for label, run in results["runs"].items():
+        if not (label.endswith(", 0 burners") and run["reaction"].get("n")):
+            continue
+        if "answer_ready" in run:  # in-process: punctuality, and the compute that precedes it
+            a = run["answer_ready"]
+            parts.append(f"{label} p50 {run['reaction']['p50_ms']:.3f} / p99 {run['reaction']['p99_ms']:.3f} ms, "
+                         f"note-off -> answer ready p50 {a.get('p50_ms', float('nan')):.2f} / p99 "
+                         f"{a.get('p99_ms', float('nan')):.2f} ms, {run['no_answer']} of {run['trials']} unanswered")
+        else:
+            parts.append(f"{label}: reaction p50 {run['reaction']['p50_ms']:.2f} / p99 {run['reaction']['p99_ms']:.2f} ms")
     lr = results["long_run"]
     parts.append(f"{lr['minutes']:.1f} min run: {lr['misses']} misses of {lr['notes_out']} notes, "
                  f"jitter p99 {lr['jitter'].get('p99_ms', float('nan')):.3f} ms")
@@ -294,8 +332,8 @@ def main(argv: list[str] | None = None) -> dict:
     for n in burner_counts:
         with burners(n):
             run = in_process(args.trials)
-            results["runs"][f"in-process, {n} burners"] = run
-            rows.append((f"in-process, {n} burners", run["reaction"], run["jitter"], run["misses"], 0.3))
+            results["runs"][f"in-process punctuality, {n} burners"] = run
+            rows.append((f"in-process punctuality, {n} burners", run["reaction"], run["jitter"], run["misses"], 0.3))
             for period in [int(p) for p in args.periods.split(",") if p] if have_jack else []:
                 try:
                     jack = through_jack(period, args.trials)
@@ -314,6 +352,12 @@ def main(argv: list[str] | None = None) -> dict:
         jit = f"{j['p99_ms']:9.3f}m {j['max_ms']:6.3f}m" if j else " " * 18
         print(f"{label:28} {r['p50_ms']:12.3f}m {r['p99_ms']:7.3f}m {r['max_ms']:7.3f}m {target:9.3f}m | {jit} | "
               f"{'' if misses is None else misses}")
+    for label, run in results["runs"].items():
+        if "answer_ready" in run:
+            a = run["answer_ready"]
+            print(f"{label}: note-off -> answer ready (compute) p50 {a.get('p50_ms', float('nan')):.3f} ms, "
+                  f"p99 {a.get('p99_ms', float('nan')):.3f} ms; {run['no_answer']} of {run['trials']} trials had no answer")
+    print("in-process rows: " + PUNCTUALITY)
     lr = results["long_run"]
     print(f"long run with {lr['burners']} burner(s): {lr['minutes']:.2f} min, {lr['phrases']} phrases, {lr['notes_out']} messages out, "
           f"{lr['misses']} misses at 3 ms, jitter p99 {lr['jitter']['p99_ms']:.3f} ms max {lr['jitter']['max_ms']:.3f} ms, "

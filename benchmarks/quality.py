@@ -4,7 +4,10 @@
    the graphs as shipped, int8 included) and scores every next note: NLL in nats per note (pitch, and
    all four fields) and whether its likeliest pitch was the one played. The Markov baselines of every
    order 1..8 (pitch only, Witten-Bell back-off, trained on the same training split with all twelve
-   transpositions, as `realtime train` does) are scored on the same notes. Two test sets: in-domain,
+   transpositions, as `realtime train` does; in quick mode too, on the quick run's files) are scored on the
+   same notes; the order quoted beside the model is the one with the lowest validation NLL. Before
+   scoring, the split is checked against the one each model card recorded (its test piece names):
+   a mismatch stops the script with one line. Two test sets: in-domain,
    the test split the model card records (same collections, same seeded split by piece); and a
    collection held out of training altogether (by default the first files of music21's Essen
    folk-song collection: German folk songs, parsed once and cached).
@@ -31,9 +34,10 @@ from realtime.bench import music_stats
 from realtime.bench.common import write_json
 from realtime.model.generator import Generator
 from realtime.model.markov import MarkovModel
-from realtime.model.runner import ModelRunner, field_slices, load_metadata, models_dir, resolve_model
+from realtime.model.runner import ModelRunner, load_metadata, models_dir, resolve_model
 from realtime.model.sampling import Sampler
-from realtime.model.tokens import FIELDS, START, Token
+from realtime.model.tokens import Token
+from realtime.training.card_metrics import check_split, lstm_scores
 from realtime.training.data import augmented, load_collection, split_by_piece
 
 ORDERS = range(1, 9)
@@ -41,51 +45,6 @@ PROMPT_NOTES, CONTINUATION_NOTES = 16, 48
 
 
 QUICK_FILES = {"chorales": 40}  # --quick parses these many files per collection (ABC files hold ~50 tunes)
-
-
-def lstm_scores(model: Path, pieces: list[np.ndarray], batch: int = 32) -> dict:
-    """Per-note NLL (nats) of each field and next-pitch accuracy over whole pieces, batched by length.
-
-    A model conditioned on controls hears, with each step, the controls its training measured around
-    the note it is about to predict (realtime.model.controls.measure), as its card's metrics do.
-    """
-    runner = ModelRunner(model, threads=1, batch=batch)
-    conditioned = runner.controls is not None
-    if conditioned:
-        from realtime.model.controls import measure
-    slices = field_slices()
-    sums, correct, count = dict.fromkeys(FIELDS, 0.0), 0, 0
-    start = np.array([[START[f] for f in FIELDS]] * batch, dtype=np.int64)
-    ordered = sorted(pieces, key=len)
-    for g in range(0, len(ordered), batch):
-        group = ordered[g:g + batch]
-        longest = max(len(t) for t in group)
-        tokens = np.tile(start[:1], (batch, longest, 1))  # padding rows and steps just feed start markers
-        active = np.zeros((batch, longest), dtype=bool)
-        for row, piece in enumerate(group):
-            tokens[row, :len(piece)], active[row, :len(piece)] = piece, True
-        controls = None
-        if conditioned:  # (batch, step, n): padding keeps the defaults
-            controls = np.tile(runner.controls[:1], (batch, longest + 1, 1)).astype(np.float32)
-            for row, piece in enumerate(group):
-                controls[row, :len(piece)] = measure(piece)
-        runner.reset()
-        logits = runner.step_batch(start, None if controls is None else np.ascontiguousarray(controls[:, 0]))
-        for t in range(longest):
-            rows = np.flatnonzero(active[:, t])
-            target = tokens[rows, t]
-            for i, f in enumerate(FIELDS):
-                x = logits[rows, slices[f]].astype(np.float64)
-                top = x.max(axis=1)
-                lse = top + np.log(np.exp(x - top[:, None]).sum(axis=1))
-                sums[f] += float((lse - x[np.arange(len(rows)), target[:, i]]).sum())
-            correct += int((logits[rows, slices["pitch"]].argmax(axis=1) == target[:, 0]).sum())
-            count += len(rows)
-            logits = runner.step_batch(np.ascontiguousarray(tokens[:, t]),
-                                       None if controls is None else np.ascontiguousarray(controls[:, t + 1]))
-    field_nll = {f: round(s / count, 4) for f, s in sums.items()}
-    return {"pitch_nll": field_nll["pitch"], "nll": round(sum(field_nll.values()), 4), "field_nll": field_nll,
-            "pitch_accuracy": round(correct / count, 4), "notes": count, "pieces": len(pieces)}
 
 
 def markov_scores(model: MarkovModel, pieces: list[np.ndarray]) -> dict:
@@ -151,7 +110,7 @@ def _data_key(card: dict) -> tuple | None:
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="the default model only, 40 pieces per set, untransposed Markov")
+    parser.add_argument("--quick", action="store_true", help="the default model only, 40 pieces per set, fewer files")
     parser.add_argument("--models", default=None, help="comma-separated shipped models (default: all; quick: bach-folk-lstm.int8)")
     parser.add_argument("--held-out", default="essenFolksong", help="a music21 collection the models never saw")
     parser.add_argument("--held-out-files", type=int, default=3, help="how many of its files (each holds many tunes)")
@@ -190,24 +149,31 @@ def main(argv: list[str] | None = None) -> dict:
             quick_limit = QUICK_FILES.get(collection, 3) if args.quick else None
             pieces.update(load_collection(collection, min(filter(None, (corpus_limit, quick_limit)), default=None)))
         split = split_by_piece(pieces, seed=seed)
+        for name, path, card in members:  # scoring another split than the card's would compare nothing: stop
+            check_split(path.with_suffix(".json"), card, split, subset=args.quick)
         test = list(split.test.values())[:limit]
+        valid = list(split.valid.values())[:limit]
         other = None if held_out is None or args.held_out in corpus else held_out[:limit]
         t0 = time.monotonic()
-        training = (split.train.values() if args.quick else augmented(split.train))
-        markov = MarkovModel(max_order=ORDERS[-1]).fit(t[:, 0].tolist() for t in training)
+        # the same data the model trained on: the training split in the model's transpositions (quick: of fewer files)
+        markov = MarkovModel(max_order=ORDERS[-1]).fit(t[:, 0].tolist() for t in augmented(split.train))
+        fit_s = round(time.monotonic() - t0, 1)
+        markov_valid = markov_scores(markov, valid)
+        best_order = min(ORDERS, key=lambda o: markov_valid[o]["pitch_nll"])  # chosen on validation, never on test
         group: dict = {
             "corpus": list(corpus), "seed": seed, "split": split.describe(),
             "test_sets": {"in_domain": {"pieces": len(test), "notes": int(sum(len(t) for t in test))},
                           "held_out": None if other is None else {"collection": args.held_out, "files": args.held_out_files,
                                                                   "pieces": len(other), "notes": int(sum(len(t) for t in other))}},
-            "markov": {"training": "untransposed training split (quick)" if args.quick else
-                                   "training split in all twelve transpositions, as realtime train",
-                       "fit_s": round(time.monotonic() - t0, 1), "in_domain": markov_scores(markov, test),
+            "markov": {"training": "training split transposed as the model's training was (-5..+6 semitones)"
+                                   + (", of the quick run's files" if args.quick else ""),
+                       "fit_s": fit_s, "valid": markov_valid, "best_order": best_order,
+                       "best_order_chosen_on": f"validation split ({len(valid)} pieces)",
+                       "in_domain": markov_scores(markov, test),
                        "held_out": None if other is None else markov_scores(markov, other)},
             "models": {},
         }
-        best_order = members[0][2].get("metrics", {}).get("markov", {}).get("best_order", 4)
-        group["markov"]["best_order_from_card"] = best_order
+        group["markov"]["best_order_in_card"] = members[0][2].get("metrics", {}).get("markov", {}).get("best_order")
         for name, path, card in members:
             entry = {"in_domain": lstm_scores(path, test), "held_out": None if other is None else lstm_scores(path, other),
                      "card_test": card.get("metrics", {}).get("lstm", {}).get("test", {}).get("pitch_nll")}
@@ -232,11 +198,6 @@ def main(argv: list[str] | None = None) -> dict:
     return results
 
 
-def _best_markov(scores: dict) -> tuple[int, dict]:
-    order = min(ORDERS, key=lambda o: scores[o]["pitch_nll"])
-    return order, scores[order]
-
-
 def _headline(results: dict) -> str:
     if not results["groups"]:
         return "no model evaluated"
@@ -246,7 +207,8 @@ def _headline(results: dict) -> str:
     for where in ("in_domain", "held_out"):
         if scores[where] is None:
             continue
-        order, markov = _best_markov(group["markov"][where])
+        order = group["markov"]["best_order"]  # chosen on validation
+        markov = group["markov"][where][order]
         parts.append(f"{where.replace('_', '-')} pitch NLL {scores[where]['pitch_nll']:.3f} vs Markov-{order} "
                      f"{markov['pitch_nll']:.3f}, accuracy {scores[where]['pitch_accuracy']:.1%} vs {markov['pitch_accuracy']:.1%}")
     return f"{name}: " + "; ".join(parts)

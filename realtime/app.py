@@ -86,6 +86,7 @@ class LiveEngine:
             constraints = Constraints(key_pitch_classes(p.model.key) if p.model.key else None,
                                       p.model.lowest, p.model.highest, p.model.max_polyphony)
             self.generator = Generator(runner, sampler, constraints)
+            runner.warm_up()  # ONNX session and caches warm before any port opens (benchmarks/cold_start.py)
             self._open_outputs()
             self.output = FanOut(self.outputs)
             self.scheduler = Scheduler(self.output, self.clock, late_tolerance_ns=int(p.engine.budget_ms * 1e6))

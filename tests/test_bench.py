@@ -95,6 +95,24 @@ def test_a_failing_or_skipped_script_costs_one_line_and_the_rest_still_runs(tmp_
     assert any("crash: failed" in line for line in lines)
 
 
+def test_bench_runs_from_a_folder_other_than_the_repository(tmp_path, monkeypatch, capsys):
+    """`realtime bench` started elsewhere: relative --out-dir and benchmarks folder are the caller's."""
+    repo, elsewhere = tmp_path / "repo", tmp_path / "elsewhere"
+    (repo / "benchmarks").mkdir(parents=True)
+    elsewhere.mkdir()
+    write_script(repo / "benchmarks", "widgets", 'result.update(headline="7 widgets", cwd=os.getcwd())')
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.setenv("REALTIME_BENCHMARKS", os.path.relpath(repo / "benchmarks", elsewhere))
+    assert cli_main(["bench", "--quick", "--out-dir", "report"]) == 0
+    capsys.readouterr()
+    saved = json.loads((elsewhere / "report" / "results.json").read_text())
+    entry = saved["benchmarks"]["widgets"]
+    assert entry["status"] == "ok", entry.get("reason")
+    assert entry["results"]["headline"] == "7 widgets"
+    assert Path(entry["results"]["cwd"]) == repo.resolve()  # scripts still run in the repository
+    assert (elsewhere / "report" / "widgets.json").exists() and not (repo / "report").exists()
+
+
 def test_rerunning_one_benchmark_keeps_the_others_from_the_last_run(tmp_path, monkeypatch):
     scripts, out = tmp_path / "benchmarks", tmp_path / "out"
     scripts.mkdir()
@@ -262,3 +280,61 @@ def test_the_jitter_series_is_thinned_but_keeps_both_ends():
     assert len(series["t_s"]) == len(series["late_ms"]) == 10
     assert series["t_s"][0] == 0 and series["t_s"][-1] == pytest.approx(0.99)
     assert series["late_ms"][-1] == pytest.approx(99 * 0.02)
+
+
+def test_in_process_rows_say_they_measure_punctuality_and_count_every_trial():
+    latency = load_script("latency")
+    run = latency.in_process(4)
+    assert "punctuality" in run["measures"] and "not a reaction time" in run["measures"]
+    assert run["trials"] == 4 and run["reaction"]["n"] + run["no_answer"] == 4  # none dropped silently
+    ready = run["answer_ready"]
+    assert ready["n"] == run["reaction"]["n"] and "chosen" in ready["measures"]
+    # the first answer note is ready during the silence, long before it is due
+    assert 0 < ready["p50_ms"] < latency.PHRASE_END_MS
+
+
+def test_an_evaluation_on_another_split_than_the_cards_stops_in_one_line(tmp_path):
+    from realtime.errors import InputError
+    from realtime.training.card_metrics import check_split
+    from realtime.training.data import Split
+
+    piece = lambda n: np.zeros((n, 4), dtype=np.int64)  # noqa: E731
+    split = Split({"a": piece(5), "b": piece(3)}, {"c": piece(4)}, {"d": piece(6), "e": piece(2)})
+    card = {"training": {"split": {"train": {"pieces": 2, "notes": 8}, "valid": {"pieces": 1, "notes": 4},
+                                   "test": {"pieces": 2, "notes": 8, "names": ["d", "e"]}}}}
+    check_split("m.json", card, split)  # the same split: silent
+    check_split("m.json", card, Split({"a": piece(5)}, {}, {"d": piece(6)}), subset=True)  # part of it: fine too
+    other = Split({"a": piece(5), "d": piece(6)}, {"c": piece(4)}, {"b": piece(3), "e": piece(2)})
+    for candidate, subset in ((other, False), (other, True)):
+        with pytest.raises(InputError) as caught:
+            check_split("m.json", card, candidate, subset=subset)
+        message = str(caught.value)
+        assert len(message.splitlines()) == 1 and message.startswith("m.json: the evaluated split is not the card's")
+
+
+def test_each_card_carries_figures_measured_on_its_own_graph(tmp_path):
+    pytest.importorskip("torch", reason="exporting a graph needs the train extra")
+    from realtime.training.card_metrics import lstm_scores, measure_cards
+    from realtime.training.data import Split, split_by_piece
+    from realtime.training.export import export_all
+    from realtime.training.lstm import NoteLSTM
+
+    rng = np.random.default_rng(3)
+    pieces = {f"piece{i}": np.column_stack([rng.integers(55, 80, 40), rng.integers(0, 15, 40), rng.integers(0, 14, 40),
+                                            rng.integers(0, 8, 40)]).astype(np.int64) for i in range(60)}
+    split = split_by_piece(pieces, seed=0)
+    assert isinstance(split, Split) and split.test
+    info = {"training": {"corpus": ["synthetic"], "split": {"seed": 0, **split.describe()}},
+            "metrics": {"lstm": {"test": {"pitch_nll": 1.0}}}}  # a copied figure the measurement must replace
+    __import__("torch").manual_seed(0)
+    paths = export_all(NoteLSTM(48, 2).eval(), tmp_path, "card", info)
+    measured = measure_cards(paths, split)
+    cards = {p.name: json.loads(p.with_suffix(".json").read_text()) for p in paths}
+    for path in paths:
+        lstm = cards[path.name]["metrics"]["lstm"]
+        assert lstm["test"] == lstm_scores(path, list(split.test.values()))  # what the card says is what this graph does
+        assert lstm["measured"]["graph"] == path.name and lstm["measured"]["precision"] in path.name.replace(".onnx", ".fp32")
+        assert cards[path.name]["training"]["split"]["test"]["names"] == sorted(split.test)
+    fp32, int8 = (cards[p.name]["metrics"]["lstm"]["test"] for p in paths)
+    assert abs(fp32["pitch_nll"] - int8["pitch_nll"]) < 0.05 and fp32["pitch_nll"] != 1.0  # measured, not copied
+    assert measured[paths[1].name]["valid"]["notes"] == split.describe()["valid"]["notes"]

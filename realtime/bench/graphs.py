@@ -8,6 +8,7 @@ The export itself lives in realtime/training/random_graphs.py (torch only there)
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 
@@ -47,3 +48,28 @@ def parameter_count(graph: str | Path) -> int | None:
         with np.load(weights) as w:
             return int(sum(w[k].size for k in w.files))
     return None
+
+
+# ops whose weights are multiplied in full once per step, and which inputs hold those weights
+_WEIGHT_INPUTS = {"LSTM": (1, 2), "DynamicQuantizeLSTM": (1, 2), "GRU": (1, 2), "Gemm": (1,), "MatMul": (1,),
+                  "MatMulInteger": (1,), "DynamicQuantizeMatMul": (1,)}
+
+
+def multiply_adds(graph: str | Path) -> int | None:
+    """Multiply-adds of one single-step call (batch 1), counted from the graph's weight initializers.
+
+    A recurrent layer multiplies its input and recurrent weight matrices once per step; a matrix
+    product its weight once; embedding lookups (Gather) are free. None without the onnx package.
+    """
+    try:
+        import onnx
+    except ImportError:
+        return None
+    model = onnx.load(str(graph), load_external_data=False)
+    sizes = {init.name: int(math.prod(init.dims)) for init in model.graph.initializer}
+    total = 0
+    for node in model.graph.node:
+        for i in _WEIGHT_INPUTS.get(node.op_type, ()):
+            if i < len(node.input) and node.input[i] in sizes:
+                total += sizes[node.input[i]]
+    return total

@@ -73,11 +73,15 @@ def ensure_env(folder: str | Path, version: str = NOTOCHORD_VERSION, timeout_s: 
 class NotochordWorker:
     """A Notochord process that times `feed` + `query` events on request (see benchmarks/_notochord_worker.py)."""
 
-    def __init__(self, python: Path, threads: int = 1, seed: int = 0, cpus: set[int] | None = None) -> None:
+    def __init__(self, python: Path, threads: int = 1, seed: int = 0, cpus: set[int] | None = None,
+                 int8: bool = False, free_instrument: bool = False) -> None:
         """Start the worker. It inherits this process's CPU affinity (so a pinned benchmark and its
-        worker share one core) unless `cpus` widens it, e.g. to let two torch threads use two cores."""
+        worker share one core) unless `cpus` widens it, e.g. to let two torch threads use two cores.
+        `int8`: torch's dynamic int8 quantization of the GRU and linear layers; `free_instrument`:
+        `query` picks among all instruments instead of being given the player's (`next_inst`)."""
         # -P: the script's folder stays off sys.path, or benchmarks/notochord.py would shadow the package
-        cmd = [str(python), "-P", str(WORKER), "--threads", str(threads), "--seed", str(seed)]
+        cmd = [str(python), "-P", str(WORKER), "--threads", str(threads), "--seed", str(seed),
+               *(["--int8"] if int8 else []), *(["--free-instrument"] if free_instrument else [])]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      text=True, bufsize=1)
         if cpus and hasattr(os, "sched_setaffinity"):

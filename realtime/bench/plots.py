@@ -33,8 +33,9 @@ def latency_cdfs(results: dict, path: Path) -> bool:
     if noto:
         for entry in noto["engine"].values():
             cost.plot(entry["cdf_us"], CDF_POINTS, label=entry["label"])
-        if noto["notochord"].get("cdf_us"):
-            cost.plot(noto["notochord"]["cdf_us"], CDF_POINTS, label=noto["notochord"]["label"], color="black", lw=2)
+        for key, style in (("notochord", "-"), ("notochord_int8", "--")):
+            if (noto.get(key) or {}).get("cdf_us"):
+                cost.plot(noto[key]["cdf_us"], CDF_POINTS, style, label=noto[key]["label"], color="black", lw=2)
     elif step:
         for name, entry in step["variants"].items():
             if "note_cdf_us" in entry:

@@ -65,24 +65,28 @@ def notochord(results: dict) -> list[str]:
              f"{noto['events_per_variant']} events per variant, interleaved in {noto['rounds']} rounds, in the same run; "
              f"each round starts with {noto.get('settle_events_per_round', 0)} untimed events per variant, so no variant "
              "is charged for refilling the cache its neighbour swept.", ""]
-    speed = noto.get("notochord_speedup") or {}
     rows = []
-    for key, entry in noto["engine"].items():
-        s, r = entry["per_event"], speed.get(key, {})
-        rows.append([entry["label"], f"{entry['parameters'] or 0:,}", _us(s, "p50_us"), _us(s, "p99_us"),
-                     _us(s, "p99_9_us"), f"{r['p50']}x" if r else "", f"{r['p99']}x" if r else ""])
-    n = noto["notochord"]
-    if n.get("per_event"):
-        s = n["per_event"]
-        rows.append([n["label"], f"{n['info']['parameters']:,}", _us(s, "p50_us"), _us(s, "p99_us"), _us(s, "p99_9_us"), "1x", "1x"])
-    lines += _table(["variant", "parameters", "p50 us", "p99 us", "p99.9 us", "Notochord / this, p50", "p99"], rows)
-    if speed and "same_size" in speed:
-        same = speed["same_size"]
-        met = same["p50"] >= TARGET_SPEEDUP and same["p99"] >= TARGET_SPEEDUP
-        lines += [f"`notochord_speedup` at the same size ({same['engine']}): **{same['p50']}x p50, {same['p99']}x p99** "
-                  f"(target {TARGET_SPEEDUP:.0f}x at both: {'met' if met else 'not met'})."
-                  + (f" Shipped size ({speed['shipped_size']['engine']}): {speed['shipped_size']['p50']}x p50, "
-                     f"{speed['shipped_size']['p99']}x p99." if "shipped_size" in speed else ""), ""]
+    notochords = [e for e in (noto.get("notochord"), noto.get("notochord_int8")) if e and e.get("per_event")]
+    for entry in [*noto["engine"].values(), *notochords]:
+        s = entry["per_event"]
+        rows.append([entry["label"], f"{entry.get('parameters') or 0:,}", f"{entry.get('multiply_adds_per_event') or 0:,}",
+                     _us(s, "p50_us"), _us(s, "p99_us"), _us(s, "p99_9_us")])
+    lines += _table(["variant", "parameters", "multiply-adds per event", "p50 us", "p99 us", "p99.9 us"], rows)
+    pairs = noto.get("comparisons") or []
+    if pairs:
+        lines += _table(["pairing (like for like first)", "size", "Notochord / this, p50", "p99", "parameters (this vs Notochord)",
+                         "multiply-adds (this vs Notochord)"],
+                        [[row["pairing"], "same" if row["engine_key"].startswith("same") else "shipped",
+                          f"{row['p50']}x", f"{row['p99']}x",
+                          f"{row['engine_parameters'] or 0:,} vs {row['notochord_parameters'] or 0:,}",
+                          f"{row['engine_multiply_adds'] or 0:,} vs {row['notochord_multiply_adds'] or 0:,}"] for row in pairs])
+    n = noto.get("notochord", {})
+    fair = next((row for row in pairs if row["engine_key"] == "same_size_fp32" and row["notochord_key"] == "fp32"), None)
+    if fair:
+        met = fair["p50"] >= TARGET_SPEEDUP and fair["p99"] >= TARGET_SPEEDUP
+        lines += [f"Same size, fp32 against fp32: **{fair['p50']}x p50, {fair['p99']}x p99** "
+                  f"(target {TARGET_SPEEDUP:.0f}x at both: {'met' if met else 'not met'}). Notochord's `query` "
+                  f"is called as `{n.get('query', 'query()')}`.", ""]
     if n.get("all_cores"):
         a = n["all_cores"]
         lines += [f"Notochord with {a['threads']} torch threads on every core (not in the ratio): "
@@ -172,18 +176,27 @@ def latency(results: dict) -> list[str]:
     lat = _ok(results, "latency")
     if not lat:
         return []
-    rows = []
+    rows, ready = [], []
     for label, run in lat["runs"].items():
         r, j = run["reaction"], run.get("jitter")
         rows.append([label, r.get("n", 0), f"{r.get('p50_ms', 0):.3f}", f"{r.get('p99_ms', 0):.3f}", f"{r.get('max_ms', 0):.3f}",
                      f"{j['p99_ms']:.3f}" if j and j.get("n") else "", run.get("misses", "")])
+        if "answer_ready" in run:
+            a = run["answer_ready"]
+            ready.append([label, a.get("n", 0), f"{a.get('p50_ms', 0):.3f}", f"{a.get('p99_ms', 0):.3f}",
+                          f"{run.get('no_answer', 0)} of {run.get('trials', r.get('n', 0))}"])
     lr = lat["long_run"]
-    return (["## Reaction latency and jitter", "", f"Phrase-end silence {lat['phrase_end_ms']} ms (subtracted), "
-             f"budget {lat['budget_ms']} ms.", ""]
-            + _table(["run", "trials", "reaction p50 ms", "p99 ms", "max ms", "jitter p99 ms", "misses"], rows)
-            + [f"Long run: {lr['minutes']:.1f} min with {lr.get('burners', 1)} CPU burner(s), {lr['phrases']} phrases, "
-               f"{lr['notes_out']} notes out, {lr['misses']} deadline misses, jitter p99 {lr['jitter'].get('p99_ms', 0):.3f} ms, "
-               f"max {lr['jitter'].get('max_ms', 0):.3f} ms, fallback notes {lr['fallback_notes']}.", ""])
+    measures = next((run["measures"] for run in lat["runs"].values() if "measures" in run), None)
+    lines = ["## Reaction latency and jitter", "", f"Phrase-end silence {lat['phrase_end_ms']} ms (subtracted), "
+             f"budget {lat['budget_ms']} ms." + (f" In-process rows: {measures}." if measures else ""), ""]
+    lines += _table(["run", "answered", "beyond the silence p50 ms", "p99 ms", "max ms", "jitter p99 ms", "misses"], rows)
+    if ready:
+        lines += ["Note-off to answer ready (compute: the player's last note-off until the first answer note is "
+                  "chosen and scheduled):", ""]
+        lines += _table(["run", "trials timed", "p50 ms", "p99 ms", "trials with no answer"], ready)
+    return lines + [f"Long run: {lr['minutes']:.1f} min with {lr.get('burners', 1)} CPU burner(s), {lr['phrases']} phrases, "
+                    f"{lr['notes_out']} notes out, {lr['misses']} deadline misses, jitter p99 {lr['jitter'].get('p99_ms', 0):.3f} ms, "
+                    f"max {lr['jitter'].get('max_ms', 0):.3f} ms, fallback notes {lr['fallback_notes']}.", ""]
 
 
 def model_step(results: dict) -> list[str]:

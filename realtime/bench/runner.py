@@ -50,9 +50,10 @@ def _last_line(text: str) -> str:
 
 def run_script(script: Path, out_dir: Path, quick: bool, timeout_s: float, extra: list[str] | None = None) -> dict:
     """Run one script by the convention; returns its status ('ok', 'skipped', 'failed'), reason and results."""
-    json_path = out_dir / f"{script.stem}.json"
+    # absolute: the script runs in the repository's folder, which need not be ours
+    json_path = (Path(out_dir) / f"{script.stem}.json").resolve()
     json_path.unlink(missing_ok=True)
-    command = [sys.executable, str(script), "--json", str(json_path), *(["--quick"] if quick else []), *(extra or [])]
+    command = [sys.executable, str(script.resolve()), "--json", str(json_path), *(["--quick"] if quick else []), *(extra or [])]
     log_path = out_dir / "logs" / f"{script.stem}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)

@@ -212,5 +212,8 @@ def train(cfg: TrainConfig) -> dict:
             "velocity_level_mean": float(np.mean(np.concatenate(
                 [np.asarray(VELOCITY_LEVELS)[t[:, 3]] for t in split.train.values()])))}
     paths = export_all(model, Path(cfg.out_dir), cfg.name, info)
+    from .card_metrics import measure_cards
+
+    measure_cards(paths, split)  # each card's figures measured on its own graph (fp32, int8) with onnxruntime
     print("exported " + ", ".join(str(p) for p in paths))
     return metrics
