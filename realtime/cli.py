@@ -78,6 +78,12 @@ def _ports(args: argparse.Namespace) -> None:
             print(f"  {kind}: " + (", ".join(repr(n) for n in names) if names else "none"))
 
 
+def _calibrate(args: argparse.Namespace) -> None:
+    from .calibrate import run
+
+    run(args.patch, trials=args.trials, write=args.write, output=args.output, input_port=args.input)
+
+
 def _bench(args: argparse.Namespace) -> None:
     from .bench.runner import run_all
 
@@ -108,6 +114,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ports", help="list MIDI inputs and outputs per backend")
     p.add_argument("--midi-backend", choices=["jack", "jack-rtmidi", "alsa", "coremidi", "winmm"], default=None)
     p.set_defaults(func=_ports)
+
+    p = sub.add_parser("calibrate", help="measure a MIDI output's latency through a loopback (out -> device -> in)")
+    p.add_argument("patch", help="the patch whose [midi] output and input the loopback joins")
+    p.add_argument("--output", default=None, help="MIDI output port (default: the patch's)")
+    p.add_argument("--input", default=None, help="MIDI input port the device answers on (default: the patch's)")
+    p.add_argument("--trials", type=int, default=16)
+    p.add_argument("--write", action="store_true", help="write the figure into the patch as [midi] latency_ms")
+    p.set_defaults(func=_calibrate)
 
     p = sub.add_parser("continue", help="continue a MIDI file offline")
     p.add_argument("--prompt", required=True, help="input .mid")

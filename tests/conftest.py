@@ -39,3 +39,21 @@ def jack(monkeypatch: pytest.MonkeyPatch):
 
     release_dead_clients()  # the server is gone: close what this process still holds of it, at once
     sys.setswitchinterval(old_switch)
+
+
+@pytest.fixture
+def jack256(monkeypatch: pytest.MonkeyPatch):
+    """A private JACK server at 256 frames a period: the dummy driver keeps poor time at 64, so timing
+    at a receiver is measured at 256."""
+    from jackserver import JackServer
+
+    reason = JackServer.available()
+    if reason:
+        pytest.skip(reason)
+    with JackServer(period=256) as server:
+        for key, value in server.environ().items():
+            monkeypatch.setenv(key, value)
+        yield server
+    from realtime.io.jackmidi import release_dead_clients
+
+    release_dead_clients()

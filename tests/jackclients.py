@@ -209,3 +209,38 @@ def start_realtime(folder: Path, *flags: str, output: str = "") -> tuple[subproc
     patch = folder / "jack.toml"
     patch.write_text(RUN_PATCH.format(output=f'output = "{output}"' if output else ""))
     return run_realtime(patch, *flags), patch
+
+
+class DelayLine:
+    """A JACK MIDI client that plays back what it hears `delay_ms` later, to the frame: a device with a
+    known latency, for `realtime calibrate` to find."""
+
+    def __init__(self, name: str = "delay", delay_ms: float = 12.0, mute: bool = False) -> None:
+        import jack
+
+        self.mute = mute  # hears, sends nothing back: a loopback cable that is not plugged in
+        self.client = jack.Client(name, no_start_server=True)
+        self.delay_frames = round(delay_ms * self.client.samplerate / 1000)
+        self.inport = self.client.midi_inports.register("in")
+        self.outport = self.client.midi_outports.register("out")
+        self._pending: list[tuple[int, bytes]] = []
+        self.client.set_process_callback(self._process)
+        self.client.activate()
+
+    def _process(self, frames: int) -> None:
+        first = self.client.last_frame_time
+        for offset, data in self.inport.incoming_midi_events():
+            if not self.mute:
+                self._pending.append((first + offset + self.delay_frames, bytes(data)))
+        self.outport.clear_buffer()
+        keep = []
+        for frame, data in self._pending:
+            if frame < first + frames:
+                self.outport.write_midi_event(max(0, frame - first), data)
+            else:
+                keep.append((frame, data))
+        self._pending = keep
+
+    def close(self) -> None:
+        self.client.deactivate()
+        self.client.close()

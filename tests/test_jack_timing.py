@@ -31,21 +31,6 @@ ROOT = Path(__file__).resolve().parents[1]
 RATE = 48_000
 
 
-@pytest.fixture
-def jack256(monkeypatch: pytest.MonkeyPatch):
-    """A private JACK server at 256 frames a period (the dummy driver keeps poor time at 64)."""
-    reason = JackServer.available() or (None if shutil.which("jack_midi_dump") else "jack_midi_dump missing")
-    if reason:
-        pytest.skip(reason)
-    with JackServer(period=256) as server:
-        for key, value in server.environ().items():
-            monkeypatch.setenv(key, value)
-        yield server
-    from realtime.io.jackmidi import release_dead_clients
-
-    release_dead_clients()
-
-
 class Dump:
     """jack_midi_dump as a process: (absolute frame, bytes) for every event it received."""
 
@@ -140,3 +125,39 @@ def test_inputs_are_stamped_with_the_time_of_their_frame(jack256) -> None:
     assert np.median(spread) <= 0.05 and spread.max() <= 0.5, \
         f"frame-stamped onsets 250 ms apart: spread p50 {np.median(spread):.3f} ms, worst {spread.max():.3f} ms"
     assert all(m.pitch in (60, 62) for m, _ in heard)
+
+
+def test_latency_ms_plays_that_much_earlier(jack256) -> None:
+    from jackclients import Receiver
+
+    from realtime.io.midibackend import open_output
+    from realtime.io.ports import FanOut
+    from realtime.scheduler import Scheduler
+
+    clock = SystemClock()
+    plain = open_output(clock, None, "jack", client_name="plain")
+    early = open_output(clock, None, "jack", client_name="early", latency_ms=10.0)  # a slow synth behind it
+    ears = Receiver("ears", port_name="plain")
+    second = ears.add_port("early")
+    ears.client.connect(plain.name, ears.ports[0])
+    ears.client.connect(early.name, second)
+    scheduler = Scheduler(FanOut([plain, early]), clock)  # one push, each output at its own lead
+    scheduler.start(realtime_priority=False)
+    try:
+        start = clock.now_ns() + 100_000_000
+        for k in range(8):
+            scheduler.push(NoteMessage(60 + k, 100), start + k * 50_000_000)
+        assert wait_for(lambda: len(ears.frames) >= 16, 3.0)
+    finally:
+        scheduler.stop()
+        plain.close()
+        early.close()
+        ears.close()
+    by_pitch: dict[int, list[int]] = {}
+    for frame, (_, message) in zip(ears.frames, ears.messages):
+        if message[0] == 0x90:
+            by_pitch.setdefault(message[1], []).append(frame)
+    differences = [frames[0] - frames[1] for frames in by_pitch.values() if len(frames) == 2]
+    assert len(differences) == 8
+    # each pitch comes first from the port with latency_ms = 10, 480 frames (10 ms at 48 kHz) ahead
+    assert all(abs(d + 480) <= 2 for d in differences), differences

@@ -185,7 +185,10 @@ class _JackPort:
             self.name = self._port.name
             if self.wanted is not None:
                 self.peer = resolve_port(self._peer_names(), self.wanted, self.kind, "jack")
-                self._connect()
+                try:
+                    self._connect()
+                except jack.JackError as err:
+                    raise PortError(f"cannot connect MIDI {self.kind} {self.name} with {self.peer}: {err}") from err
         except BaseException:
             self._alive = False
             client.deactivate()
