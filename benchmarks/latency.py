@@ -7,9 +7,11 @@ configured phrase-end silence (the engine is asked to answer as soon as that sil
    output thread keeps a deadline it has known for tens of ms), labelled so in the JSON; beside it,
    "note-off to answer ready": the compute from the player's last note-off until the first answer
    note is chosen and handed to the scheduler (p50/p99). Trials with no answer are counted;
- - through JACK: the engine runs as `realtime run` in its own process on a private JACK dummy
-   server at -p 64 and -p 16; this script is the player, a JACK MIDI client that stamps what it
-   sends and receives.
+ - through JACK, measured at a receiving JACK client (realtime/bench/receiver.py): the engine runs as
+   `realtime run` in its own process on a private JACK dummy server at 64, 256 and 1024 frames, with
+   the frame-accurate JACK-Client backend and python-rtmidi side by side, with 0 and 1 burner; this
+   script plays at exact frames and stamps what it hears by frame (JACK's own frame times): reaction,
+   onset error against the grid the engine schedules on, the engine's misses, unanswered trials.
 Jitter: (moment sent - moment scheduled) of every note the engine's output thread sent.
 Misses: notes sent later than the patch's budget (3 ms), over a long in-process performance.
 
@@ -185,81 +187,16 @@ def _series(sent: list[tuple[int, int]], started_ns: int, points: int = 4000) ->
             "late_ms": ((a[keep, 1] - a[keep, 0]) / 1e6).round(4).tolist()}
 
 
-# --- through JACK ---------------------------------------------------------------------------------
-@contextmanager
-def jack_server(period: int):
-    name = f"realtime-bench-{os.getpid()}-{period}"
-    proc = subprocess.Popen(["jackd", "-n", name, "-d", "dummy", "-r", "48000", "-p", str(period)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        subprocess.run(["jack_wait", "-s", name, "-w", "-t", "10"], check=True, capture_output=True)
-        yield name
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+# --- through JACK: realtime/bench/receiver.py measures at a receiving JACK client -----------------
+
+JACK_BACKENDS = ("jack", "jack-rtmidi")  # frame-accurate JACK-Client, and python-rtmidi on JACK
 
 
-def through_jack(period: int, trials: int) -> dict:
-    import rtmidi
+def through_jack(period: int, trials: int, backend: str) -> dict:
+    from realtime.bench.receiver import through_jack as at_the_receiver
 
-    with jack_server(period) as server, tempfile.TemporaryDirectory() as tmp:
-        env = dict(os.environ, JACK_DEFAULT_SERVER=server)
-        os.environ["JACK_DEFAULT_SERVER"] = server
-        patch = Path(tmp) / "bench.toml"
-        patch.write_text(_toml(_patch({"midi": {"enabled": True, "backend": "jack"}})))
-        engine = subprocess.Popen([sys.executable, "-m", "realtime.cli", "run", str(patch)], env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        player_out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="bench-player")
-        player_in = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name="bench-listener")
-        received: list[tuple[int, list[int]]] = []
-        player_in.set_callback(lambda event, _: received.append((time.monotonic_ns(), event[0])))
-        try:
-            _connect(player_out, player_in, engine)
-            reactions = []
-            time.sleep(0.3)
-            for _ in range(trials):
-                for pitch, velocity in PHRASE:
-                    player_out.send_message([0x90, pitch, velocity])
-                    time.sleep(0.03)
-                    released_ns = time.monotonic_ns()
-                    player_out.send_message([0x80, pitch, 0])
-                mark = len(received)
-                deadline = time.monotonic() + 1.0
-                while time.monotonic() < deadline:
-                    ons = [t for t, msg in received[mark:] if msg[0] & 0xF0 == 0x90 and msg[2] > 0]
-                    if ons:
-                        reactions.append(ons[0] - released_ns - int(PHRASE_END_MS * 1e6))
-                        break
-                    time.sleep(0.0002)
-                time.sleep(0.15)
-        finally:
-            player_out.close_port()
-            player_in.close_port()
-            engine.send_signal(2)
-            try:
-                engine.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                engine.kill()
-        period_ms = period / 48.0
-        return {"period_frames": period, "period_ms": round(period_ms, 4), "reaction": summary_ms(reactions),
-                "target_p99_ms": round(2 * period_ms + 0.3, 4),
-                "raw_reaction_ms": (np.asarray(reactions) / 1e6).round(4).tolist()}
-
-
-def _connect(player_out, player_in, engine, timeout_s: float = 10.0) -> None:
-    """Wait for the engine's JACK ports ("realtime" in their names) and connect the player to them."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if engine.poll() is not None:
-            raise RuntimeError(f"the engine exited: {engine.stderr.read().strip()[-300:]}")
-        outs = [i for i, n in enumerate(player_out.get_ports()) if "realtime" in n and "bench" not in n]
-        ins = [i for i, n in enumerate(player_in.get_ports()) if "realtime" in n and "bench" not in n]
-        if outs and ins:
-            player_out.open_port(outs[0])
-            player_in.open_port(ins[0])
-            return
-        time.sleep(0.1)
-    raise RuntimeError("the engine's JACK MIDI ports did not appear")
+    patch = _toml(_patch({"midi": {"enabled": True, "backend": "@BACKEND@"}}))
+    return at_the_receiver(period, trials, backend, patch, PHRASE, PHRASE_END_MS, tempo_bpm=120)
 
 
 def _toml(raw: dict) -> str:
@@ -275,18 +212,27 @@ def plot(results: dict, path: Path) -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(9, 4.5))
+    fig = Figure(figsize=(14, 4.5))
     FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
+    ax, onsets = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
     for label, run in results["runs"].items():
+        errors = np.sort(run.get("raw_onset_error_ms", []))
+        if len(errors):
+            onsets.plot(errors, np.linspace(0, 1, len(errors)), label=label)
         raw = np.sort(run["raw_reaction_ms"])
         if len(raw):
             ax.plot(raw, np.linspace(0, 1, len(raw)), label=label)
-    ax.set_xlabel("reaction latency beyond the phrase-end silence (ms)")
+    ax.set_xscale("symlog", linthresh=0.1)
+    ax.set_xlabel("reaction latency beyond the phrase-end silence (ms); JACK rows at the receiving client")
     ax.set_ylabel("fraction of trials")
     ax.set_title("realtime: input note-off -> first answer note, CDF")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
+    onsets.set_xscale("symlog", linthresh=0.01)
+    onsets.set_xlabel("answer onset error against the engine's 1/24-beat grid, at the receiving JACK client (ms)")
+    onsets.set_title("what a listener hears: onset timing error, CDF")
+    onsets.grid(alpha=0.3)
+    onsets.legend(fontsize=7)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110, bbox_inches="tight")
 
@@ -303,7 +249,9 @@ def _headline(results: dict) -> str:
                          f"note-off -> answer ready p50 {a.get('p50_ms', float('nan')):.2f} / p99 "
                          f"{a.get('p99_ms', float('nan')):.2f} ms, {run['no_answer']} of {run['trials']} unanswered")
         else:
-            parts.append(f"{label}: reaction p50 {run['reaction']['p50_ms']:.2f} / p99 {run['reaction']['p99_ms']:.2f} ms")
+            e = run.get("onset_error", {})
+            parts.append(f"{label} at the receiver: reaction p50 {run['reaction']['p50_ms']:.2f} / p99 "
+                         f"{run['reaction']['p99_ms']:.2f} ms, onset error p99 {e.get('p99_ms', float('nan')):.3f} ms")
     lr = results["long_run"]
     parts.append(f"{lr['minutes']:.1f} min run: {lr['misses']} misses of {lr['notes_out']} notes, "
                  f"jitter p99 {lr['jitter'].get('p99_ms', float('nan')):.3f} ms")
@@ -315,34 +263,36 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--trials", type=int, default=150)
     parser.add_argument("--minutes", type=float, default=10.0, help="length of the deadline-miss run")
     parser.add_argument("--burners", default="0,1,2")
-    parser.add_argument("--periods", default="64,16")
+    parser.add_argument("--periods", default="64,256,1024")
+    parser.add_argument("--jack-trials", type=int, default=30, help="trials per JACK row (each ~1.5 s)")
     parser.add_argument("--json", default="out/bench/latency.json")
     parser.add_argument("--quick", action="store_true",
-                        help="10 trials, no burners, JACK at -p 64 only, a 10 s miss run (explicit options still win)")
+                        help="10 trials, no burners, JACK at -p 256 only, a 10 s miss run (explicit options still win)")
     args = parser.parse_args(argv)
     if args.quick:  # quick values only where the user left the default
         for name, full, quick in (("trials", 150, 10), ("minutes", 10.0, 1 / 6), ("burners", "0,1,2", "0"),
-                                 ("periods", "64,16", "64")):
+                                 ("periods", "64,256,1024", "256"), ("jack_trials", 30, 6)):
             if getattr(args, name) == full:
                 setattr(args, name, quick)
     have_jack = shutil.which("jackd") is not None
     results: dict = {"phrase_end_ms": PHRASE_END_MS, "budget_ms": 3.0, "runs": {}, "notes": []}
-    rows = []
+    rows, jack_rows = [], []
     burner_counts = [int(b) for b in args.burners.split(",")]
     for n in burner_counts:
         with burners(n):
             run = in_process(args.trials)
             results["runs"][f"in-process punctuality, {n} burners"] = run
             rows.append((f"in-process punctuality, {n} burners", run["reaction"], run["jitter"], run["misses"], 0.3))
-            for period in [int(p) for p in args.periods.split(",") if p] if have_jack else []:
-                try:
-                    jack = through_jack(period, args.trials)
-                except (RuntimeError, OSError, subprocess.SubprocessError) as err:
-                    results["notes"].append(f"JACK -p {period}, {n} burners failed: {str(err).splitlines()[0][:200]}")
-                    continue
-                label = f"JACK -p {period}, {n} burners"
-                results["runs"][label] = jack
-                rows.append((label, jack["reaction"], None, None, jack["target_p99_ms"]))
+            for period in [int(p) for p in args.periods.split(",") if p] if have_jack and n <= 1 else []:
+                for backend in JACK_BACKENDS:
+                    label = f"JACK -p {period} {backend}, {n} burners"
+                    try:
+                        jack = through_jack(period, args.jack_trials, backend)
+                    except (RuntimeError, OSError, subprocess.SubprocessError) as err:
+                        results["notes"].append(f"{label} failed: {str(err).splitlines()[0][:200]}")
+                        continue
+                    results["runs"][label] = jack
+                    jack_rows.append((label, jack))
     long_burners = min(1, max(burner_counts))  # one neighbour when the run has any, as a shared machine
     with burners(long_burners):
         results["long_run"] = long_run(args.minutes)
@@ -358,6 +308,16 @@ def main(argv: list[str] | None = None) -> dict:
             print(f"{label}: note-off -> answer ready (compute) p50 {a.get('p50_ms', float('nan')):.3f} ms, "
                   f"p99 {a.get('p99_ms', float('nan')):.3f} ms; {run['no_answer']} of {run['trials']} trials had no answer")
     print("in-process rows: " + PUNCTUALITY)
+    print(f"\nat a receiving JACK client: {'run':34} {'reaction p50':>12} {'p99':>7} | {'onset error p50':>15} {'p99':>7} "
+          f"{'max':>7} | misses | no answer")
+    for label, run in jack_rows:
+        r, e = run["reaction"], run["onset_error"]
+        if not r.get("n"):
+            print(f"{'':28}{label:34} no answers ({run['no_answer']} of {run['trials']})")
+            continue
+        print(f"{'':28}{label:34} {r['p50_ms']:11.3f}m {r['p99_ms']:6.3f}m | {e.get('p50_ms', float('nan')):14.3f}m "
+              f"{e.get('p99_ms', float('nan')):6.3f}m {e.get('max_ms', float('nan')):6.3f}m | {run['misses']} | "
+              f"{run['no_answer']} of {run['trials']}")
     lr = results["long_run"]
     print(f"long run with {lr['burners']} burner(s): {lr['minutes']:.2f} min, {lr['phrases']} phrases, {lr['notes_out']} messages out, "
           f"{lr['misses']} misses at 3 ms, jitter p99 {lr['jitter']['p99_ms']:.3f} ms max {lr['jitter']['max_ms']:.3f} ms, "

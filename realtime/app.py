@@ -214,7 +214,7 @@ class LiveEngine:
         """One line: notes in and out, answer latency, output jitter, deadline misses, fallback notes."""
         s, m = self.scheduler, self.mode
         if hasattr(m, "status_line"):  # the game mode: section, bar, tempo, layers, parameters
-            return f"out {s.sent_count} | {m.status_line()} | misses {s.late_count}"
+            return f"out {s.sent_count} | {m.status_line()} | misses {self.misses()}"
         n = min(s.sent_count, len(s.lateness_ns))
         jitter = np.abs(s.lateness_ns[:n]) / 1e6 if n else None
         answers = np.array(m.answer_latency_ns[-200:]) / 1e6
@@ -223,13 +223,17 @@ class LiveEngine:
             parts.append(f"answer latency p50 {np.percentile(answers, 50):.2f} ms p99 {np.percentile(answers, 99):.2f} ms")
         if jitter is not None:
             parts.append(f"jitter p99 {np.percentile(jitter, 99):.2f} ms")
-        parts.append(f"misses {s.late_count}")
+        parts.append(f"misses {self.misses()}")
         if m.fallback_notes:
             parts.append(f"fallback notes {m.fallback_notes}")
         dropped = self.dropped()
         if dropped:
             parts.append(f"dropped {dropped}")
         return " | ".join(parts)
+
+    def misses(self) -> int:
+        """Notes handed over late, and notes a port that keeps time wrote after their frame."""
+        return self.scheduler.late_count + sum(getattr(port, "late", 0) for port in self.outputs)
 
     def dropped(self) -> int:
         """Input messages refused so far: bad or foreign OSC, kernel overflow, a full engine inbox."""

@@ -57,9 +57,12 @@ class Scheduler:
     def push(self, message: NoteMessage, at_ns: int) -> None:
         if self._timed:
             order = next(self._order)
+            now = self.clock.now_ns() if self.clock is not None else None
             for index, target in enumerate(self._targets):
-                lead = getattr(target, "lead_ns", 0)
-                self._inbox.append((at_ns - lead, order, message, index, at_ns))
+                release = at_ns - getattr(target, "lead_ns", 0)
+                if now is not None and release < now:
+                    release = now  # pushed later than its lead: hand it over now, it is not late yet
+                self._inbox.append((release, order, message, index, at_ns))
         else:
             self._inbox.append((at_ns, next(self._order), message))
         self._wake.set()

@@ -1,0 +1,172 @@
+"""The JACK rows of benchmarks/latency.py, measured where a listener is: at a receiving JACK client.
+
+The engine runs as `realtime run` in its own process on a private `jackd -d dummy`. This process is
+the player and the listener in one JACK-Client client: it writes the phrase at chosen frames and
+stamps every answer event with its frame, converted to time by JACK itself (`jack_frames_to_time`,
+JACK's DLL), so the dummy driver's drift against the wall clock at small periods is JACK's view too.
+
+- reaction: the player's last note-off -> the first answer note-on, minus the phrase-end silence;
+- onset error: every later answer onset against the grid the engine schedules on (onsets are
+  multiples of 1/24 beat after the first one), i.e. the timing error a listener hears; in JACK's
+  time of each frame, and in raw frames at the nominal rate (`onset_error_frames`, which also holds
+  the dummy driver's own wandering against the wall clock on a busy machine);
+- misses: the engine's own count of notes handed over later than its budget (from its last status).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from realtime.childproc import die_with_parent
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@contextmanager
+def jack_server(period: int):
+    name = f"realtime-bench-{os.getpid()}-{period}"
+    proc = subprocess.Popen(["jackd", "-n", name, "-d", "dummy", "-r", "48000", "-p", str(period)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=die_with_parent)
+    try:
+        subprocess.run(["jack_wait", "-s", name, "-w", "-t", "10"], check=True, capture_output=True)
+        yield name
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+class PlayerListener:
+    """A JACK-Client client: `out` plays events at absolute frames, `in` keeps (frame, bytes) heard."""
+
+    def __init__(self, name: str = "bench-player") -> None:
+        import jack
+
+        self.jack = jack
+        self.client = jack.Client(name, no_start_server=True)
+        self.rate = self.client.samplerate
+        self.out = self.client.midi_outports.register("out")
+        self.inp = self.client.midi_inports.register("in")
+        self.heard: list[tuple[int, bytes]] = []
+        self._to_play: list[tuple[int, bytes]] = []
+        self._lock = threading.Lock()
+        lib = ctypes.CDLL(jack._libname)
+        lib.jack_frames_to_time.restype = ctypes.c_uint64
+        lib.jack_frames_to_time.argtypes = [ctypes.c_void_p, ctypes.c_uint32]
+        self._lib, self._ptr = lib, ctypes.c_void_p(int(jack._ffi.cast("uintptr_t", self.client._ptr)))
+        self.client.set_process_callback(self._process)
+        self.client.activate()
+
+    def _process(self, frames: int) -> None:
+        first = self.client.last_frame_time
+        for offset, data in self.inp.incoming_midi_events():
+            self.heard.append((first + offset, bytes(data)))
+        self.out.clear_buffer()
+        with self._lock:
+            due = [item for item in self._to_play if item[0] < first + frames]
+            self._to_play = [item for item in self._to_play if item[0] >= first + frames]
+        for frame, data in due:
+            self.out.write_midi_event(max(0, frame - first), data)
+
+    def play(self, events: list[tuple[float, bytes]], lead_s: float = 0.05) -> list[int]:
+        """Play (seconds from now + lead, bytes) at exact frames; returns each event's frame."""
+        start = self.client.frame_time + int(lead_s * self.rate)
+        frames = [start + int(at * self.rate) for at, _ in events]
+        with self._lock:
+            self._to_play += [(frame, data) for frame, (_, data) in zip(frames, events)]
+        return frames
+
+    def us_at(self, frame: int) -> int:
+        """JACK's own time of a frame (microseconds), from its DLL."""
+        return self._lib.jack_frames_to_time(self._ptr, frame & 0xFFFFFFFF)
+
+    def close(self) -> None:
+        self.client.deactivate()
+        self.client.close()
+
+
+def _wait_for_ports(player: PlayerListener, engine: subprocess.Popen, timeout_s: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if engine.poll() is not None:
+            raise RuntimeError(f"the engine exited: {engine.stderr.read().strip()[-300:]}")
+        names = [p.name for p in player.client.get_ports(is_midi=True)]
+        if "realtime-in:in" in names and "realtime-out:out" in names:
+            player.client.connect(player.out, "realtime-in:in")
+            player.client.connect("realtime-out:out", player.inp)
+            return
+        time.sleep(0.05)
+    raise RuntimeError("the engine's JACK MIDI ports did not appear")
+
+
+def _summary(values_ms: list[float]) -> dict:
+    a = np.asarray(values_ms, dtype=np.float64)
+    if not len(a):
+        return {"n": 0}
+    return {"n": int(len(a)), "p50_ms": round(float(np.percentile(a, 50)), 4),
+            "p99_ms": round(float(np.percentile(a, 99)), 4), "max_ms": round(float(a.max()), 4)}
+
+
+def through_jack(period: int, trials: int, backend: str, patch_text: str, phrase: list[tuple[int, int]],
+                 phrase_end_ms: float, tempo_bpm: float) -> dict:
+    """`realtime run` on a private server at `period` frames, MIDI `backend` (jack or jack-rtmidi)."""
+    grid_us = 60e6 / tempo_bpm / 24
+    with jack_server(period) as server, tempfile.TemporaryDirectory() as tmp:
+        env = dict(os.environ, JACK_DEFAULT_SERVER=server, JACK_NO_START_SERVER="1")
+        os.environ["JACK_DEFAULT_SERVER"] = server
+        patch = Path(tmp) / "bench.toml"
+        patch.write_text(patch_text.replace("@BACKEND@", backend))
+        engine = subprocess.Popen([sys.executable, "-m", "realtime.cli", "run", str(patch)], env=env, cwd=ROOT,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                  preexec_fn=die_with_parent)
+        player = PlayerListener()
+        reactions, onset_errors, onset_errors_frames, unanswered = [], [], [], 0
+        try:
+            _wait_for_ports(player, engine)
+            time.sleep(0.5)
+            for _ in range(trials):
+                events, at = [], 0.0
+                for pitch, velocity in phrase:
+                    events += [(at, bytes((0x90, pitch, velocity))), (at + 0.03, bytes((0x80, pitch, 0)))]
+                    at += 0.03
+                mark = len(player.heard)
+                released = player.play(events)[-1]
+                time.sleep(0.05 + at + phrase_end_ms / 1000 + 1.2)
+                ons = [frame for frame, data in player.heard[mark:] if data[0] & 0xF0 == 0x90 and data[2]]
+                ons = [frame for frame in ons if frame > released]
+                if not ons:
+                    unanswered += 1
+                    continue
+                first_us = player.us_at(ons[0])
+                reactions.append((first_us - player.us_at(released)) / 1000 - phrase_end_ms)
+                grid_frames = grid_us * player.rate / 1e6
+                for frame in ons[1:]:
+                    since = (player.us_at(frame) - first_us) / grid_us  # JACK's time of the frame
+                    onset_errors.append(abs(since - round(since)) * grid_us / 1000)
+                    since = (frame - ons[0]) / grid_frames  # raw frames at the nominal rate
+                    onset_errors_frames.append(abs(since - round(since)) * grid_us / 1000)
+        finally:
+            player.close()
+            engine.send_signal(2)
+            try:
+                out = engine.communicate(timeout=15)[0]
+            except subprocess.TimeoutExpired:
+                engine.kill()
+                out = engine.communicate()[0]
+        misses = re.findall(r"misses (\d+)", out)
+    period_ms = period / 48.0
+    return {"backend": backend, "period_frames": period, "period_ms": round(period_ms, 4), "trials": trials,
+            "no_answer": unanswered, "reaction": _summary(reactions), "onset_error": _summary(onset_errors),
+            "onset_error_frames": _summary(onset_errors_frames),
+            "misses": int(misses[-1]) if misses else None, "measured_at": "receiving JACK client (JACK frame time)",
+            "raw_reaction_ms": np.round(reactions, 4).tolist(), "raw_onset_error_ms": np.round(onset_errors, 4).tolist()}
