@@ -32,7 +32,7 @@ from collections import deque
 from ..clock import Clock
 from ..errors import PortError
 from ..events import NoteMessage
-from .midiparse import PANIC_CONTROLS, MidiParser, resolve_port
+from .midiparse import PANIC_CONTROLS, MidiParser, Supervised, resolve_port
 from .ports import HeldNotes, Listener
 
 try:
@@ -148,7 +148,7 @@ def _open_client(name: str) -> "jack.Client":
         raise PortError(f"no JACK server is running (start one, e.g. `jackd -d dummy`, or use qjackctl): {err}")
 
 
-class _JackPort:
+class _JackPort(Supervised):
     """What inputs and outputs share: one JACK client with one MIDI port, connected to a named port
     (exact name, else a unique part of it) or left for others to connect; supervised by `check()`."""
 
@@ -218,14 +218,6 @@ class _JackPort:
         if client is not None:
             client.deactivate()  # waits for the process callback to return (the GIL is released)
             client.close()
-
-    def check(self) -> str | None:
-        """Notice a vanished or returned peer or JACK server; one line to show, or None."""
-        message = self._check_connection()
-        if self._warnings:
-            message = "; ".join(filter(None, [message, *self._warnings]))
-            self._warnings = []
-        return message
 
     def _check_connection(self) -> str | None:
         if not self._alive and not self.server_down:

@@ -29,7 +29,7 @@ import rtmidi
 from ..clock import Clock
 from ..errors import PortError
 from ..events import NoteMessage
-from .midiparse import PANIC_CONTROLS, MidiParser, RawListener, resolve_port
+from .midiparse import PANIC_CONTROLS, MidiParser, RawListener, Supervised, resolve_port
 from .ports import HeldNotes, Listener
 
 __all__ = ["MidiInput", "MidiOutput", "PANIC_CONTROLS", "resolve_port", "list_ports", "compiled_backends"]
@@ -228,7 +228,7 @@ def _retire(midi: object) -> None:
     midi.delete()
 
 
-class _MidiPort:
+class _MidiPort(Supervised):
     """What inputs and outputs share: open by name or virtually, and reconnect under supervision."""
 
     kind = "port"
@@ -275,14 +275,6 @@ class _MidiPort:
             if mine:
                 return mine[-1]
         return f"{self.client_name}:{self.direction}"
-
-    def check(self) -> str | None:
-        """Notice a vanished or returned device or JACK server; one line to show, or None."""
-        message = self._check_connection()
-        if self._warnings:
-            message = "; ".join(filter(None, [message, *self._warnings]))
-            self._warnings = []
-        return message
 
     def _check_connection(self) -> str | None:
         if self.backend == "jack":

@@ -37,21 +37,29 @@ def _first_that_opens(backend: str | None, open_one) -> object:
     raise PortError("no MIDI backend could start: " + "; ".join(problems))
 
 
+def _jack_client_port(cls_name: str):
+    """JACK-Client's port class, or a PortError saying why it cannot load."""
+    from . import jackmidi
+
+    reason = jackmidi.available()
+    if reason:
+        raise PortError(reason)
+    return getattr(jackmidi, cls_name)
+
+
+def _rtmidi_backend(name: str) -> str:
+    return "jack" if name == "jack-rtmidi" else name  # realtime.io.midi's name for rtmidi on JACK
+
+
 def open_input(clock: Clock, port: str | None, backend: str | None, client_name: str = "realtime",
                accept_clock: bool = False):
     """A MIDI input on the backend named (or the first that works), by port name or virtual."""
     def open_one(name: str):
         if name == "jack":
-            from .jackmidi import JackMidiInput, available
-
-            reason = available()
-            if reason:
-                raise PortError(reason)
-            return JackMidiInput(clock, port, client_name=client_name, accept_clock=accept_clock)
+            return _jack_client_port("JackMidiInput")(clock, port, client_name=client_name, accept_clock=accept_clock)
         from .midi import MidiInput
 
-        return MidiInput(clock, port, "jack" if name == "jack-rtmidi" else name, client_name=client_name,
-                         accept_clock=accept_clock)
+        return MidiInput(clock, port, _rtmidi_backend(name), client_name=client_name, accept_clock=accept_clock)
 
     return _first_that_opens(backend, open_one)
 
@@ -62,16 +70,11 @@ def open_output(clock: Clock, port: str | None, backend: str | None, client_name
     early on a backend that keeps time (JACK); rtmidi backends cannot and say so."""
     def open_one(name: str):
         if name == "jack":
-            from .jackmidi import JackMidiOutput, available
-
-            reason = available()
-            if reason:
-                raise PortError(reason)
-            return JackMidiOutput(clock, port, client_name=client_name, latency_ms=latency_ms)
+            return _jack_client_port("JackMidiOutput")(clock, port, client_name=client_name, latency_ms=latency_ms)
         from .midi import MidiOutput
 
         if latency_ms:
             raise PortError(f"[midi] latency_ms needs a backend that keeps time (jack), not {name}")
-        return MidiOutput(port, "jack" if name == "jack-rtmidi" else name, client_name=client_name)
+        return MidiOutput(port, _rtmidi_backend(name), client_name=client_name)
 
     return _first_that_opens(backend, open_one)

@@ -30,6 +30,23 @@ def resolve_port(names: list[str], wanted: str, kind: str, backend: str) -> str:
     raise PortError(f"no MIDI {kind} port matching {wanted!r} on {backend} (ports: {have})")
 
 
+class Supervised:
+    """A port watched from outside the hot path: `check()` says what changed, and what it warned of."""
+
+    _warnings: list[str]
+
+    def check(self) -> str | None:
+        """Notice a vanished or returned device or JACK server; one line to show, or None."""
+        message = self._check_connection()
+        if self._warnings:
+            message = "; ".join(filter(None, [message, *self._warnings]))
+            self._warnings = []
+        return message
+
+    def _check_connection(self) -> str | None:
+        raise NotImplementedError
+
+
 class MidiParser:
     """Turns raw input messages into NoteMessage / ControlChange for a listener, counting the rest.
 
