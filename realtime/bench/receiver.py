@@ -170,3 +170,50 @@ def through_jack(period: int, trials: int, backend: str, patch_text: str, phrase
             "onset_error_frames": _summary(onset_errors_frames),
             "misses": int(misses[-1]) if misses else None, "measured_at": "receiving JACK client (JACK frame time)",
             "raw_reaction_ms": np.round(reactions, 4).tolist(), "raw_onset_error_ms": np.round(onset_errors, 4).tolist()}
+
+
+def clock_and_notes(period: int, backend: str, game_patch: str, seconds: float = 8.0) -> dict:
+    """The game patch's MIDI clock and notes at a receiving client: each pulse against the line through
+    its neighbours (in JACK's frame times) and against a line fitted through them all (raw frames),
+    and every note-on against the nearest pulse (its onsets are multiples of 1/24 beat)."""
+    with jack_server(period) as server, tempfile.TemporaryDirectory() as tmp:
+        env = dict(os.environ, JACK_DEFAULT_SERVER=server, JACK_NO_START_SERVER="1")
+        os.environ["JACK_DEFAULT_SERVER"] = server
+        patch = Path(tmp) / "game.toml"
+        patch.write_text(game_patch.replace("[midi]\n", f'[midi]\nbackend = "{backend}"\n', 1))
+        engine = subprocess.Popen([sys.executable, "-m", "realtime.cli", "run", str(patch), "--no-osc"], env=env,
+                                  cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                  preexec_fn=die_with_parent)
+        player = PlayerListener("bench-listener")
+        try:
+            _wait_for_ports(player, engine)
+            time.sleep(seconds)
+            heard = list(player.heard)
+            times_us = np.array([player.us_at(frame) for frame, _ in heard], dtype=np.float64)
+        finally:
+            player.close()
+            engine.send_signal(2)
+            try:
+                out = engine.communicate(timeout=15)[0]
+            except subprocess.TimeoutExpired:
+                engine.kill()
+                out = engine.communicate()[0]
+    frames = np.array([frame for frame, _ in heard], dtype=np.float64)
+    is_pulse = np.array([data == b"\xf8" for _, data in heard])
+    is_on = np.array([data[0] & 0xF0 == 0x90 and len(data) == 3 and data[2] > 0 for _, data in heard])
+    pulse_us, pulse_frames = times_us[is_pulse], frames[is_pulse]
+    if len(pulse_us) < 24:
+        return {"backend": backend, "period_frames": period, "pulses": int(len(pulse_us)), "note": "too few pulses"}
+    local_ms = np.abs(pulse_us[1:-1] - (pulse_us[:-2] + pulse_us[2:]) / 2) / 1000
+    steady = pulse_frames[-min(len(pulse_frames), 150):]  # the last stretch: one state's tempo
+    index = np.arange(len(steady))
+    fit = np.polyfit(index, steady, 1)
+    line_ms = np.abs(steady - np.polyval(fit, index)) / 48.0
+    on_us = times_us[is_on]
+    on_us = on_us[(on_us > pulse_us[0]) & (on_us < pulse_us[-1])]
+    nearest_ms = (np.min(np.abs(on_us[:, None] - pulse_us[None, :]), axis=1) / 1000) if len(on_us) else []
+    misses = re.findall(r"misses (\d+)", out)
+    return {"backend": backend, "period_frames": period, "pulses": int(len(pulse_us)),
+            "pulse_error": _summary(local_ms.tolist()), "pulse_line_error_frames": _summary(line_ms.tolist()),
+            "note_on_error": _summary(list(nearest_ms)), "note_ons": int(len(on_us)),
+            "misses": int(misses[-1]) if misses else None}
