@@ -20,6 +20,7 @@ waits. Control names longer than NAME_BYTES do not fit a record and are refused 
 
 from __future__ import annotations
 
+import contextlib
 import struct
 from collections.abc import Callable
 from multiprocessing import shared_memory
@@ -65,15 +66,15 @@ class EventRing:
         return cls(memory, capacity, owner=True, message_type=message_type)
 
     @classmethod
-    def attach(cls, name: str, capacity: int) -> EventRing:
-        # track=False: the creator unlinks it; the producer's resource tracker must not (Python 3.13
-        # has a flag for this; before it, unregistering by hand is the documented workaround)
+    def attach(cls, name: str, capacity: int, other_process: bool = True) -> EventRing:
+        """The producer's end. From another process, the mapping is taken off that process's resource
+        tracker, which would otherwise remove it when the producer exits (Python < 3.13 has no flag)."""
         memory = shared_memory.SharedMemory(name=name)
-        try:
+        if other_process:
             from multiprocessing import resource_tracker
-            resource_tracker.unregister(memory._name, "shared_memory")  # type: ignore[attr-defined]
-        except Exception:
-            pass
+
+            with contextlib.suppress(Exception):
+                resource_tracker.unregister(memory._name, "shared_memory")  # type: ignore[attr-defined]
         return cls(memory, capacity, owner=False)
 
     # --- producer -----------------------------------------------------------------------------------
