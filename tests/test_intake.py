@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import struct
@@ -16,6 +17,8 @@ import time
 
 import pytest
 
+from pathlib import Path
+
 from realtime.clock import SystemClock
 from realtime.engine.game import GameMessage
 from realtime.events import NamedControl, NoteMessage
@@ -25,6 +28,7 @@ from realtime.io.sockfilter import attach_allowlist
 from realtime.model.runner import models_dir
 from realtime.patch import load_patch
 
+ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="socket filters and prctl need Linux")
 
 
@@ -170,3 +174,40 @@ def test_the_intake_process_dies_with_its_parent():
     finally:
         if parent.poll() is None:
             parent.kill()
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"), reason="needs root and setpriv")
+def test_realtime_run_without_real_time_priority_warns_once_and_leaves_no_intake(tmp_path, home):
+    """`realtime run` refused SCHED_FIFO (CAP_SYS_NICE dropped): one warning line, still answers, and
+    after the stop its intake process is gone."""
+    osc_in = _free_port()
+    patch = tmp_path / "osc.toml"
+    patch.write_text(f"[midi]\nenabled = false\n[osc]\nport = {osc_in}\n")
+    proc = subprocess.Popen(["setpriv", "--bounding-set", "-sys_nice", "--inh-caps", "-sys_nice", sys.executable,
+                             "-m", "realtime.cli", "run", str(patch)], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert "running" in proc.stdout.readline()
+        children = [pid for task in os.listdir(f"/proc/{proc.pid}/task")
+                    for pid in open(f"/proc/{proc.pid}/task/{task}/children").read().split()
+                    if b"realtime.io.intake" in open(f"/proc/{pid}/cmdline", "rb").read()]
+        assert len(children) == 1, "the intake process runs beside the engine"
+        home.sendto(encode_message("/note/on", 60, 90), ("127.0.0.1", osc_in))
+        time.sleep(0.6)  # a status line or two
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0 and "all notes off" in out
+    fifo_lines = [line for line in err.splitlines() if "SCHED_FIFO" in line]
+    assert len(fifo_lines) == 1, err
+    assert "engine thread" in fifo_lines[0] and "OSC intake" in fifo_lines[0]
+    assert "in 1 " in out, "the note crossed the ring"
+    assert not os.path.exists(f"/proc/{children[0]}"), "the engine waited for its intake process to end"

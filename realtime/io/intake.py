@@ -98,6 +98,9 @@ class OscIntake:
         try:
             self._start(allow, realtime_priority)
         except BaseException:
+            if self._process is not None and self._process.poll() is None:
+                self._process.kill()
+                self._process.wait()
             self._release()
             raise
 
