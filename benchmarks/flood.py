@@ -7,11 +7,12 @@ type tags, NaN and infinities, huge strings and blobs, unknown addresses, bundle
 foreign sender) and valid control spam, paced in 1 ms batches; and a player whose note-ons each carry a
 unique (pitch, velocity), so each is matched to the moment the engine's mode heard it.
 
-Figures per phase (quiet, then flood): messages sent, dropped by kind, handled; legitimate note-on
+Figures per phase (quiet, then flood, then loaded: the same flood with two CPU burners beside the
+engine, started and stopped by this script; `--no-loaded` skips it): messages sent, dropped by kind, handled; legitimate note-on
 latency (player's send -> the engine hears it) p50/p99 against the patch budget; lateness and
 deadline misses of the engine's answer notes.
 
-    python benchmarks/flood.py [--quick] [--seconds 10] [--rate 50000] [--json out/bench/flood.json]
+    python benchmarks/flood.py [--quick] [--seconds 10] [--rate 50000] [--no-loaded] [--json out/bench/flood.json]
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from realtime.bench.common import write_json
+from realtime.bench.load import BURNERS, cpu_burners, load_average
 
 ROOT = Path(__file__).resolve().parents[1]
 BUDGET_MS = 3.0
@@ -160,12 +162,31 @@ def _summary_ms(values_ns) -> dict:
             "max_ms": round(float(a.max()), 3)}
 
 
+def _held_at(sink: socket.socket) -> set:
+    """(channel, pitch) still sounding at the synth's end: every note-on and note-off the engine sent."""
+    from realtime.io.osc import _parse_packet
+
+    held = set()
+    sink.setblocking(False)
+    while True:
+        try:
+            data = sink.recv(65535)
+        except BlockingIOError:
+            return held
+        for address, _, values in _parse_packet(data):
+            if address == "/note/on" and values[1] > 0:
+                held.add((values[2], values[0]))
+            elif address in ("/note/on", "/note/off"):
+                held.discard((values[-1], values[0]))
+
+
 def run_phase(seconds: float, rate: int) -> dict:
     """One engine, one player, and (rate > 0) one flooder, for `seconds`."""
     from realtime.app import LiveEngine
     from realtime.patch import parse_patch
 
-    sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # stands in for a synth; never read
+    sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # stands in for a synth; read after the stop
+    sink.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
     sink.bind(("127.0.0.1", 0))
     osc_port = _free_port()
     patch = parse_patch({"engine": {"budget_ms": BUDGET_MS, "tempo_bpm": 120},
@@ -201,6 +222,7 @@ def run_phase(seconds: float, rate: int) -> dict:
     inbox_drops = live.engine.inbox_drops
     delivered, received = live.osc_input.delivered, live.osc_input.received
     live.stop()
+    held = _held_at(sink)
     sink.close()
 
     sends = results["player"]["sends"]
@@ -228,6 +250,7 @@ def run_phase(seconds: float, rate: int) -> dict:
         "answer_notes_sent": int(n),
         "answer_lateness": _summary_ms(lateness),
         "deadline_misses": int(scheduler.late_count),
+        "held_after_stop": len(held),
         "budget_ms": BUDGET_MS,
     }
 
@@ -238,30 +261,43 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--seconds", type=float, default=None)
     parser.add_argument("--rate", type=int, default=50_000, help="hostile datagrams per second")
     parser.add_argument("--json", default=str(ROOT / "out" / "bench" / "flood.json"))
+    parser.add_argument("--no-loaded", action="store_true", help=f"skip the loaded row (flood + {BURNERS} CPU burners)")
     args = parser.parse_args(argv)
     seconds = args.seconds or (3.0 if args.quick else 10.0)
     load_before = os.getloadavg()
-    report = {"benchmark": "flood", "cpus": os.cpu_count(),
-              "phases": {"quiet": run_phase(seconds, 0), "flood": run_phase(seconds, args.rate)}}
+    phases = {"quiet": run_phase(seconds, 0), "flood": run_phase(seconds, args.rate)}
+    if not args.no_loaded:
+        with cpu_burners(BURNERS):  # the loaded row: the same flood with two CPU burners beside the engine
+            phases["loaded"] = run_phase(seconds, args.rate)
+            phases["loaded"]["load_average_during"] = load_average()
+        phases["loaded"]["cpu_burners"] = BURNERS
+    report = {"benchmark": "flood", "cpus": os.cpu_count(), "phases": phases}
     report["load_average_before_after"] = [round(load_before[0], 2), round(os.getloadavg()[0], 2)]
     print(f"machine: {os.cpu_count()} CPUs, load average {report['load_average_before_after'][0]} before, "
           f"{report['load_average_before_after'][1]} after (other processes share these CPUs)")
     print(f"{'phase':6} {'sent':>8} {'dropped':>8} {'handled':>8} {'legit lost':>10} {'legit p50':>10} "
-          f"{'legit p99':>10} {'answer p99':>10} {'misses':>6}")
+          f"{'legit p99':>10} {'answer p99':>10} {'misses':>6} {'held':>4}")
     for name, phase in report["phases"].items():
         legit, late = phase["legit_note_latency"], phase["answer_lateness"]
         print(f"{name:6} {phase['sent']:8d} {phase['dropped_total']:8d} {phase['handled']:8d} "
               f"{phase['legit_note_ons_lost']:>4d}/{phase['legit_note_ons_sent']:<5d} "
               f"{legit.get('p50_ms', float('nan')):8.3f}ms {legit.get('p99_ms', float('nan')):8.3f}ms "
-              f"{late.get('p99_ms', float('nan')):8.3f}ms {phase['deadline_misses']:6d}")
-    flood = report["phases"]["flood"]
+              f"{late.get('p99_ms', float('nan')):8.3f}ms {phase['deadline_misses']:6d} {phase['held_after_stop']:4d}")
+    flood = report["phases"].get("loaded", report["phases"]["flood"])
     report["headline"] = (f"{flood['sent']} sent at {flood['flood'].get('achieved_rate', 0)}/s: {flood['dropped_total']} "
                           f"dropped, {flood['handled']} handled; legitimate note-ons lost "
                           f"{flood['legit_note_ons_lost']}/{flood['legit_note_ons_sent']}, p99 "
                           f"{flood['legit_note_latency'].get('p99_ms')} ms (budget {BUDGET_MS} ms); "
                           f"{flood['deadline_misses']} deadline misses")
-    print(f"flood: achieved {flood['flood'].get('achieved_rate', 0)} datagrams/s; dropped by kind: {flood['dropped']}")
-    print(f"budget {BUDGET_MS} ms: legitimate note-ons p99 {flood['legit_note_latency'].get('p99_ms')} ms during the flood")
+    for name in ("flood", "loaded"):
+        if name in report["phases"]:
+            phase = report["phases"][name]
+            print(f"{name}: achieved {phase['flood'].get('achieved_rate', 0)} datagrams/s; dropped by kind: "
+                  f"{phase['dropped']}; legitimate note-ons p99 {phase['legit_note_latency'].get('p99_ms')} ms "
+                  f"(budget {BUDGET_MS} ms)")
+    if "loaded" in report["phases"]:
+        print(f"loaded: {BURNERS} CPU burners beside the engine, load average {report['phases']['loaded']['load_average_during']}"
+              " at the end of the phase")
     write_json(report, args.json)
     return report
 

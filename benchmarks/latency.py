@@ -14,8 +14,11 @@ configured phrase-end silence (the engine is asked to answer as soon as that sil
    onset error against the grid the engine schedules on, the engine's misses, unanswered trials.
 Jitter: (moment sent - moment scheduled) of every note the engine's output thread sent.
 Misses: notes sent later than the patch's budget (3 ms), over a long in-process performance.
+Loaded row: two CPU burners while a player plays the real inputs (OSC through the intake process, a
+JACK keyboard client through MidiInput, -p 64): note-on sent -> heard by the engine's mode.
 
     python benchmarks/latency.py [--trials 150] [--minutes 10] [--json out/bench/latency.json]
+    python benchmarks/latency.py --loaded-only [--trials 150]  # only the loaded row (needs jackd)
     python benchmarks/latency.py --quick   # 10 trials, no burners, JACK -p 64 only, a 10 s miss run (for `realtime bench --quick`)
 """
 
@@ -205,6 +208,82 @@ def through_jack(period: int, trials: int, backend: str) -> dict:
     return at_the_receiver(period, trials, backend, patch, PHRASE, PHRASE_END_MS, tempo_bpm=120)
 
 
+# --- the loaded row: real inputs (OSC intake process, JACK MIDI) with two CPU burners -------------
+
+class _InputsLive(LiveEngine):
+    """The live engine with its real inputs (OSC in its intake process, JACK MIDI) and a recording output."""
+
+    def _open_outputs(self) -> None:
+        self.recorder = MemoryOutput(self.clock, "recorder")
+        self._add_output(self.recorder)
+
+
+def loaded_inputs(trials: int, n_burners: int = 2, period: int = 64) -> dict:
+    """How long a player's note-on takes to reach the engine's mode (heard), over OSC and over JACK MIDI
+    (the engine's JACK MIDI input, a keyboard client at JACK -p `period`), with `n_burners` CPU burners."""
+    import socket
+
+    import rtmidi
+
+    from realtime.io.osc import encode_message
+
+    with jack_server(period) as server:
+        os.environ["JACK_DEFAULT_SERVER"] = server
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.bind(("127.0.0.1", 0))
+            osc_port = probe.getsockname()[1]
+        live = _InputsLive(parse_patch(_patch({"midi": {"enabled": True, "backend": "jack", "client_name": "rt-loaded"},
+                                                "osc": {"enabled": True, "port": osc_port}}), "<loaded>"))
+        heard: dict[tuple[int, int], int] = {}
+        hear = live.mode.on_message
+
+        def spy(message, at_ns):
+            if message.velocity:
+                heard.setdefault((message.pitch, message.velocity), time.monotonic_ns())
+            hear(message, at_ns)
+
+        live.mode.on_message = spy
+        keyboard = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="bench-keyboard")
+        player = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sends: dict[str, list[tuple[tuple[int, int], int]]] = {"osc": [], "midi": []}
+        try:
+            live.start()
+            ports = keyboard.get_ports()
+            keyboard.open_port(next(i for i, n in enumerate(ports) if "rt-loaded" in n))
+            time.sleep(0.3)
+            with burners(n_burners):
+                time.sleep(0.5)  # the burners get going
+                for trial in range(trials):
+                    for index in range(len(PHRASE)):
+                        n = trial * len(PHRASE) + index  # (pitch, velocity) names the note: unique to 6,048
+                        pitch, velocity = 36 + (n // 126) % 48, 1 + n % 126
+                        source = "osc" if trial % 2 else "midi"
+                        sent_ns = time.monotonic_ns()
+                        if source == "osc":
+                            player.sendto(encode_message("/note/on", pitch, velocity), ("127.0.0.1", osc_port))
+                        else:
+                            keyboard.send_message([0x90, pitch, velocity])
+                        sends[source].append(((pitch, velocity), sent_ns))
+                        time.sleep(0.03)
+                        if source == "osc":
+                            player.sendto(encode_message("/note/off", pitch), ("127.0.0.1", osc_port))
+                        else:
+                            keyboard.send_message([0x80, pitch, 0])
+                        time.sleep(0.01)
+                    time.sleep(0.25)  # an answer (phrase end 40 ms) plays out
+            time.sleep(0.2)
+        finally:
+            player.close()
+            keyboard.close_port()
+            live.stop()
+    result = {"burners": n_burners, "jack_period_frames": period, "misses": live.scheduler.late_count,
+              "notes_out": live.scheduler.sent_count, "held_after_stop": len(live.recorder.held)}
+    for source, items in sends.items():
+        latencies = [heard[key] - at for key, at in items if key in heard]
+        result[source] = {"heard": summary_ms(latencies), "sent": len(items), "lost": len(items) - len(latencies)}
+    return result
+
+
 def _toml(raw: dict) -> str:
     lines = []
     for section, table in raw.items():
@@ -274,7 +353,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--json", default="out/bench/latency.json")
     parser.add_argument("--quick", action="store_true",
                         help="10 trials, no burners, JACK at -p 256 only, a 10 s miss run (explicit options still win)")
+    parser.add_argument("--no-loaded", action="store_true", help="skip the loaded row (real inputs, 2 CPU burners)")
+    parser.add_argument("--loaded-only", action="store_true", help="only the loaded row")
     args = parser.parse_args(argv)
+    if args.loaded_only:
+        return _loaded_row(args, {"phrase_end_ms": PHRASE_END_MS, "budget_ms": 3.0, "runs": {}, "notes": []})
     if args.quick:  # quick values only where the user left the default
         for name, full, quick in (("trials", 150, 10), ("minutes", 10.0, 1 / 6), ("burners", "0,1,2", "0"),
                                  ("periods", "64,256,1024", "256"), ("jack_trials", 30, 6)):
@@ -341,12 +424,32 @@ def main(argv: list[str] | None = None) -> dict:
           f"fallback notes {lr['fallback_notes']}")
     if not have_jack:
         results["notes"].append("JACK runs skipped: jackd is not installed (Debian jackd2)")
+    elif not args.no_loaded:
+        _loaded_row(args, results, write=False)
     for note in results["notes"]:
         print(note)
     results["headline"] = _headline(results)
     out = write_json(results, args.json)
     plot(results, out.with_suffix(".png"))
     print(f"wrote {out.with_suffix('.png')}")
+    return results
+
+
+def _loaded_row(args, results: dict, write: bool = True) -> dict:
+    """Real inputs under two CPU burners: note-on heard p50/p99 over OSC and JACK MIDI, misses, held notes."""
+    load_before = os.getloadavg()[0]
+    loaded = loaded_inputs(args.trials)
+    loaded["load_average_before"] = round(load_before, 2)
+    results["loaded"] = loaded
+    for source, name in (("osc", "OSC (intake process)"), ("midi", "JACK MIDI -p 64 (MidiInput)")):
+        heard = loaded[source]["heard"]
+        print(f"loaded, {loaded['burners']} burners, {name}: note-on heard p50 {heard.get('p50_ms', float('nan')):.3f} ms "
+              f"p99 {heard.get('p99_ms', float('nan')):.3f} ms max {heard.get('max_ms', float('nan')):.3f} ms, "
+              f"lost {loaded[source]['lost']}/{loaded[source]['sent']}")
+    print(f"loaded: {loaded['misses']} answer deadline misses of {loaded['notes_out']} notes, "
+          f"{loaded['held_after_stop']} held after stop, load average {loaded['load_average_before']} before")
+    if write:
+        write_json(results, args.json)
     return results
 
 

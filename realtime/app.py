@@ -27,6 +27,7 @@ from .model.generator import Generator
 from .model.runner import ModelRunner
 from .model.sampling import Constraints, Sampler, key_pitch_classes
 from .patch import Patch
+from .priority import try_fifo
 from .scheduler import Scheduler
 
 SWITCH_INTERVAL_S = 0.0005  # a busy Python thread otherwise holds the GIL for up to 5 ms
@@ -167,9 +168,9 @@ class LiveEngine:
             self._stack.callback(port.close)
             self.supervised.append(port)
         if p.osc.enabled:
-            from .io.osc import OscInput
+            from .io.intake import OscIntake  # receives and parses in its own process (see intake.py)
 
-            osc = OscInput(self.clock, p.osc.host, p.osc.port, allow=p.osc.allow)
+            osc = OscIntake(self.clock, p.osc.host, p.osc.port, allow=p.osc.allow)
             self.inputs.append(osc)
             self._stack.callback(osc.close)
             self.osc_input = osc
@@ -188,11 +189,18 @@ class LiveEngine:
             self.clock_scheduler.start(realtime_priority=True)
         if self.patch.engine.mode == "game" and self.patch.game.autostart:
             self.mode.start(self.clock.now_ns())
-        self._thread = threading.Thread(target=self.engine.run, name="realtime-engine", daemon=True)
+        self._engine_fifo_note: str | None = None
+        self._thread = threading.Thread(target=self._run_engine, name="realtime-engine", daemon=True)
         self._thread.start()
         time.sleep(0.05)
-        if self.scheduler.realtime_note:
-            self.warnings.append(self.scheduler.realtime_note)
+        notes = [self.scheduler.realtime_note, self._engine_fifo_note]
+        notes += getattr(getattr(self, "osc_input", None), "realtime_notes", [])
+        if any(notes):  # one line, however many threads were refused
+            self.warnings.append("; ".join(note for note in notes if note))
+
+    def _run_engine(self) -> None:
+        self._engine_fifo_note = try_fifo("engine thread")
+        self.engine.run()
 
     def supervise(self) -> list[str]:
         """Poll ports for vanishing/returning and collect warnings; call from outside the hot path."""

@@ -69,5 +69,8 @@ def game_routes(game: GameSection, post: Callable[[GameMessage, int], None],
 
 def register_game_api(osc_input, game: GameSection, post: Callable[[GameMessage, int], None]) -> None:
     """Register the game's addresses on an OscInput (replacing the reserved /game/ and /transport/)."""
+    if hasattr(osc_input, "register_game"):  # the intake process builds the same routes on its side
+        osc_input.register_game(game, post, GameMessage)
+        return
     for address, spec, handler in game_routes(game, post, osc_input.clock.now_ns):
         osc_input.register(address, spec, handler)

@@ -280,6 +280,28 @@ class _Tally:
             return taken
 
 
+def resolve_allowed(allow: tuple[str, ...] | None) -> frozenset[str] | None:
+    """The allowed senders' IPv4 addresses (None: anyone); a name that does not resolve is a PortError."""
+    try:
+        return None if allow is None else frozenset(socket.gethostbyname(h) for h in allow)
+    except OSError as err:
+        raise PortError(f"OSC input: cannot resolve the allowed senders {allow}: {err}") from err
+
+
+def open_socket(host: str, port: int, receive_buffer_bytes: int = RECEIVE_BUFFER_BYTES) -> socket.socket:
+    """A UDP socket bound to (host, port) with the flood-sized receive buffer; one-line PortError if not."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sock.bind((host, port))
+    except (OSError, OverflowError) as err:
+        sock.close()
+        raise PortError(f"OSC input cannot listen on UDP {host}:{port}: {getattr(err, 'strerror', None) or err}; "
+                        "choose another port or stop the program using it") from err
+    with suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer_bytes)
+    return sock
+
+
 class OscInput:
     """Receives OSC on its own UDP thread and hands valid notes and controls to the listener.
 
@@ -289,26 +311,19 @@ class OscInput:
 
     def __init__(self, clock: Clock, host: str = "127.0.0.1", port: int = 9000,
                  allow: tuple[str, ...] | None = ("127.0.0.1",), table: AddressTable | None = None,
-                 receive_buffer_bytes: int = RECEIVE_BUFFER_BYTES) -> None:
+                 receive_buffer_bytes: int = RECEIVE_BUFFER_BYTES, sock: socket.socket | None = None,
+                 kernel_filtered: bool = False) -> None:
+        """`sock` adopts a socket already bound (the intake process gets its parent's); with
+        `kernel_filtered`, a socket filter drops foreign senders, so the kernel's count includes them."""
         self.clock, self.table = clock, table or AddressTable()
         self._tally, self._listener = _Tally(), None
         self._closed, self._close_lock = False, threading.Lock()
-        try:
-            self._allowed = None if allow is None else frozenset(socket.gethostbyname(h) for h in allow)
-        except OSError as err:
-            raise PortError(f"OSC input: cannot resolve the allowed senders {allow}: {err}") from err
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            self._sock.bind((host, port))
-        except (OSError, OverflowError) as err:
-            self._sock.close()
-            raise PortError(f"OSC input cannot listen on UDP {host}:{port}: {getattr(err, 'strerror', None) or err}; "
-                            "choose another port or stop the program using it") from err
+        self._allowed = resolve_allowed(allow)
+        self._sock = sock if sock is not None else open_socket(host, port, receive_buffer_bytes)
         self.address: tuple[str, int] = self._sock.getsockname()[:2]
         self.name = f"osc-in {self.address[0]}:{self.address[1]}"
         self._sock.setblocking(False)
-        with suppress(OSError):
-            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer_bytes)
+        self._kernel_filtered = kernel_filtered
         self._overflow_seen = 0  # the kernel's running count of datagrams it dropped for this socket
         self.received = 0  # datagrams read from the socket (allowed or not)
         self._flooded = False  # the last wake-up read DRAIN_PER_WAKE datagrams and more were waiting
@@ -398,7 +413,11 @@ class OscInput:
             except (OSError, struct.error):
                 return
             lost, self._overflow_seen = (total - self._overflow_seen) % (1 << 32), total
-        if lost:
+        if lost and self._kernel_filtered:
+            self._tally.count("kernel", f"{self.name}: the kernel dropped {lost} datagrams: from senders not in "
+                                        f"the allow list {sorted(self._allowed)} (filtered before this program "
+                                        "wakes), or past a full receive buffer", lost)
+        elif lost:
             self._tally.count("overflow", f"{self.name}: the receive buffer overflowed; the kernel dropped "
                                           f"{lost} datagrams (a flood faster than this input reads)", lost)
 

@@ -1,0 +1,169 @@
+"""A bounded single-producer single-consumer ring of fixed-size event records in shared memory.
+
+The OSC intake process (intake.py) writes validated events; the engine's process reads them. Nothing
+is pickled on the way: each event is one fixed-size record packed with `struct`, so a record costs a
+`pack_into` and a counter store. Layout of the shared block:
+
+    [0:8)        head: records written so far (only the producer stores it)
+    [64:72)      tail: records read so far (only the consumer stores it)
+    [128:128+8k) counters the producer publishes (drops per kind, datagrams received), u64 each
+    [HEADER:)    capacity records of RECORD_BYTES
+
+Head and tail only grow (u64 never wraps in practice); slot = counter % capacity. The producer writes a
+record, then stores head; the consumer reads head, then the records, then stores tail. Both counters sit
+on their own cache line. On x86 (total store order) and with CPython storing in program order that is
+enough; a weakly ordered CPU would need a fence between record and counter (not provided here).
+
+A full ring refuses the record (`push` returns False): the producer counts the drop, the consumer never
+waits. Control names longer than NAME_BYTES do not fit a record and are refused the same way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import struct
+from collections.abc import Callable
+from multiprocessing import shared_memory
+from typing import Any
+
+from ..events import ControlChange, NamedControl, NoteMessage
+
+RECORD_BYTES = 128
+NAME_BYTES = 100  # control or game names; the OSC table allows longer control names, refused here
+# kind, a, b, c, name length, spare, arrival ns, value, name
+_RECORD = struct.Struct(f"<BBBBBxxxqd{NAME_BYTES}s")
+_HEAD, _TAIL, _COUNTERS = 0, 64, 128
+COUNTER_SLOTS = 32
+HEADER_BYTES = 512
+_U64 = struct.Struct("<Q")
+assert _RECORD.size <= RECORD_BYTES and _COUNTERS + 8 * COUNTER_SLOTS <= HEADER_BYTES
+
+NOTE, CONTROL_CHANGE, NAMED_CONTROL, MESSAGE = 1, 2, 3, 4
+# The game's message kinds (GameMessage.kind), by index: a record carries the index, not the string
+MESSAGE_KINDS = ("param", "state", "event", "tempo", "start", "stop")
+
+
+class EventRing:
+    """One end of the ring (`create` it in the consumer's process, `attach` to it in the producer's).
+
+    `message_type` builds what a MESSAGE record decodes to (the game's GameMessage(kind, name, value)):
+    passed in, so this module never imports the engine.
+    """
+
+    def __init__(self, memory: shared_memory.SharedMemory, capacity: int, owner: bool,
+                 message_type: Callable[[str, str, float], Any] | None = None) -> None:
+        self._memory, self.capacity, self._owner = memory, capacity, owner
+        self._buf = memory.buf
+        self.message_type = message_type
+        self.name = memory.name
+
+    @classmethod
+    def create(cls, capacity: int = 4096, message_type: Callable | None = None) -> EventRing:
+        if capacity <= 0:
+            raise ValueError(f"a ring needs room for at least one record, got {capacity}")
+        memory = shared_memory.SharedMemory(create=True, size=HEADER_BYTES + capacity * RECORD_BYTES)
+        memory.buf[:HEADER_BYTES] = bytes(HEADER_BYTES)
+        return cls(memory, capacity, owner=True, message_type=message_type)
+
+    @classmethod
+    def attach(cls, name: str, capacity: int, other_process: bool = True) -> EventRing:
+        """The producer's end. From another process, the mapping is taken off that process's resource
+        tracker, which would otherwise remove it when the producer exits (Python < 3.13 has no flag)."""
+        memory = shared_memory.SharedMemory(name=name)
+        if other_process:
+            from multiprocessing import resource_tracker
+
+            with contextlib.suppress(Exception):
+                resource_tracker.unregister(memory._name, "shared_memory")  # type: ignore[attr-defined]
+        return cls(memory, capacity, owner=False)
+
+    # --- producer -----------------------------------------------------------------------------------
+    def push(self, event: Any, at_ns: int) -> bool:
+        """Write one event; False (nothing written) when the ring is full or the event has no record."""
+        buf = self._buf
+        head = _U64.unpack_from(buf, _HEAD)[0]
+        if head - _U64.unpack_from(buf, _TAIL)[0] >= self.capacity:
+            return False
+        if not _encode_into(buf, HEADER_BYTES + (head % self.capacity) * RECORD_BYTES, event, at_ns):
+            return False
+        _U64.pack_into(buf, _HEAD, head + 1)  # publish after the record is in place
+        return True
+
+    def publish(self, slot: int, value: int) -> None:
+        """Store one of the producer's counters (drops per kind, datagrams received)."""
+        _U64.pack_into(self._buf, _COUNTERS + 8 * slot, value)
+
+    # --- consumer -----------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return _U64.unpack_from(self._buf, _HEAD)[0] - _U64.unpack_from(self._buf, _TAIL)[0]
+
+    def pop(self) -> tuple[Any, int] | None:
+        """The oldest event and its arrival ns, or None when the ring is empty; never waits."""
+        buf = self._buf
+        tail = _U64.unpack_from(buf, _TAIL)[0]
+        if tail == _U64.unpack_from(buf, _HEAD)[0]:
+            return None
+        offset = HEADER_BYTES + (tail % self.capacity) * RECORD_BYTES
+        item = _decode(_RECORD.unpack_from(buf, offset), self.message_type)
+        _U64.pack_into(buf, _TAIL, tail + 1)  # the slot is free only after it was read
+        return item
+
+    def counter(self, slot: int) -> int:
+        return _U64.unpack_from(self._buf, _COUNTERS + 8 * slot)[0]
+
+    @property
+    def closed(self) -> bool:
+        return self._memory is None
+
+    def close(self) -> None:
+        """Let go of the mapping (the creator also removes it); safe to call twice."""
+        if self._memory is None:
+            return
+        self._buf = None
+        self._memory.close()
+        if self._owner:
+            try:
+                self._memory.unlink()
+            except FileNotFoundError:
+                pass
+        self._memory = None
+
+
+def _name_bytes(name: str) -> bytes | None:
+    raw = name.encode("utf-8")
+    return raw if len(raw) <= NAME_BYTES else None
+
+
+def _encode_into(buf, offset: int, event: Any, at_ns: int) -> bool:
+    """Pack an event's record at offset; False when it has none (an unknown type, a name too long)."""
+    if isinstance(event, NoteMessage):
+        _RECORD.pack_into(buf, offset, NOTE, event.pitch, event.velocity, event.channel, 0, at_ns, 0.0, b"")
+    elif isinstance(event, NamedControl):
+        name = _name_bytes(event.name)
+        if name is None:
+            return False
+        _RECORD.pack_into(buf, offset, NAMED_CONTROL, 0, 0, 0, len(name), at_ns, event.value, name)
+    elif isinstance(event, ControlChange):
+        _RECORD.pack_into(buf, offset, CONTROL_CHANGE, event.control, event.value, event.channel, 0, at_ns, 0.0, b"")
+    elif getattr(event, "kind", None) in MESSAGE_KINDS:
+        name = _name_bytes(event.name)
+        if name is None:
+            return False
+        _RECORD.pack_into(buf, offset, MESSAGE, MESSAGE_KINDS.index(event.kind), 0, 0, len(name), at_ns,
+                          float(event.value), name)
+    else:
+        return False
+    return True
+
+
+def _decode(fields: tuple, message_type: Callable | None) -> tuple[Any, int]:
+    kind, a, b, c, name_length, at_ns, value, name = fields
+    if kind == NOTE:
+        return NoteMessage(a, b, c), at_ns
+    if kind == NAMED_CONTROL:
+        return NamedControl(name[:name_length].decode("utf-8"), value), at_ns
+    if kind == CONTROL_CHANGE:
+        return ControlChange(a, b, c), at_ns
+    if kind == MESSAGE and message_type is not None:
+        return message_type(MESSAGE_KINDS[a], name[:name_length].decode("utf-8"), value), at_ns
+    raise ValueError(f"ring record of unknown kind {kind}")
