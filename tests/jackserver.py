@@ -27,7 +27,19 @@ class JackServer:
         missing = [tool for tool in ("jackd", "jack_wait") if shutil.which(tool) is None]
         return f"{', '.join(missing)} not installed (Debian package jackd2)" if missing else None
 
-    def start(self, timeout_s: float = 10.0) -> JackServer:
+    def start(self, timeout_s: float = 10.0, attempts: int = 3) -> JackServer:
+        """Start and wait for the server; servers starting at the same moment elsewhere on the machine
+        (other test sessions) sometimes make one fail at once, so a quick failure is tried again."""
+        for attempt in range(attempts):
+            try:
+                return self._start_once(timeout_s)
+            except RuntimeError:
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(0.5 + attempt)
+        return self
+
+    def _start_once(self, timeout_s: float) -> JackServer:
         self._process = subprocess.Popen(
             ["jackd", "-n", self.name, "-d", "dummy", "-r", str(self.rate), "-p", str(self.period)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
