@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 import pytest
+from conftest import missing, require_module, require_tools
 from jackserver import JackServer
 
 from realtime.errors import PortError
@@ -25,9 +26,9 @@ def _sounddevice():
     try:
         import sounddevice
     except OSError:
-        pytest.skip("PortAudio not installed (Debian package libportaudio2)")
+        missing("PortAudio not installed (Debian package libportaudio2)")
     except ImportError:
-        pytest.skip("sounddevice not installed (pip install sounddevice)")
+        missing("sounddevice not installed (pip install sounddevice)")
     return sounddevice
 
 
@@ -40,8 +41,7 @@ def _terminate_portaudio(sd) -> None:
 def jack_server(monkeypatch: pytest.MonkeyPatch):
     """A private JACK dummy server that PortAudio sees: PortAudio scans devices only when it initialises,
     so it is restarted after jackd is up, and terminated before jackd stops (else it aborts at exit)."""
-    if JackServer.available():
-        pytest.skip(JackServer.available())
+    require_tools("jackd", "jack_wait", package="jackd2")
     sd = _sounddevice()
     server = JackServer(rate=SAMPLE_RATE, prefix="rt-live").start()
     try:
@@ -109,7 +109,7 @@ def test_send_before_open_is_dropped_not_queued() -> None:
 
 def test_plays_melody_on_jack_in_time_and_closes_silent(jack_server: str) -> None:
     sd = _sounddevice()
-    pytest.importorskip("jack", reason="JACK-Client not installed (pip install JACK-Client)")
+    require_module("jack", "pip install JACK-Client")
     recorder = _Recorder(jack_server, seconds=4.0)
     try:
         synth = LiveSynth().open(device=_jack_device(sd))

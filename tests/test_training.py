@@ -4,8 +4,9 @@ import json
 
 import numpy as np
 import pytest
+from conftest import require_module
 
-torch = pytest.importorskip("torch", reason="the train extra is not installed")
+torch = require_module("torch", "the train extra: pip install -e '.[train]'")
 
 from realtime.model.runner import ModelRunner  # noqa: E402
 from realtime.model.tokens import FIELD_SIZES, FIELDS  # noqa: E402
