@@ -143,7 +143,10 @@ def test_plays_melody_on_jack_in_time_and_closes_silent(jack_server: str) -> Non
     detected = detect_onsets(audio, SAMPLE_RATE)
     lags = [min(detected, key=lambda d: abs(d - s)) - s for s in sent]
     lag = float(np.median(lags))
-    assert -0.05 < lag < 0.2, f"latency of {lag:.3f} s"
+    # From send() to the onset in the recording: measured medians -1.5 to -8.9 ms (spread at most 7.1 ms)
+    # in five runs beside two CPU burners (the onset detector marks the attack's start, a little before
+    # the block that carries it is stamped). Bound about 3x that: audio queued 25 ms late fails.
+    assert abs(lag) < 0.025, f"latency of {lag * 1e3:.1f} ms"
     assert max(abs(x - lag) for x in lags) <= TOLERANCE_S, f"onset lags (s): {lags}"
     # the melody and the note that close() released; an underflow on this shared machine (a block the
     # callback delivered late) can click, and may add one onset each
