@@ -1,7 +1,17 @@
-"""Shared fixtures: the shipped model, and a fake-clock engine wired to memory ports."""
+"""Shared fixtures: the shipped model, a private JACK server, and the one way a test says it cannot run.
+
+A test that needs something outside Python (a Debian package: jackd2, fluidsynth, liblo-tools, Pure
+Data, PortAudio) or a package `./dev test` installs calls `require_tools` / `require_module` /
+`missing`. On a developer's machine a missing piece skips the test with its reason. With
+REALTIME_REQUIRE_SYSTEM=1 (set by .ci/run, where `./dev test` ran as root and installed everything)
+it is a failure instead: a skip there would hide a broken set-up.
+"""
 
 from __future__ import annotations
 
+import importlib
+import os
+import shutil
 import sys
 
 import pytest
@@ -9,6 +19,36 @@ import pytest
 from realtime.model.runner import models_dir
 
 SHIPPED = "bach-folk-lstm.int8"
+REQUIRE_VARIABLE = "REALTIME_REQUIRE_SYSTEM"
+
+
+def required() -> bool:
+    """Is every system and Python package the suite uses meant to be installed here (CI)?"""
+    return os.environ.get(REQUIRE_VARIABLE, "") not in ("", "0")
+
+
+def missing(reason: str) -> None:
+    """Skip with `reason`, or fail with it when REALTIME_REQUIRE_SYSTEM is set."""
+    if required():
+        pytest.fail(f"{reason} ({REQUIRE_VARIABLE} is set, so a missing package is a failure)", pytrace=False)
+    pytest.skip(reason, allow_module_level=True)
+
+
+def require_tools(*tools: str, package: str) -> None:
+    """The programs a test runs, from the Debian package named in the message when one is missing."""
+    absent = [tool for tool in tools if shutil.which(tool) is None]
+    if absent:
+        missing(f"{', '.join(absent)} not installed (Debian package {package})")
+
+
+def require_module(name: str, hint: str):
+    """Import a Python package a test needs (`hint` says how to get it); returns the module."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        missing(f"{name} not installed ({hint})")
+    except OSError as err:  # the package is there but a system library it loads is not (PortAudio...)
+        missing(f"{name} cannot load a system library: {err}")
 
 
 @pytest.fixture(scope="session")
@@ -23,9 +63,7 @@ def jack(monkeypatch: pytest.MonkeyPatch):
     """A private JACK dummy server (-p 64) for one test; $JACK_DEFAULT_SERVER points clients at it."""
     from jackserver import JackServer
 
-    reason = JackServer.available()
-    if reason:
-        pytest.skip(reason)
+    require_tools("jackd", "jack_wait", package="jackd2")
     old_switch = sys.getswitchinterval()
     sys.setswitchinterval(0.0005)  # as `realtime run` does: JACK callbacks in Python wait less for the GIL
     with JackServer() as server:
@@ -47,9 +85,7 @@ def jack256(monkeypatch: pytest.MonkeyPatch):
     at a receiver is measured at 256."""
     from jackserver import JackServer
 
-    reason = JackServer.available()
-    if reason:
-        pytest.skip(reason)
+    require_tools("jackd", "jack_wait", "jack_midi_dump", "jack_midiseq", package="jackd2")
     with JackServer(period=256) as server:
         for key, value in server.environ().items():
             monkeypatch.setenv(key, value)

@@ -12,8 +12,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import require_module, require_tools
 
-pytest.importorskip("sounddevice", reason="sounddevice not installed")
+require_module("sounddevice", "pip install sounddevice")
 from jackserver import JackServer  # noqa: E402
 
 SCENARIO = r"""
@@ -53,9 +54,7 @@ print(f"closed in {{time.monotonic() - started:.3f}} s", flush=True)
 
 
 def test_a_lost_audio_device_is_reported_once_and_nothing_hangs(tmp_path):
-    reason = JackServer.available()
-    if reason:
-        pytest.skip(reason)
+    require_tools("jackd", "jack_wait", package="jackd2")
     script = tmp_path / "scenario.py"
     script.write_text(SCENARIO.format(tests=str(Path(__file__).parent)))
     run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)

@@ -11,6 +11,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import require_module
 
 from realtime.cli import main
 
@@ -77,7 +78,7 @@ def other_tokenization(graph, meta):
 
 
 def wrong_opset(graph, meta):
-    onnx = pytest.importorskip("onnx", reason="rewriting the opset needs the onnx package (train extra)")
+    onnx = require_module("onnx", "rewriting the opset needs the train extra: pip install -e '.[train]'")
     model = onnx.load(str(graph))
     for entry in model.opset_import:
         if entry.domain in ("", "ai.onnx"):

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import require_module
 
 from realtime.bench import music_stats
 from realtime.bench.machine import cache_line, caches, machine_info
@@ -313,7 +314,7 @@ def test_an_evaluation_on_another_split_than_the_cards_stops_in_one_line(tmp_pat
 
 
 def test_each_card_carries_figures_measured_on_its_own_graph(tmp_path):
-    pytest.importorskip("torch", reason="exporting a graph needs the train extra")
+    require_module("torch", "exporting a graph needs the train extra: pip install -e '.[train]'")
     from realtime.training.card_metrics import lstm_scores, measure_cards
     from realtime.training.data import Split, split_by_piece
     from realtime.training.export import export_all

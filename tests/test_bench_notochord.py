@@ -6,6 +6,7 @@ import os
 import textwrap
 
 import pytest
+from conftest import require_module
 
 from realtime.bench.notochord_env import READY, NotochordUnavailable, NotochordWorker, ensure_env
 
@@ -47,7 +48,7 @@ class Notochord(nn.Module):
 
 
 def test_the_worker_times_feed_then_query_events_on_request(tmp_path, monkeypatch):
-    pytest.importorskip("torch", reason="the fake Notochord needs torch (train extra)")
+    require_module("torch", "the fake Notochord needs the train extra: pip install -e '.[train]'")
     import sys
 
     (tmp_path / "notochord.py").write_text(textwrap.dedent(FAKE_NOTOCHORD))
@@ -102,7 +103,7 @@ class Notochord(nn.Module):
 
 @pytest.mark.parametrize("int8", [False, True])
 def test_the_worker_counts_multiply_adds_and_runs_torch_int8(tmp_path, monkeypatch, int8):
-    pytest.importorskip("torch", reason="the fake Notochord needs torch (train extra)")
+    require_module("torch", "the fake Notochord needs the train extra: pip install -e '.[train]'")
     import sys
 
     (tmp_path / "notochord.py").write_text(textwrap.dedent(MAC_MODEL))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 
@@ -48,8 +49,14 @@ def test_bench_quick_runs_every_benchmark_and_writes_the_report(tmp_path, monkey
         assert noto["notochord"]["query"] == "query(next_inst=1)"
     assert saved["benchmarks"]["scaling"]["results"]["length"]["events"] == 10_000
     groups = saved["benchmarks"]["quality"]["results"]["groups"]
-    assert groups and "Markov order 8" not in groups[0]["models"]
-    assert set(groups[0]["markov"]["in_domain"]) >= {str(k) for k in range(1, 9)}
+    markov = groups[0]["markov"]["in_domain"]
+    assert set(markov) >= {str(k) for k in range(1, 9)}
+    nll = {order: markov[str(order)]["pitch_nll"] for order in range(1, 9)}
+    uniform = math.log(128)
+    assert all(0 < value < uniform - 1.0 for value in nll.values()), f"Markov pitch NLL per order: {nll}"
+    assert min(nll[order] for order in range(2, 9)) < nll[1], f"a longer context never helps: {nll}"
+    for name, entry in groups[0]["models"].items():
+        assert 0 < entry["in_domain"]["pitch_nll"] < uniform - 1.0, (name, entry["in_domain"])
 
     summary = (tmp_path / "summary.md").read_text()
     assert summary.startswith("# realtime benchmark report")

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import secrets
-import shutil
 import subprocess
 import time
 import wave
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import require_module, require_tools
 
 from realtime.errors import PortError
 from realtime.events import NoteMessage
@@ -25,8 +25,9 @@ MELODY = [(0.0, 60, 100), (0.4, 67, 90), (0.7, 64, 110), (1.2, 72, 80), (1.4, 55
 NOTE_S = 0.15
 TOLERANCE_S = 0.030
 
-needs_binary = pytest.mark.skipif(shutil.which("fluidsynth") is None,
-                                  reason="fluidsynth binary not installed (Debian package fluidsynth)")
+@pytest.fixture
+def needs_binary() -> None:
+    require_tools("fluidsynth", package="fluidsynth")
 
 
 @pytest.fixture
@@ -83,7 +84,7 @@ def test_missing_soundfont_names_the_debian_package(monkeypatch: pytest.MonkeyPa
     assert "\n" not in str(caught.value)
 
 
-@needs_binary
+@pytest.mark.usefixtures("needs_binary")
 def test_process_without_jack_server_fails_clearly(tmp_path: Path) -> None:
     synth = fs.FluidSynthProcess(wav_path=tmp_path / "x.wav", jack_server=f"absent-{secrets.token_hex(3)}")
     started = time.monotonic()
@@ -93,9 +94,9 @@ def test_process_without_jack_server_fails_clearly(tmp_path: Path) -> None:
     assert not synth.running
 
 
-@needs_binary
+@pytest.mark.usefixtures("needs_binary")
 def test_process_records_live_midi_in_time(jack_server: str, tmp_path: Path) -> None:
-    rtmidi = pytest.importorskip("rtmidi")
+    import rtmidi
     wav_path = tmp_path / "played.wav"
     midi_out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name=f"sender-{secrets.token_hex(2)}")
     try:
@@ -122,7 +123,7 @@ def test_process_records_live_midi_in_time(jack_server: str, tmp_path: Path) -> 
     assert len(detected) == len(sent), f"sent {len(sent)} notes, heard {len(detected)} onsets"
 
 
-@needs_binary
+@pytest.mark.usefixtures("needs_binary")
 def test_process_plays_to_jack_and_quits(jack_server: str) -> None:
     with fs.FluidSynthProcess(jack_server=jack_server, autoconnect_audio=False) as synth:
         ports = synth.jack_ports()
@@ -132,7 +133,7 @@ def test_process_plays_to_jack_and_quits(jack_server: str) -> None:
 
 
 def test_output_renders_offline_at_event_times() -> None:
-    pytest.importorskip("fluidsynth", reason="pyfluidsynth not installed (pip install pyfluidsynth)")
+    require_module("fluidsynth", "pip install pyfluidsynth; it loads Debian fluidsynth's library")
     events = [(at + 0.1, NoteMessage(pitch, velocity)) for at, pitch, velocity in MELODY]
     events += [(at + 0.1 + NOTE_S, NoteMessage(pitch, 0)) for at, pitch, _ in MELODY]
     with fs.FluidSynthOutput(sample_rate=SAMPLE_RATE) as synth:
@@ -146,7 +147,7 @@ def test_output_renders_offline_at_event_times() -> None:
 
 
 def test_output_close_silences_held_notes() -> None:
-    pytest.importorskip("fluidsynth", reason="pyfluidsynth not installed (pip install pyfluidsynth)")
+    require_module("fluidsynth", "pip install pyfluidsynth; it loads Debian fluidsynth's library")
     synth = fs.FluidSynthOutput(sample_rate=SAMPLE_RATE)
     synth.render_offline([(0.0, NoteMessage(60, 100)), (0.0, NoteMessage(64, 100, channel=3))], tail_s=0.2)
     assert synth.notes.held == {(0, 60), (3, 64)} and synth.active_voices > 0
@@ -161,7 +162,7 @@ def test_output_close_silences_held_notes() -> None:
 
 
 def test_output_plays_through_jack_audio_driver(jack_server: str) -> None:
-    pytest.importorskip("fluidsynth", reason="pyfluidsynth not installed (pip install pyfluidsynth)")
+    require_module("fluidsynth", "pip install pyfluidsynth; it loads Debian fluidsynth's library")
     name = f"rt-out-{secrets.token_hex(2)}"
     with fs.FluidSynthOutput(audio_driver="jack", jack_server=jack_server, name=name) as synth:
         listing = subprocess.run(["jack_lsp", "-s", jack_server], capture_output=True, text=True).stdout
@@ -174,7 +175,7 @@ def test_output_plays_through_jack_audio_driver(jack_server: str) -> None:
     assert synth.closed and synth.notes.held == set()
 
 
-@needs_binary
+@pytest.mark.usefixtures("needs_binary")
 def test_engine_answer_through_fluidsynth_lands_in_the_wav_at_its_note_times(jack_server: str, tmp_path: Path) -> None:
     """The whole chain: a phrase over OSC, the engine's answer over JACK MIDI to a fluidsynth process
     recording a WAV; the answer's note-ons (also sent as OSC, from the same output thread) line up with

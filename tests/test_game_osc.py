@@ -6,12 +6,12 @@ from the deadlines the output thread sent notes at.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import threading
 import time
 
 import pytest
+from conftest import require_tools
 from pythonosc.udp_client import SimpleUDPClient
 
 from realtime.clock import SystemClock
@@ -23,7 +23,9 @@ from realtime.io.ports import MemoryOutput
 from realtime.model.runner import models_dir
 from realtime.patch import load_patch
 
-needs_oscsend = pytest.mark.skipif(not shutil.which("oscsend"), reason="liblo-tools (oscsend) not installed")
+@pytest.fixture
+def needs_oscsend() -> None:
+    require_tools("oscsend", package="liblo-tools")
 
 
 def wait_until(condition, seconds: float = 5.0) -> bool:
@@ -64,7 +66,7 @@ def oscsend(port: int, address: str, types: str, *values) -> None:
     subprocess.run(["oscsend", "127.0.0.1", str(port), address, types, *map(str, values)], check=True, timeout=5)
 
 
-@needs_oscsend
+@pytest.mark.usefixtures("needs_oscsend")
 def test_oscsend_state_change_lands_on_the_next_bar_line(live):
     tempo = live.mode.tempo
     time.sleep(0.3)
@@ -82,7 +84,7 @@ def test_oscsend_state_change_lands_on_the_next_bar_line(live):
     assert not [m for t, m in live.sent if m.velocity and t > bar_ns - 1 and t < bar_ns]
 
 
-@needs_oscsend
+@pytest.mark.usefixtures("needs_oscsend")
 def test_oscsend_event_plays_the_stinger_on_the_next_beat(live):
     time.sleep(0.2)
     oscsend(live.port, "/game/event", "s", "hit")
@@ -114,7 +116,7 @@ def test_python_osc_params_tempo_and_rejections(live):
     assert len(live.mode.transitions) == transitions  # no effect at all
 
 
-@needs_oscsend
+@pytest.mark.usefixtures("needs_oscsend")
 def test_oscsend_transport_stop_silences_and_start_restarts_at_beat_zero(live):
     time.sleep(0.3)
     oscsend(live.port, "/transport/stop", "")
@@ -139,9 +141,9 @@ def test_scripted_game_client_walks_the_four_states(live):
     assert len(live.mode.stingers) == 5 and live.osc.drops == {}
 
 
-@pytest.mark.skipif(not shutil.which("pd"), reason="Pure Data (Debian puredata-core) not installed")
 def test_pure_data_patch_sends_the_same_messages(tmp_path):
     """patches/game.pd run headless: its receives drive the same API a game uses."""
+    require_tools("pd", package="puredata-core")
     from realtime.engine.game import GameMessage
 
     got = []

@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 import pytest
+from conftest import missing, require_module, require_tools
 from jackserver import JackServer
 
 from realtime.errors import PortError
@@ -25,9 +26,9 @@ def _sounddevice():
     try:
         import sounddevice
     except OSError:
-        pytest.skip("PortAudio not installed (Debian package libportaudio2)")
+        missing("PortAudio not installed (Debian package libportaudio2)")
     except ImportError:
-        pytest.skip("sounddevice not installed (pip install sounddevice)")
+        missing("sounddevice not installed (pip install sounddevice)")
     return sounddevice
 
 
@@ -40,8 +41,7 @@ def _terminate_portaudio(sd) -> None:
 def jack_server(monkeypatch: pytest.MonkeyPatch):
     """A private JACK dummy server that PortAudio sees: PortAudio scans devices only when it initialises,
     so it is restarted after jackd is up, and terminated before jackd stops (else it aborts at exit)."""
-    if JackServer.available():
-        pytest.skip(JackServer.available())
+    require_tools("jackd", "jack_wait", package="jackd2")
     sd = _sounddevice()
     server = JackServer(rate=SAMPLE_RATE, prefix="rt-live").start()
     try:
@@ -109,7 +109,7 @@ def test_send_before_open_is_dropped_not_queued() -> None:
 
 def test_plays_melody_on_jack_in_time_and_closes_silent(jack_server: str) -> None:
     sd = _sounddevice()
-    pytest.importorskip("jack", reason="JACK-Client not installed (pip install JACK-Client)")
+    require_module("jack", "pip install JACK-Client")
     recorder = _Recorder(jack_server, seconds=4.0)
     try:
         synth = LiveSynth().open(device=_jack_device(sd))
@@ -143,7 +143,10 @@ def test_plays_melody_on_jack_in_time_and_closes_silent(jack_server: str) -> Non
     detected = detect_onsets(audio, SAMPLE_RATE)
     lags = [min(detected, key=lambda d: abs(d - s)) - s for s in sent]
     lag = float(np.median(lags))
-    assert -0.05 < lag < 0.2, f"latency of {lag:.3f} s"
+    # From send() to the onset in the recording: measured medians -1.5 to -8.9 ms (spread at most 7.1 ms)
+    # in five runs beside two CPU burners (the onset detector marks the attack's start, a little before
+    # the block that carries it is stamped). Bound about 3x that: audio queued 25 ms late fails.
+    assert abs(lag) < 0.025, f"latency of {lag * 1e3:.1f} ms"
     assert max(abs(x - lag) for x in lags) <= TOLERANCE_S, f"onset lags (s): {lags}"
     # the melody and the note that close() released; an underflow on this shared machine (a block the
     # callback delivered late) can click, and may add one onset each

@@ -6,15 +6,13 @@ from __future__ import annotations
 import time
 
 import pytest
+import rtmidi
+from jackclients import PHRASE, RUN_PATCH, Keyboard, start_realtime
+from jackclients import Receiver as Synth
 
-rtmidi = pytest.importorskip("rtmidi")
-midi = pytest.importorskip("realtime.io.midi")
-
-from jackclients import PHRASE, RUN_PATCH, Keyboard, start_realtime  # noqa: E402
-from jackclients import Receiver as Synth  # noqa: E402
-
-from realtime.app import LiveEngine  # noqa: E402
-from realtime.patch import parse_patch  # noqa: E402
+from realtime.app import LiveEngine
+from realtime.io import midi
+from realtime.patch import parse_patch
 
 
 def _wait(predicate, timeout_s: float = 5.0, live: LiveEngine | None = None, said: list | None = None) -> bool:

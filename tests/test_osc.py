@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 import queue
 import random
-import shutil
 import socket
 import struct
 import subprocess
@@ -17,6 +16,7 @@ import threading
 import time
 
 import pytest
+from conftest import require_tools
 from pythonosc import osc_message, osc_server
 from pythonosc.dispatcher import Dispatcher
 from pythonosc.udp_client import SimpleUDPClient
@@ -28,8 +28,9 @@ from realtime.io.osc import (MAX_BUNDLE_DEPTH, AddressSpec, Arg, OscInput, OscOu
                              address_table_markdown, encode_message)
 
 NTP_EPOCH_OFFSET_S = 2_208_988_800  # seconds from 1900 (NTP) to 1970 (Unix)
-needs_liblo = pytest.mark.skipif(not (shutil.which("oscsend") and shutil.which("oscdump")),
-                                 reason="liblo-tools (oscsend, oscdump) not installed")
+@pytest.fixture
+def needs_liblo() -> None:
+    require_tools("oscsend", "oscdump", package="liblo-tools")
 
 
 # --- hand-built OSC bytes -------------------------------------------------------------------------
@@ -144,7 +145,7 @@ def test_python_osc_client_notes_and_controls_arrive_as_events(osc_in):
     assert osc_in.drops == {} and osc_in.take_warnings() == []
 
 
-@needs_liblo
+@pytest.mark.usefixtures("needs_liblo")
 def test_liblo_oscsend_is_understood(osc_in):
     host, port = osc_in.address
     subprocess.run(["oscsend", host, str(port), "/note/on", "iii", "67", "80", "9"], check=True, timeout=5)
@@ -394,7 +395,7 @@ def test_output_packets_parse_back_exactly():
             assert (parsed.address, parsed.params) == (address, list(ints))
 
 
-@needs_liblo
+@pytest.mark.usefixtures("needs_liblo")
 def test_liblo_oscdump_sees_output():
     port = free_udp_port()
     dump = subprocess.Popen(["oscdump", "-L", str(port)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,

@@ -4,10 +4,11 @@ import json
 
 import numpy as np
 import pytest
+from conftest import require_module
 
-torch = pytest.importorskip("torch", reason="the train extra is not installed")
+torch = require_module("torch", "the train extra: pip install -e '.[train]'")
 
-from realtime.model.runner import ModelRunner  # noqa: E402
+from realtime.model.runner import ModelRunner, field_slices  # noqa: E402
 from realtime.model.tokens import FIELD_SIZES, FIELDS  # noqa: E402
 from realtime.training.export import export_all  # noqa: E402
 from realtime.training.lstm import NoteLSTM, SingleStep  # noqa: E402
@@ -33,11 +34,25 @@ def test_onnx_matches_torch_over_200_chained_steps(tmp_path, hidden, layers):
             worst = max(worst, float(np.abs(ours - logits.numpy()).max()),
                         float(np.abs(runner.get_state() - state.numpy()).max()))
     assert worst < 1e-4
-    # the int8 variant is an approximation, but of the same function
+    # The int8 variant approximates the same function, and its error must not build up in the carried
+    # state. Measured over these 200 chained steps (seeds 0-2, both sizes): each head's distribution
+    # within total variation 0.0011 of fp32, state within 0.024, logit correlation >= 0.9999.
+    # Bounds with margin; a wrong graph or a state that drifts away fails all three.
     int8 = ModelRunner(tmp_path / "parity.int8.onnx")
-    int8.step(60, 5, 4, 4)
     runner.reset()
-    assert np.corrcoef(int8.logits[0], runner.step(60, 5, 4, 4)[0])[0, 1] > 0.9
+    rng = np.random.default_rng(1)
+    worst_tv = worst_state = 0.0
+    lowest_correlation = 1.0
+    for _ in range(200):
+        note = [int(rng.integers(0, FIELD_SIZES[f])) for f in FIELDS]
+        exact, approx = runner.step(*note)[0], int8.step(*note)[0]
+        for head in field_slices().values():
+            p, q = (np.exp(x[head] - x[head].max()) for x in (exact, approx))
+            worst_tv = max(worst_tv, 0.5 * float(np.abs(p / p.sum() - q / q.sum()).sum()))
+        worst_state = max(worst_state, float(np.abs(runner.get_state() - int8.get_state()).max()))
+        lowest_correlation = min(lowest_correlation, float(np.corrcoef(exact, approx)[0, 1]))
+    assert worst_tv < 0.01 and worst_state < 0.1 and lowest_correlation > 0.999, (worst_tv, worst_state,
+                                                                                   lowest_correlation)
 
 
 @pytest.mark.slow

@@ -9,7 +9,8 @@ Floods: the inbox is bounded (`inbox_limit`); past it new messages are dropped a
 (`inbox_drops`), except note-offs, which have a reserve of their own so a flood can never leave a
 player's note sounding in the engine's ears. A tick handles at most what was waiting when it began,
 so a flood cannot keep the mode from computing, and only notes wake the loop early (a control waits
-for the next tick, at most `poll_ms`).
+for the next tick, at most `poll_ms`). A player's note-on while the mode answers cancels the answer
+from the input's own thread (appending to the scheduler's inbox is as lock-free as ours).
 """
 
 from __future__ import annotations
@@ -73,6 +74,11 @@ class Engine:
                 return
         self._inbox.append((message, at_ns))
         if isinstance(message, NoteMessage):
+            if message.is_on and getattr(self.mode, "answering", False):
+                # The player cut in: silence the answer from this thread, at once. The engine thread
+                # may be busy for milliseconds (a model step, a catch-up); the output thread is not.
+                # The mode still rolls back, and cancels again, when it hears this note.
+                self.scheduler.cancel_all()
             self._wake.set()
 
     def tick(self) -> None:

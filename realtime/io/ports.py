@@ -35,24 +35,40 @@ class Output(Protocol):
 
 
 class HeldNotes:
-    """Which (channel, pitch) an output has switched on and not yet off."""
+    """Which (channel, pitch) an output has switched on and not yet off, counting re-strikes.
+
+    A key struck again before its note-off is two sounding notes to a synth that pairs note-ons with
+    note-offs: the first note-off must not make us forget the second, or a cut-in or a stop sends it no
+    note-off and a synth that ignores CC123 keeps it sounding.
+    """
 
     def __init__(self) -> None:
-        self.held: set[tuple[int, int]] = set()
+        self._count: dict[tuple[int, int], int] = {}  # (channel, pitch) -> note-ons not yet ended
         self.channels_used: set[int] = set()
+
+    @property
+    def held(self) -> set[tuple[int, int]]:
+        return set(self._count)
+
+    def __len__(self) -> int:
+        return len(self._count)
 
     def track(self, message: NoteMessage) -> None:
         key = (message.channel, message.pitch)
+        count = self._count.get(key, 0)
         if message.is_on:
-            self.held.add(key)
+            self._count[key] = count + 1
             self.channels_used.add(message.channel)
-        else:
-            self.held.discard(key)
+        elif count > 1:
+            self._count[key] = count - 1
+        elif count:
+            del self._count[key]
 
     def releases(self) -> list[NoteMessage]:
-        """Note-offs for everything held, and forget it."""
-        offs = [NoteMessage(pitch, 0, channel) for channel, pitch in sorted(self.held)]
-        self.held.clear()
+        """A note-off for every note-on still sounding (two for a key struck twice), and forget them."""
+        offs = [NoteMessage(pitch, 0, channel) for (channel, pitch), count in sorted(self._count.items())
+                for _ in range(count)]
+        self._count.clear()
         return offs
 
 
