@@ -402,7 +402,7 @@ def main(argv: list[str] | None = None) -> dict:
             print(f"{label}: note-off -> answer ready (compute) p50 {a.get('p50_ms', float('nan')):.3f} ms, "
                   f"p99 {a.get('p99_ms', float('nan')):.3f} ms; {run['no_answer']} of {run['trials']} trials had no answer")
     print("in-process rows: " + PUNCTUALITY)
-    print(f"\nat a receiving JACK client: {'run':34} {'reaction p50':>12} {'p99':>7} | {'onset error p50':>15} {'p99':>7} "
+    print(f"\nat a receiving JACK client: {'run':34} {'reaction p50':>12} {'p99':>7} | {'onset spread p50':>15} {'p99':>7} "
           f"{'max':>7} | misses | no answer")
     for label, run in jack_rows:
         r, e = run["reaction"], run["onset_error"]

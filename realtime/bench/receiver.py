@@ -6,10 +6,11 @@ stamps every answer event with its frame, converted to time by JACK itself (`jac
 JACK's DLL), so the dummy driver's drift against the wall clock at small periods is JACK's view too.
 
 - reaction: the player's last note-off -> the first answer note-on, minus the phrase-end silence;
-- onset error: every later answer onset against the grid the engine schedules on (onsets are
-  multiples of 1/24 beat after the first one), i.e. the timing error a listener hears; in JACK's
-  time of each frame, and in raw frames at the nominal rate (`onset_error_frames`, which also holds
-  the dummy driver's own wandering against the wall clock on a busy machine);
+- onset spread (diagnostic): every later answer onset against a 1/24-beat grid from the first one, in
+  JACK's time of each frame and in raw frames (`onset_error_frames`). The duet's deadlines do not
+  all sit on that grid (a few came 0.5 ms off with ports measured exact), so the timing error a
+  listener hears is judged on the game patch instead (`clock_and_notes`): its clock pulses are the
+  engine's grid and every note-on must coincide with one;
 - misses: the engine's own count of notes handed over later than its budget (from its last status).
 """
 
