@@ -22,7 +22,6 @@ into freed memory, the crash rtmidi inputs had.
 from __future__ import annotations
 
 import bisect
-import ctypes
 import itertools
 import sys
 import time
@@ -32,6 +31,7 @@ from collections import deque
 from ..clock import Clock
 from ..errors import PortError
 from ..events import NoteMessage
+from .jackclock import FrameClock
 from .midiparse import PANIC_CONTROLS, MidiParser, Supervised, resolve_port
 from .ports import HeldNotes, Listener
 
@@ -49,77 +49,6 @@ SAFETY_NS = 2_000_000  # handed over this much before its period, on top of a pe
 def available() -> str | None:
     """None when JACK-Client and libjack are there, else why not."""
     return None if jack is not None else f"JACK-Client cannot load ({_IMPORT_ERROR})"
-
-
-def _libjack() -> ctypes.CDLL:
-    """The libjack JACK-Client loaded, for the time functions it does not wrap."""
-    lib = ctypes.CDLL(jack._libname)
-    lib.jack_get_time.restype = ctypes.c_uint64
-    lib.jack_get_cycle_times.restype = ctypes.c_int
-    lib.jack_get_cycle_times.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint32),
-                                         ctypes.POINTER(ctypes.c_uint64), ctypes.POINTER(ctypes.c_uint64),
-                                         ctypes.POINTER(ctypes.c_float)]
-    return lib
-
-
-class FrameClock:
-    """Frames <-> engine nanoseconds for one JACK client, updated at the top of every period.
-
-    JACK's cycle start times wobble by tens of microseconds (measured on the dummy driver: p99 35 us
-    at 256 frames); a phase-and-rate filter over them gives a straight line, so events a steady
-    tempo apart land a steady number of frames apart.
-    """
-
-    PHASE_GAIN, RATE_GAIN = 1 / 64, 1 / 8192  # a critically damped second-order loop (rate ~ phase^2 / 2)
-
-    def __init__(self, client: "jack.Client", clock: Clock) -> None:
-        self._lib = _libjack()
-        self._client = ctypes.c_void_p(int(jack._ffi.cast("uintptr_t", client._ptr)))
-        self._clock = clock
-        self.rate = client.samplerate
-        self._frames, self._usecs = ctypes.c_uint32(), ctypes.c_uint64()
-        self._next_usecs, self._period_usecs = ctypes.c_uint64(), ctypes.c_float()
-        self._wraps, self._last_raw = 0, None
-        self.offset_ns: float | None = None  # engine clock minus JACK's clock
-        self.base_frame = 0  # a frame and its time on the filtered line
-        self.base_ns = 0.0
-        self.ns_per_frame = 1e9 / self.rate
-        self.resets = 0
-        self._cycles = 0
-
-    def cycle(self) -> int:
-        """Read this period's start; returns its first frame (64-bit: JACK's 32-bit count unwrapped)."""
-        lib = self._lib
-        lib.jack_get_cycle_times(self._client, self._frames, self._usecs, self._next_usecs, self._period_usecs)
-        raw = self._frames.value
-        if self._last_raw is not None and raw < self._last_raw:
-            self._wraps += 1 << 32
-        self._last_raw = raw
-        frame = raw + self._wraps
-        self._cycles += 1
-        if self.offset_ns is None or self._cycles % 16 == 0:  # the clocks drift by ppm at most
-            before = lib.jack_get_time()
-            now_ns = self._clock.now_ns()
-            after = lib.jack_get_time()
-            if after - before < 50:  # not preempted between the two reads
-                offset = now_ns - (before + after) * 500.0
-                self.offset_ns = offset if self.offset_ns is None else self.offset_ns + (offset - self.offset_ns) / 4
-        start_ns = self._usecs.value * 1000.0 + (self.offset_ns or 0.0)
-        predicted = self.base_ns + (frame - self.base_frame) * self.ns_per_frame
-        error = start_ns - predicted
-        if self.base_frame == 0 or abs(error) > 3e6 or frame <= self.base_frame:  # start, xrun, restart
-            self.base_frame, self.base_ns, self.ns_per_frame = frame, start_ns, 1e9 / self.rate
-            self.resets += 1
-            return frame
-        self.ns_per_frame += error / (frame - self.base_frame) * self.RATE_GAIN
-        self.base_ns, self.base_frame = predicted + error * self.PHASE_GAIN, frame
-        return frame
-
-    def frame_at(self, at_ns: float) -> float:
-        return self.base_frame + (at_ns - self.base_ns) / self.ns_per_frame
-
-    def ns_at(self, frame: float) -> int:
-        return int(self.base_ns + (frame - self.base_frame) * self.ns_per_frame)
 
 
 # Every JACK client this process holds, ours and rtmidi's watch: libjack wants each client of a dead
