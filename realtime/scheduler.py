@@ -40,6 +40,8 @@ class Scheduler:
         self.output, self.clock = output, clock
         self._targets = list(output.outputs) if isinstance(output, FanOut) else [output]
         self._timed = any(hasattr(target, "send_at") for target in self._targets)
+        # outputs whose all_notes_off only queues a panic (JACK-Client): told at once on a cancel
+        self._panic_at_once = [target for target in self._targets if getattr(target, "panics_at_once", False)]
         self.late_tolerance_ns, self.spin_ns = late_tolerance_ns, spin_ns
         self._inbox: deque = deque()
         self._queue: list[tuple[int, int, NoteMessage]] = []
@@ -68,7 +70,13 @@ class Scheduler:
         self._wake.set()
 
     def cancel_all(self) -> None:
-        """Drop every pending message and silence what the output holds (the player cut in)."""
+        """Drop every pending message and silence what the output holds (the player cut in).
+
+        An output that keeps time itself is told at once, from the caller's thread (an input's, on a
+        cut-in), without waiting for the output thread to wake; it is told again when the output thread
+        drains the cancel, which also ends anything handed over in between."""
+        for target in self._panic_at_once:
+            target.all_notes_off()
         self._inbox.append(_CANCEL)
         self._wake.set()
         if self._thread is None:

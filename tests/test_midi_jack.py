@@ -346,3 +346,21 @@ def test_game_mode_follows_a_midi_clock_from_another_jack_client(client: Client)
         assert live.mode.tempo.tempo_bpm == pytest.approx(100.0, abs=2.0), "and the tempo follows its pulses"
         client.midi_out.send_message([0xFC])
         assert client.wait_for(lambda: not live.mode.running, 2.0), "Stop stops it"
+
+
+def test_two_panics_in_one_period_still_end_every_note(client: Client) -> None:
+    """A cut-in cancels from the input's thread and again from the engine's: the second panic must not
+    take back the first one's note-offs (it did, so a re-struck note kept sounding)."""
+    out = open_out("jack")
+    client.listen_to(out.name)
+    out.send(NoteMessage(60, 90, 1))
+    out.send(NoteMessage(60, 0, 1))
+    out.send(NoteMessage(60, 90, 1))  # re-struck at the same moment, as an answer may
+    assert client.wait_for(lambda: out.held == {(1, 60)})
+    out.all_notes_off()
+    out.all_notes_off()
+    assert client.wait_for(lambda: client.held() == set() and len(client.received) >= 4)
+    offs = [m for _, m in client.received[3:] if m[0] == 0x81]
+    assert offs == [[0x81, 60, 0]], "an explicit note-off, for a synth that ignores CC123"
+    assert [m[1] for _, m in client.received if m[0] == 0xB1] == list(midi.PANIC_CONTROLS), "the controllers once"
+    out.close()

@@ -42,6 +42,7 @@ except (ImportError, OSError) as _err:  # no JACK-Client, or no libjack on this 
     _IMPORT_ERROR = f"{type(_err).__name__}: {_err}"
 
 _PANIC = object()
+_PANIC_AT = -2.0  # a panic's messages go first in their period, and a later panic keeps them
 MAX_EVENTS_PER_PERIOD = 32  # a panic bigger than this goes out over the next periods (DIN MIDI carries ~1 a ms)
 SAFETY_NS = 2_000_000  # handed over this much before its period, on top of a period of lead
 
@@ -250,6 +251,7 @@ class JackMidiOutput(_JackPort):
     """
 
     kind, direction = "output", "out"
+    panics_at_once = True  # all_notes_off only queues a marker: any thread may call it, at once
 
     def __init__(self, clock: Clock, port: str | None = None, client_name: str = "realtime",
                  latency_ms: float = 0.0) -> None:
@@ -324,9 +326,9 @@ class JackMidiOutput(_JackPort):
         inbox, pending, frame_at = self._inbox, self._pending, self.frames.frame_at
         while inbox:
             item = inbox.popleft()
-            if item is _PANIC:
-                pending.clear()
-                self._queue_panic()
+            if item is _PANIC:  # take back what is not written yet, except an earlier panic's own messages
+                pending[:] = [entry for entry in pending if entry[0] == _PANIC_AT]
+                self._queue_panic(again=bool(pending))
                 continue
             deadline, data, message = item
             at = -1.0 if deadline is None else frame_at(deadline - self.latency_ns)
@@ -342,8 +344,7 @@ class JackMidiOutput(_JackPort):
                 break
             offset = int(at + 0.5) - first if at >= 0 else 0
             if offset < 0:
-                if at >= 0:
-                    self.late += 1
+                self.late += 1
                 offset = 0
             offset = max(offset, last)  # JACK keeps events in order within a period
             if lib.jack_midi_event_write(buffer, offset, data, len(data)):
@@ -355,11 +356,13 @@ class JackMidiOutput(_JackPort):
             self.sent += 1
             written += 1
 
-    def _queue_panic(self) -> None:
-        releases = [(-1.0, next(self._order), bytes((0x80 | off.channel, off.pitch, 0)), off)
+    def _queue_panic(self, again: bool) -> None:
+        """Note-offs for what was written, then the controllers, first in the period. A second panic
+        before the first is out (a cut-in cancels from two threads) adds only notes written since."""
+        releases = [(_PANIC_AT, next(self._order), bytes((0x80 | off.channel, off.pitch, 0)), off)
                     for off in self._held.releases()]
-        controls = [(-1.0, next(self._order), bytes((0xB0 | channel, control, 0)), None)
-                    for channel in sorted(self._held.channels_used) for control in PANIC_CONTROLS]
+        controls = [] if again else [(_PANIC_AT, next(self._order), bytes((0xB0 | channel, control, 0)), None)
+                                     for channel in sorted(self._held.channels_used) for control in PANIC_CONTROLS]
         self._pending[:0] = releases + controls
 
     # --- lifecycle --------------------------------------------------------------------------------
