@@ -39,7 +39,6 @@ class ContinuationSettings:
     channel: int = 0
     follow_velocity: bool = True  # answer at the phrase's loudness
     max_note_ms: float = 30_000.0  # a player's note held longer is taken as ended (its note-off was lost)
-    keep_warm_ms: float = 5.0  # during a silence, a throwaway model step this often (0: never); see runner
 
     @property
     def ms_per_beat(self) -> float:
@@ -98,8 +97,6 @@ class Continuation:
         self.steps = 0
         self.answer_latency_ns: list[int] = []
         self.scheduler.on_sent = self._sent
-        self._warm_ns = 0  # when the model last ran (a real step or a keep-warm one)
-        self.keep_warm_ns = int(settings.keep_warm_ms * 1e6) if clock is not None else 0
 
     # --- hearing -------------------------------------------------------------------------------
     def on_message(self, message: Event, at_ns: int) -> None:
@@ -153,15 +150,6 @@ class Continuation:
             self._heard_pitches.append(pitch)
             self._phrase_rhythm.append(token)
 
-    def _keep_warm(self, now_ns: int) -> None:
-        """In a silence the model is not needed, but the first note after it would pay for cold caches."""
-        if self.keep_warm_ns and not self.model_failed and now_ns - self._warm_ns >= self.keep_warm_ns:
-            try:
-                self.generator.runner.keep_warm()
-            except Exception:  # a failing model is found, counted and reported by the real steps
-                pass
-            self._warm_ns = now_ns
-
     def _timed_feed(self, token: Token) -> None:
         """Step the model on one note, timing it; a failing model is counted and left to the fallback."""
         if self.model_failed:
@@ -180,7 +168,6 @@ class Continuation:
             self.steps += 1
         if self.clock is not None:  # what a step costs on the engine's clock decides when to catch up
             self._step_cost_ns = max(self.clock.now_ns() - c0, self._step_cost_ns * 7 // 8)
-            self._warm_ns = c0
 
     # --- deciding --------------------------------------------------------------------------------
     def _phrase_end_ns(self) -> int | None:
@@ -190,11 +177,7 @@ class Continuation:
 
     def next_deadline_ns(self) -> int | None:
         if not self.answering:
-            end = self._phrase_end_ns()
-            if self.keep_warm_ns and not self.model_failed:
-                warm = self._warm_ns + self.keep_warm_ns
-                return warm if end is None else min(end, warm)
-            return end
+            return self._phrase_end_ns()
         wake = self._next[1] - int(self.settings.lookahead_ms * 1e6) if self._next else self._answer_done_ns
         return min(wake, self._answer_start_ns) if self.tentative else wake
 
@@ -204,7 +187,6 @@ class Continuation:
         if not self.answering:
             end = self._phrase_end_ns()
             if end is None:
-                self._keep_warm(now_ns)
                 return
             self._begin_answer(end, now_ns)
         if self.tentative and now_ns >= self._answer_start_ns:

@@ -188,13 +188,6 @@ class ModelRunner:
             self.step(48 + i % 36, 1 + i % 8, i % 10, 4)
         self.reset()
 
-    def keep_warm(self) -> None:
-        """A throwaway step that changes nothing (state and logits stay): run during a silence every few
-        ms, it keeps the weights in the caches other programs evict (measured here: a step after 20 ms
-        of idling cost ~0.5 ms against ~0.05 ms back to back, whether the CPU slept or spun)."""
-        self._feeds["note"], self._feeds["state"] = self._note, self._state
-        self.session.run(None, self._feeds)
-
     @property
     def state(self) -> np.ndarray:
         """The current state itself, not a copy: read it, never write into it (get_state copies)."""
