@@ -30,7 +30,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -39,6 +38,7 @@ import numpy as np
 
 from realtime.app import LiveEngine
 from realtime.bench.common import write_json
+from realtime.bench.receiver import jack_server
 from realtime.io.ports import MemoryInput, MemoryOutput
 from realtime.patch import parse_patch
 
@@ -317,7 +317,8 @@ def plot(results: dict, path: Path) -> None:
     onsets.set_xlabel("answer onset error against the engine's 1/24-beat grid, at the receiving JACK client (ms)")
     onsets.set_title("what a listener hears: onset timing error, CDF")
     onsets.grid(alpha=0.3)
-    onsets.legend(fontsize=7)
+    if onsets.lines:
+        onsets.legend(fontsize=7)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110, bbox_inches="tight")
 

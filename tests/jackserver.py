@@ -9,7 +9,7 @@ import shutil
 import subprocess
 import time
 
-from realtime.childproc import die_with_parent
+from realtime.childproc import clear_stale_jack_registry, die_with_parent
 
 
 class JackServer:
@@ -36,6 +36,7 @@ class JackServer:
             except RuntimeError:
                 if attempt == attempts - 1:
                     raise
+                clear_stale_jack_registry()  # "Too many servers already active" with none running
                 time.sleep(0.5 + attempt)
         return self
 

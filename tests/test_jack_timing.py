@@ -10,9 +10,7 @@ loaded by other work a rare event may still miss its period, so they allow 5% of
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
 import time
 import tomllib
@@ -21,7 +19,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from jackclients import run_realtime, wait_for
-from jackserver import JackServer
 
 from realtime.clock import SystemClock
 from realtime.events import NoteMessage

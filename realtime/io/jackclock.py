@@ -36,7 +36,7 @@ class FrameClock:
 
     PHASE_GAIN, RATE_GAIN = 1 / 64, 1 / 8192  # a critically damped second-order loop (rate ~ phase^2 / 2)
 
-    def __init__(self, client: "jack.Client", clock: Clock) -> None:
+    def __init__(self, client, clock: Clock) -> None:  # client: a jack.Client
         import jack
 
         self._lib = _libjack()
