@@ -83,6 +83,18 @@ class Scheduler:
         self._drain()
         return self._queue[0][0] if self._queue else None
 
+    def planned(self) -> list[tuple[int, NoteMessage]]:
+        """A copy of what waits to be sent, (deadline ns, message) in deadline order: for the view.
+
+        Copying a list or deque is one call under the GIL, so this reads a consistent picture
+        without a lock on the output path; a cancel still in the inbox hides everything before it.
+        """
+        items = list(self._queue) + [item for item in list(self._inbox)]
+        if any(item is _CANCEL for item in items):
+            last = max(i for i, item in enumerate(items) if item is _CANCEL)
+            items = items[last + 1:]
+        return [(deadline, message) for deadline, _, message in sorted(items, key=lambda item: item[:2])]
+
     # --- output side ------------------------------------------------------------------------------
     def _drain(self) -> None:
         inbox, queue = self._inbox, self._queue
