@@ -303,6 +303,11 @@ def run_patch(patch: Patch, status_every_s: float = 0.5, duration_s: float | Non
 
         recorder = SessionRecorder(record, live)
         reload = None  # a reloaded patch would be a different session
+    taps = None
+    if view:
+        from .taps import Taps
+
+        taps = Taps(live)  # before start: the taps replace the engine's inbox
     stop, hangup = threading.Event(), threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     previous_hup = signal.signal(signal.SIGHUP, lambda *_: (hangup.set(), stop.set())) if reload else None
@@ -314,7 +319,7 @@ def run_patch(patch: Patch, status_every_s: float = 0.5, duration_s: float | Non
         if view:
             from .view import run_view
 
-            run_view(live, stop, recorder, duration_s)
+            run_view(live, stop, taps, recorder, duration_s)
         while not view:
             if stop.wait(status_every_s):
                 if not hangup.is_set():
@@ -327,6 +332,10 @@ def run_patch(patch: Patch, status_every_s: float = 0.5, duration_s: float | Non
             print("\r" + live.status() + " " * 4, end="", flush=True)
             if recorder is not None:
                 recorder.flush()
+            from .learn import save_learned
+
+            for message in save_learned(live):
+                print(f"\nrealtime: {message}", flush=True)
             if duration_s is not None and time.monotonic() - started >= duration_s:
                 break
     except KeyboardInterrupt:

@@ -115,6 +115,8 @@ class Engine:
     def _learn(self, source: str, target: str) -> None:
         """Bind `source` to `target` (keeping the range the patch gave the target), replacing other CCs on it."""
         self.learning = None
+        if target not in CONTROL_TARGETS:
+            return
         known = [m for ms in self.controls.values() for m in ms if m.target == target]
         low, high = (known[0].min, known[0].max) if known else CONTROL_TARGETS[target]
         curve = known[0].curve if known else "linear"
