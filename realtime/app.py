@@ -303,6 +303,12 @@ def run_patch(patch: Patch, status_every_s: float = 0.5, duration_s: float | Non
 
         recorder = SessionRecorder(record, live)
         reload = None  # a reloaded patch would be a different session
+    link = None
+    if patch.link.enabled:
+        from .link import LinkSync, follow_link
+
+        link = LinkSync(patch.engine.tempo_bpm, patch.link.quantum, patch.link.start_stop)
+        follow_link(live, link)
     taps = None
     if view:
         from .taps import Taps
@@ -344,6 +350,8 @@ def run_patch(patch: Patch, status_every_s: float = 0.5, duration_s: float | Non
         live.stop()
         if recorder is not None:
             print(f"\nrealtime: {recorder.close()}", flush=True)
+        if link is not None:
+            link.close()
         signal.signal(signal.SIGTERM, previous)
         if previous_hup is not None:
             signal.signal(signal.SIGHUP, previous_hup)
