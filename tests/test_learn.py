@@ -63,3 +63,23 @@ def test_learning_into_a_patch_without_controls_adds_the_array() -> None:
     out = bound_text(text, ControlMapping("cc:7", "top_p", 0.05, 1.0))
     assert out.startswith(text)
     assert tomllib.loads(out)["controls"] == [{"source": "cc:7", "target": "top_p", "min": 0.05, "max": 1.0}]
+
+
+def test_learn_over_osc_names_a_known_control_or_is_dropped() -> None:
+    from realtime.events import LearnRequest
+    from realtime.io.osc import AddressTable, _Drop
+
+    table = AddressTable()
+    assert table.event("/learn", "s", ["top_p"]) == LearnRequest("top_p")
+    with pytest.raises(_Drop, match="cannot learn 'volume'"):
+        table.event("/learn", "s", ["volume"])
+
+
+def test_link_in_a_patch_is_validated_like_the_other_keys() -> None:
+    from realtime.errors import PatchError
+    from realtime.patch import parse_patch
+
+    with pytest.raises(PatchError, match=r"\[link\] enabled needs engine.mode = \"game\""):
+        parse_patch({"link": {"enabled": True}}, "p.toml")
+    with pytest.raises(PatchError, match=r"\[link\] unknown key 'tempo'"):
+        parse_patch({"link": {"tempo": 120}}, "p.toml")
