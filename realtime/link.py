@@ -69,6 +69,11 @@ class LinkSync:
         if self._loop is not None:
             self._loop.call_soon_threadsafe(setattr, self._link, "tempo", float(tempo_bpm))
 
+    def set_playing(self, playing: bool) -> None:
+        """Start or stop the session's transport (peers with start/stop sync follow)."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(setattr, self._link, "playing", bool(playing))
+
     def follow(self, tempo_clock, now_ns: int, tolerance_beats: float = 0.002) -> bool:
         """On the engine thread: re-anchor a TempoClock to the shared grid if it drifted or the tempo moved."""
         snap = self.snapshot
@@ -90,10 +95,22 @@ def follow_link(live, link: LinkSync) -> None:
     tempo = getattr(live.mode, "tempo", None)
     if tempo is None or not hasattr(tempo, "set_anchor"):
         raise RealtimeError("[link] needs a mode with a tempo grid (engine.mode = \"game\")")
-    tick = live.engine.tick
+    tick, mode = live.engine.tick, live.mode
+    seen = {"playing": None, "tempo": tempo.tempo_bpm}
 
     def linked_tick() -> None:
-        link.follow(tempo, live.engine.clock.now_ns())
+        now = live.engine.clock.now_ns()
+        snap = link.snapshot
+        if snap is not None:
+            if tempo.tempo_bpm != seen["tempo"] and abs(snap[2] - seen["tempo"]) < 1e-6:
+                link.set_tempo(tempo.tempo_bpm)  # the game moved the tempo (/transport/tempo): tell the peers
+                tick()  # and keep its tempo until the session has taken it
+                return
+            if link.start_stop and snap[3] != seen["playing"] and seen["playing"] is not None:
+                (mode._start_transport if snap[3] else mode._stop_transport)(now)  # a peer started or stopped
+            seen["playing"] = snap[3]
+            if link.follow(tempo, now):
+                seen["tempo"] = tempo.tempo_bpm
         tick()
 
     live.engine.tick = linked_tick
@@ -105,6 +122,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--set-tempo-after", type=float, default=None, help="propose --new-tempo after this long")
     parser.add_argument("--new-tempo", type=float, default=None)
+    parser.add_argument("--play-after", type=float, default=None, help="start playing (start/stop sync) after this long")
     args = parser.parse_args(argv)
     link = LinkSync(args.tempo)
     started = time.monotonic()
@@ -115,6 +133,10 @@ def main(argv: list[str] | None = None) -> None:
             link.set_tempo(args.new_tempo)
             changed = True
             print(json.dumps({"proposed_ns": time.monotonic_ns(), "tempo": args.new_tempo}), flush=True)
+        if args.play_after is not None and time.monotonic() - started >= args.play_after:
+            link.set_playing(True)
+            args.play_after = None
+            print(json.dumps({"played_ns": time.monotonic_ns()}), flush=True)
         snap = link.snapshot
         if snap is not None:
             print(json.dumps({"ns": snap[0], "beat": snap[1], "tempo": snap[2], "peers": snap[4]}), flush=True)

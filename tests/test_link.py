@@ -69,3 +69,30 @@ def test_a_tempo_change_on_a_peer_reaches_the_game_engine_within_a_beat() -> Non
     now = time.monotonic_ns()
     shared = link.beat_at(now)
     assert abs(live.mode.tempo.beat_at(now) - shared) * 60000 / 133 < 1.0, "on the shared grid"
+
+
+def test_a_peer_starting_the_session_starts_the_game_transport() -> None:
+    from realtime.app import LiveEngine
+    from realtime.link import LinkSync, follow_link
+    from realtime.patch import parse_patch
+
+    raw = tomllib.loads((ROOT / "patches" / "game.toml").read_text())
+    raw["link"] = {"enabled": True}
+    raw["midi"] = {"enabled": False}
+    raw["osc"] = raw.get("osc", {}) | {"port": 9474}
+    raw["game"]["autostart"] = False
+    raw.setdefault("synth", {})["kind"] = "none"
+    patch = parse_patch(raw, "game+link.toml")
+    live = LiveEngine(patch)
+    link = LinkSync(patch.engine.tempo_bpm, patch.link.quantum)
+    follow_link(live, link)
+    other = peer("--seconds", "3", "--play-after", "1.5")
+    try:
+        live.start()
+        time.sleep(1.0)
+        assert not live.mode.running, "nobody has started the session yet"
+        assert wait_for(lambda: live.mode.running, 4.0), "a peer pressed play: the game's transport runs"
+    finally:
+        live.stop()
+        link.close()
+        lines(other)
