@@ -12,7 +12,9 @@ own `tick`: the model, the sampler and the fallback run again and take the same 
 session.events (JSON lines): a header ({"session": 1, patch text and hash, model and its hash,
 seed, tempo, origin_ns}), then {"t": [clock readings], "in": [[kind, ..., arrival_ns]], "n": [held
 counts]} per tick, {"sent": [deadline_ns, sent_ns, pitch, velocity, channel]} per note sent,
-{"stop": ns} when the engine stopped, and a footer {"end": ns, ...counts}.
+{"cancel": ns} when an input's thread cancelled the answer (the player cut in: Engine._hear), {"stop":
+ns} when the engine stopped, and a footer {"end": ns, ...counts}. The replay applies each cancel when
+its clock first passes that time, as the live output thread did between the engine's readings.
 session.mid: a tempo track, the player's notes (track 1), one track per engine voice (channel).
 """
 
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import time
 import tomllib
 from collections import deque
@@ -106,6 +109,22 @@ class _ObservedScheduler:
         return getattr(self._scheduler, name)
 
 
+class _LoggedCancels:
+    """The scheduler as the engine sees it: a cancel from another thread than the engine's is logged."""
+
+    def __init__(self, scheduler, clock, log) -> None:
+        self._scheduler, self._clock, self._log = scheduler, clock, log
+        self.engine_thread: int | None = None  # set by the first recorded tick
+
+    def cancel_all(self) -> None:
+        self._scheduler.cancel_all()
+        if threading.get_ident() != self.engine_thread:
+            self._log.append({"cancel": self._clock.now_ns()})
+
+    def __getattr__(self, name: str):
+        return getattr(self._scheduler, name)
+
+
 def _model_hash(runner) -> str:
     return hashlib.sha256(Path(runner.path).read_bytes()).hexdigest()
 
@@ -142,10 +161,12 @@ class SessionRecorder:
         live.mode.clock = clock
         tap_inbox(engine).listeners.append(self._took)
         live.mode.scheduler = _ObservedScheduler(live.scheduler, self._counts)
+        cancels = engine.scheduler = _LoggedCancels(live.scheduler, clock.inner, self._lines)
         tap_sent(live.scheduler, self._sent)
         tick, stop = engine.tick, live.mode.stop
 
         def recorded_tick() -> None:
+            cancels.engine_thread = threading.get_ident()
             self.in_tick = True
             try:
                 tick()
@@ -254,17 +275,31 @@ class _Diverged(RecordError):
 
 
 class _ReplayClock:
-    """Hands the engine thread its logged readings, in order, and moves the FakeClock along."""
+    """Hands the engine thread its logged readings, in order, and moves the FakeClock along.
 
-    def __init__(self, fake) -> None:
+    A cancel an input's thread made live at time C is applied when a reading first reaches C: what
+    was due by C is sent, then the rest is dropped, before the engine acts on that reading.
+    """
+
+    def __init__(self, fake, scheduler=None, cancels=()) -> None:
         self.fake, self.reads = fake, deque()
+        self.scheduler, self.cancels = scheduler, deque(sorted(cancels))
 
     def now_ns(self) -> int:
         if not self.reads:
             raise _Diverged("the engine read its clock more often than it did live")
         now = self.reads.popleft()
+        self.cancel_until(now)
         self.fake.sleep_until(now)
         return now
+
+    def cancel_until(self, now_ns: int) -> None:
+        cancels = self.cancels
+        while cancels and cancels[0] <= now_ns:
+            at_ns = cancels.popleft()
+            self.fake.sleep_until(at_ns)
+            self.scheduler.dispatch_due(at_ns)
+            self.scheduler.cancel_all()
 
     def sleep_until(self, deadline_ns: int) -> None:
         self.fake.sleep_until(deadline_ns)
@@ -307,7 +342,8 @@ def replay_session(directory: str | Path, out: str | Path) -> dict:
                           "replay needs the very same model")
     live.generator.runner.warm_up()  # as LiveEngine.start does
     live.generator.reset()
-    clock, counts = _ReplayClock(fake), deque()
+    clock = _ReplayClock(fake, live.scheduler, [e["cancel"] for e in entries if "cancel" in e])
+    counts: deque = deque()
     live.engine.clock = live.mode.clock = clock
     live.mode.scheduler = _ObservedScheduler(live.scheduler, counts, replayed=True)
     replayed: list[tuple[int, NoteMessage]] = []
@@ -331,6 +367,7 @@ def replay_session(directory: str | Path, out: str | Path) -> dict:
         elif "stop" in entry:
             stop_ns = entry["stop"]
     if stop_ns is not None:  # what the output thread sent between the last tick and the stop
+        clock.cancel_until(stop_ns)
         fake.sleep_until(stop_ns)
         live.scheduler.dispatch_due(stop_ns)
     end_ns = next((e["end"] for e in entries if "end" in e), stop_ns or fake.now_ns())
