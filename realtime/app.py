@@ -290,12 +290,30 @@ def _reloaded(live: LiveEngine, reload: Callable[[], Patch]) -> LiveEngine:
 
 
 def run_patch(patch: Patch, status_every_s: float = 0.5, duration_s: float | None = None,
-              reload: Callable[[], Patch] | None = None) -> None:
+              reload: Callable[[], Patch] | None = None, record: str | None = None, view: bool = False) -> None:
     """`realtime run`: start, print a one-line status until Ctrl-C or SIGTERM, stop with all notes off.
 
     With `reload` (a function that reads the patch again), SIGHUP swaps in the re-read patch.
+    `record` (a folder) logs the session for `realtime replay`; `view` shows the cockpit (realtime/view.py).
     """
     live = LiveEngine(patch)
+    recorder = None
+    if record:
+        from .record import SessionRecorder
+
+        recorder = SessionRecorder(record, live)
+        reload = None  # a reloaded patch would be a different session
+    link = None
+    if patch.link.enabled:
+        from .link import LinkSync, follow_link
+
+        link = LinkSync(patch.engine.tempo_bpm, patch.link.quantum, patch.link.start_stop)
+        follow_link(live, link)
+    taps = None
+    if view:
+        from .taps import Taps
+
+        taps = Taps(live)  # before start: the taps replace the engine's inbox
     stop, hangup = threading.Event(), threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     previous_hup = signal.signal(signal.SIGHUP, lambda *_: (hangup.set(), stop.set())) if reload else None
@@ -304,7 +322,11 @@ def run_patch(patch: Patch, status_every_s: float = 0.5, duration_s: float | Non
         ports = ", ".join(p.name for p in live.inputs) + " -> " + live.output.name
         print(f"realtime: running {patch.path} ({ports}); Ctrl-C stops", flush=True)
         started = time.monotonic()
-        while True:
+        if view:
+            from .view import run_view
+
+            run_view(live, stop, taps, recorder, duration_s)
+        while not view:
             if stop.wait(status_every_s):
                 if not hangup.is_set():
                     break
@@ -314,12 +336,22 @@ def run_patch(patch: Patch, status_every_s: float = 0.5, duration_s: float | Non
             for message in live.supervise():
                 print(f"\nrealtime: {message}", file=sys.stderr, flush=True)
             print("\r" + live.status() + " " * 4, end="", flush=True)
+            if recorder is not None:
+                recorder.flush()
+            from .learn import save_learned
+
+            for message in save_learned(live):
+                print(f"\nrealtime: {message}", flush=True)
             if duration_s is not None and time.monotonic() - started >= duration_s:
                 break
     except KeyboardInterrupt:
         pass
     finally:
         live.stop()
+        if recorder is not None:
+            print(f"\nrealtime: {recorder.close()}", flush=True)
+        if link is not None:
+            link.close()
         signal.signal(signal.SIGTERM, previous)
         if previous_hup is not None:
             signal.signal(signal.SIGHUP, previous_hup)

@@ -60,7 +60,20 @@ def _run(args: argparse.Namespace) -> None:
 
     overrides = Overrides(args.midi_backend, args.osc_port, args.no_midi, args.no_osc)
     patch = apply_overrides(load_patch(args.patch), overrides)
-    run_patch(patch, duration_s=args.seconds, reload=lambda: apply_overrides(load_patch(args.patch), overrides))
+    run_patch(patch, duration_s=args.seconds, reload=lambda: apply_overrides(load_patch(args.patch), overrides),
+              record=args.record, view=args.view)
+
+
+def _replay(args: argparse.Namespace) -> None:
+    from .record import replay_session
+
+    r = replay_session(args.session, args.out)
+    verdict = "the same notes as live" if r["same_pitches"] else "DIFFERENT notes from the live session"
+    print(f"replayed {r['replayed_notes']} engine notes ({r['live_notes']} live) into {r['out']}: {verdict}; "
+          f"onsets within {r['max_onset_diff_planned_ms']:.3f} ms of the live schedule, "
+          f"{r['max_onset_diff_played_ms']:.3f} ms of the live sends")
+    if not r["same_pitches"]:
+        raise SystemExit(1)
 
 
 def _ports(args: argparse.Namespace) -> None:
@@ -109,7 +122,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-midi", action="store_true", help="OSC only")
     p.add_argument("--no-osc", action="store_true", help="MIDI only")
     p.add_argument("--seconds", type=float, default=None, help="stop by itself after this long")
+    p.add_argument("--record", metavar="DIR", default=None,
+                   help="write DIR/session.mid and DIR/session.events (for `realtime replay`)")
+    p.add_argument("--view", action="store_true", help="the cockpit: a terminal view; q quits with all notes off")
     p.set_defaults(func=_run)
+
+    p = sub.add_parser("replay", help="render a recorded session's engine notes again, offline and exactly")
+    p.add_argument("session", help="a folder written by `realtime run --record`")
+    p.add_argument("--out", required=True, help="output .mid")
+    p.set_defaults(func=_replay)
 
     p = sub.add_parser("ports", help="list MIDI inputs and outputs per backend")
     p.add_argument("--midi-backend", choices=["jack", "jack-rtmidi", "alsa", "coremidi", "winmm"], default=None)

@@ -65,7 +65,14 @@ class NamedControl:
     value: float
 
 
-Event = NoteMessage | ControlChange | NamedControl  # what inputs hand to the engine
+@dataclass(frozen=True, slots=True)
+class LearnRequest:
+    """MIDI learn: bind the next moved controller to this control target (OSC `/learn temperature`)."""
+
+    target: str
+
+
+Event = NoteMessage | ControlChange | NamedControl | LearnRequest  # what inputs hand to the engine
 
 
 @dataclass(slots=True)

@@ -81,6 +81,13 @@ class SynthSection:
 
 
 @dataclass(frozen=True)
+class LinkSection:
+    enabled: bool = False  # join an Ableton Link session: tempo, beat phase, start/stop (realtime/link.py)
+    quantum: float = 4.0  # beats per phrase on the shared grid
+    start_stop: bool = True  # follow peers' start/stop when they enable it
+
+
+@dataclass(frozen=True)
 class ControlMapping:
     source: str  # "cc:<number>" (any channel) or "osc:<name>"
     target: str
@@ -200,12 +207,14 @@ class Patch:
     midi: MidiSection = field(default_factory=MidiSection)
     osc: OscSection = field(default_factory=OscSection)
     synth: SynthSection = field(default_factory=SynthSection)
+    link: LinkSection = field(default_factory=LinkSection)
     controls: tuple[ControlMapping, ...] = ()
     game: GameSection | None = None
 
 
 SECTIONS = {"engine": EngineSection, "model": ModelSection, "continuation": ContinuationSection,
-            "midi": MidiSection, "osc": OscSection, "synth": SynthSection}
+            "midi": MidiSection, "osc": OscSection, "synth": SynthSection,
+            "link": LinkSection}
 
 
 def _type_name(kind: Any) -> str:
@@ -305,6 +314,10 @@ def _check(path: str, patch: Patch) -> None:
             fail("osc", key, f"must be a UDP port 0-65535, got {port}")
     if patch.synth.kind not in SYNTHS:
         fail("synth", "kind", f"must be one of {', '.join(SYNTHS)}, got {patch.synth.kind!r}")
+    if not 1 <= patch.link.quantum <= 64:
+        fail("link", "quantum", f"must be between 1 and 64 beats, got {patch.link.quantum}")
+    if patch.link.enabled and e.mode != "game":
+        fail("link", "enabled", "needs engine.mode = \"game\" (the mode with a beat grid)")
     if not 0 < patch.synth.gain <= 5:
         fail("synth", "gain", f"must be between 0 and 5, got {patch.synth.gain}")
 

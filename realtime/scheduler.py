@@ -52,7 +52,9 @@ class Scheduler:
         self.sent_count = self.late_count = 0
         self.worst_late_ns = 0
         self.lateness_ns = np.zeros(history, dtype=np.int64)  # ring of (sent - deadline) per message
-        self.on_sent = None  # optional callback(message, deadline_ns, sent_ns), called on the output path
+        # optional callback(message, deadline_ns, sent_ns), called on the output path; for a timed
+        # target, deadline_ns is the message's deadline (not its release) and sent_ns when it sounds
+        self.on_sent = None
         self.realtime_note: str | None = None  # why the output thread did not get SCHED_FIFO, if it did not
 
     # --- engine side ------------------------------------------------------------------------------
@@ -91,6 +93,20 @@ class Scheduler:
         self._drain()
         return self._queue[0][0] if self._queue else None
 
+    def planned(self) -> list[tuple[int, NoteMessage]]:
+        """A copy of what waits to be sent, (deadline ns, message) in deadline order: for the view.
+
+        Copying a list or deque is one call under the GIL, so this reads a consistent picture
+        without a lock on the output path; a cancel still in the inbox hides everything before it.
+        """
+        items = list(self._queue) + [item for item in list(self._inbox)]
+        if any(item is _CANCEL for item in items):
+            last = max(i for i, item in enumerate(items) if item is _CANCEL)
+            items = items[last + 1:]
+        if self._timed:  # (release, order, message, target, deadline): each message once, at its deadline
+            items = [(item[4], item[1], item[2]) for item in items if not item[3]]
+        return [(deadline, message) for deadline, _, message in sorted(items, key=lambda item: item[:2])]
+
     # --- output side ------------------------------------------------------------------------------
     def _drain(self) -> None:
         inbox, queue = self._inbox, self._queue
@@ -127,7 +143,13 @@ class Scheduler:
             else:
                 self.output.send(message)
             sent_ns = self.clock.now_ns() if self.clock is not None else now_ns
-            late = sent_ns - deadline
+            late = sent_ns - deadline  # for a timed target: handed over after its release time
+            if self._timed:
+                # What the listener hears about is the note's own deadline, and when it sounds: at its
+                # deadline when handed over in time, later by the handover's lateness otherwise (an
+                # upper bound: the port absorbs some of it), never before the handover itself.
+                deadline = item[4]
+                sent_ns = max(sent_ns, deadline + max(0, late))
             self.lateness_ns[self.sent_count % len(self.lateness_ns)] = late
             self.sent_count += 1
             if late > self.late_tolerance_ns:

@@ -6,6 +6,8 @@ packet OscOutput sends is parsed back by python-osc's parser and by liblo's oscd
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import math
 import queue
 import random
@@ -312,9 +314,11 @@ def test_register_extends_a_reserved_prefix_and_the_readme_table(osc_in, raw_sen
 def test_address_table_markdown_lists_every_address():
     table = address_table_markdown()
     rows = [line for line in table.splitlines() if line.startswith("| `")]
-    assert [row.split("`")[1] for row in rows] == ["/note/on", "/note/off", "/control/<name>", "/game/...",
-                                                   "/transport/..."]
+    assert [row.split("`")[1] for row in rows] == ["/note/on", "/note/off", "/control/<name>", "/learn",
+                                                   "/game/...", "/transport/..."]
     assert "| `/note/on` | pitch:int 0-127, velocity:int 0-127, [channel:int 0-15 = 0] |" in table
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert all(row in readme for row in rows), "the README shows the table the code accepts"
 
 
 def test_close_is_idempotent_joins_and_frees_the_port():

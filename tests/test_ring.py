@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from realtime.engine.game import GameMessage
-from realtime.events import ControlChange, NamedControl, NoteMessage
+from realtime.events import ControlChange, LearnRequest, NamedControl, NoteMessage
 from realtime.io.ring import MESSAGE_KINDS, NAME_BYTES, EventRing
 
 
@@ -26,7 +26,8 @@ def ring():
 def test_every_event_type_survives_its_record(ring):
     producer, consumer = ring
     events = [NoteMessage(60, 100, 0), NoteMessage(127, 0, 15), ControlChange(64, 127, 9),
-              NamedControl("temperature", 0.8125), NamedControl("x" * NAME_BYTES, -1e9)]
+              NamedControl("temperature", 0.8125), NamedControl("x" * NAME_BYTES, -1e9),
+              LearnRequest("temperature"), LearnRequest("phrase_end_ms")]
     events += [GameMessage(kind, "boss.fight-2" if kind in ("param", "state", "event") else "", 0.25 * i)
                for i, kind in enumerate(MESSAGE_KINDS)]
     for at_ns, event in enumerate(events, start=1_000_000_000_000):
@@ -74,6 +75,7 @@ def test_a_full_ring_refuses_and_the_oldest_stay(ring):
 def test_what_has_no_record_is_refused(ring):
     producer, consumer = ring
     assert not producer.push(NamedControl("x" * (NAME_BYTES + 1), 1.0), 1)
+    assert not producer.push(LearnRequest("x" * (NAME_BYTES + 1)), 1)
     assert not producer.push("not an event", 1)
     assert not producer.push(GameMessage("dance", "x", 1.0), 1)
     assert consumer.pop() is None

@@ -20,9 +20,9 @@ from collections import deque
 from typing import Protocol
 
 from ..clock import Clock
-from ..events import ControlChange, NamedControl, NoteMessage
+from ..events import ControlChange, LearnRequest, NamedControl, NoteMessage
 from ..io.ports import Input
-from ..patch import ControlMapping
+from ..patch import CONTROL_TARGETS, ControlMapping
 from ..scheduler import Scheduler
 
 
@@ -54,6 +54,8 @@ class Engine:
         for mapping in controls:
             self.controls.setdefault(mapping.source, []).append(mapping)
         self.controls_applied = 0
+        self.learning: str | None = None  # MIDI learn: a target waiting for the next moved controller
+        self.learned: deque[ControlMapping] = deque()  # bindings made, for saving outside the loop
         self.poll_ns = int(poll_ms * 1e6)
         self.spin_ns = int(spin_ms * 1e6)
         self._inbox: deque[tuple[NoteMessage, int]] = deque()
@@ -96,14 +98,33 @@ class Engine:
         self.mode.tick(self.clock.now_ns())
         self.scheduler.dispatch_due(self.clock.now_ns())
 
-    def _control(self, message: ControlChange | NamedControl) -> None:
+    def _control(self, message: ControlChange | NamedControl | LearnRequest) -> None:
+        if isinstance(message, LearnRequest):
+            self.learning = message.target
+            return
         if isinstance(message, ControlChange):
+            if self.learning is not None:
+                self._learn(f"cc:{message.control}", self.learning)
             source, normalized = f"cc:{message.control}", message.value / 127
         else:
             source, normalized = f"osc:{message.name}", message.value
         for mapping in self.controls.get(source, ()):
             self.mode.apply_control(mapping.target, mapping.value(normalized))
             self.controls_applied += 1
+
+    def _learn(self, source: str, target: str) -> None:
+        """Bind `source` to `target` (keeping the range the patch gave the target), replacing other CCs on it."""
+        self.learning = None
+        if target not in CONTROL_TARGETS:
+            return
+        known = [m for ms in self.controls.values() for m in ms if m.target == target]
+        low, high = (known[0].min, known[0].max) if known else CONTROL_TARGETS[target]
+        curve = known[0].curve if known else "linear"
+        for key in [k for k in self.controls if k.startswith("cc:")]:
+            self.controls[key] = [m for m in self.controls[key] if m.target != target]
+        mapping = ControlMapping(source, target, low, high, curve)
+        self.controls[source] = [m for m in self.controls.get(source, []) if m.target != target] + [mapping]
+        self.learned.append(mapping)
 
     def _next_wake_ns(self, now: int) -> int:
         wake = now + self.poll_ns

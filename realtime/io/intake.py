@@ -12,7 +12,7 @@ reader thread. The engine's process never touches a hostile datagram.
 - Drop counts (per kind, as osc.py counts them) come back as counters in the ring's header; the first
   warning line of each kind comes back over the child's stdout, so `drops` and `take_warnings()` read as
   OscInput's do. The ring full (the engine not keeping up) is one more kind: 'ring-full'.
-- A note or a game message wakes the reader at once; controls wake it at most once a millisecond (a
+- A note, a learn request or a game message wakes the reader at once; controls wake it at most once a millisecond (a
   20 ms check covers the last one), since the engine applies controls at its next tick anyway.
 - The child dies with its parent: a parent-death signal (prctl), and an end-of-file on its stdin.
 - The child runs at SCHED_FIFO below the engine (priority.py) where permitted.
@@ -38,7 +38,7 @@ from pathlib import Path
 
 from ..clock import Clock
 from ..errors import InputError, PortError
-from ..events import NoteMessage
+from ..events import LearnRequest, NoteMessage
 from ..priority import ENGINE_PRIORITY, INTAKE_PRIORITY, try_fifo
 from .osc import RECEIVE_BUFFER_BYTES, AddressSpec, Handler, OscInput, _Tally, open_socket, resolve_allowed
 from .ports import Listener
@@ -303,7 +303,7 @@ class _Child:
                       else "a name longer than the ring's records hold (100 bytes)")
             self.osc._drop(kind, detail, getattr(event, "name", ""), ("osc", 0))
             return
-        if isinstance(event, NoteMessage) or hasattr(event, "kind"):
+        if isinstance(event, (NoteMessage, LearnRequest)) or hasattr(event, "kind"):
             self.wake()
             return
         if at_ns - self.last_wake_ns >= CONTROL_WAKE_NS:

@@ -42,7 +42,8 @@ from typing import Any, Literal
 
 from ..clock import Clock
 from ..errors import InputError, PortError
-from ..events import Event, NamedControl, NoteMessage
+from ..events import Event, LearnRequest, NamedControl, NoteMessage
+from ..patch import CONTROL_TARGETS
 from .ports import HeldNotes, Listener
 
 MAX_BUNDLE_DEPTH = 8
@@ -105,6 +106,12 @@ def _control(address: str, values: tuple) -> Event:
     return NamedControl(name, values[0])
 
 
+def _learn(address: str, values: tuple) -> Event:
+    if values[0] not in CONTROL_TARGETS:
+        raise InputError(f"cannot learn {values[0]!r}; controls: {', '.join(CONTROL_TARGETS)}")
+    return LearnRequest(values[0])
+
+
 _PITCH, _CHANNEL = Arg("pitch", "int", 0, 127), Arg("channel", "int", 0, 15, default=0)
 ADDRESS_TABLE: tuple[Route, ...] = (  # the one place the OSC address space is defined
     Route("/note/on", AddressSpec((_PITCH, Arg("velocity", "int", 0, 127), _CHANNEL),
@@ -114,6 +121,9 @@ ADDRESS_TABLE: tuple[Route, ...] = (  # the one place the OSC address space is d
           lambda address, values: NoteMessage(values[0], 0, values[1])),
     Route("/control/", AddressSpec((Arg("value", "float"),), "Set the named control; the patch checks its range"),
           _control),
+    Route("/learn", AddressSpec((Arg("control", "str"),), "MIDI learn: the next moved controller is bound to "
+                                "this control (temperature, top_p, answer_notes, phrase_end_ms) and saved in the patch"),
+          _learn),
     Route("/game/", AddressSpec((), "Reserved for the game mode: dropped until registered"), None),
     Route("/transport/", AddressSpec((), "Reserved for transport: dropped until registered"), None),
 )

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from multiprocessing import shared_memory
 from typing import Any
 
-from ..events import ControlChange, NamedControl, NoteMessage
+from ..events import ControlChange, LearnRequest, NamedControl, NoteMessage
 
 RECORD_BYTES = 128
 NAME_BYTES = 100  # control or game names; the OSC table allows longer control names, refused here
@@ -38,7 +38,7 @@ HEADER_BYTES = 512
 _U64 = struct.Struct("<Q")
 assert _RECORD.size <= RECORD_BYTES and _COUNTERS + 8 * COUNTER_SLOTS <= HEADER_BYTES
 
-NOTE, CONTROL_CHANGE, NAMED_CONTROL, MESSAGE = 1, 2, 3, 4
+NOTE, CONTROL_CHANGE, NAMED_CONTROL, MESSAGE, LEARN = 1, 2, 3, 4, 5  # LEARN: /learn <control>
 # The game's message kinds (GameMessage.kind), by index: a record carries the index, not the string
 MESSAGE_KINDS = ("param", "state", "event", "tempo", "start", "stop")
 
@@ -145,6 +145,11 @@ def _encode_into(buf, offset: int, event: Any, at_ns: int) -> bool:
         _RECORD.pack_into(buf, offset, NAMED_CONTROL, 0, 0, 0, len(name), at_ns, event.value, name)
     elif isinstance(event, ControlChange):
         _RECORD.pack_into(buf, offset, CONTROL_CHANGE, event.control, event.value, event.channel, 0, at_ns, 0.0, b"")
+    elif isinstance(event, LearnRequest):
+        name = _name_bytes(event.target)
+        if name is None:
+            return False
+        _RECORD.pack_into(buf, offset, LEARN, 0, 0, 0, len(name), at_ns, 0.0, name)
     elif getattr(event, "kind", None) in MESSAGE_KINDS:
         name = _name_bytes(event.name)
         if name is None:
@@ -164,6 +169,8 @@ def _decode(fields: tuple, message_type: Callable | None) -> tuple[Any, int]:
         return NamedControl(name[:name_length].decode("utf-8"), value), at_ns
     if kind == CONTROL_CHANGE:
         return ControlChange(a, b, c), at_ns
+    if kind == LEARN:
+        return LearnRequest(name[:name_length].decode("utf-8")), at_ns
     if kind == MESSAGE and message_type is not None:
         return message_type(MESSAGE_KINDS[a], name[:name_length].decode("utf-8"), value), at_ns
     raise ValueError(f"ring record of unknown kind {kind}")
