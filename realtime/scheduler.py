@@ -144,12 +144,13 @@ class Scheduler:
                 self.output.send(message)
             sent_ns = self.clock.now_ns() if self.clock is not None else now_ns
             late = sent_ns - deadline  # for a timed target: handed over after its release time
-            if self._timed:
-                # What the listener hears about is the note's own deadline, and when it sounds: at its
-                # deadline when handed over in time, later by the handover's lateness otherwise (an
-                # upper bound: the port absorbs some of it), never before the handover itself.
-                deadline = item[4]
-                sent_ns = max(sent_ns, deadline + max(0, late))
+            if self._timed and hasattr(target, "lead_ns"):
+                # What the listener hears about is the note's own deadline and when it sounds: a port
+                # that keeps time writes it at its deadline's frame when it has it a period ahead;
+                # handed over later, it goes out within a period of the handover (an upper bound).
+                deadline, period = item[4], getattr(target, "period_ns", 0)
+                sent_ns = deadline if sent_ns + period <= deadline else max(deadline, sent_ns + period)
+                late = sent_ns - deadline
             self.lateness_ns[self.sent_count % len(self.lateness_ns)] = late
             self.sent_count += 1
             if late > self.late_tolerance_ns:
