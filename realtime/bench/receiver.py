@@ -118,6 +118,16 @@ def _wait_for_ports(player: PlayerListener, engine: subprocess.Popen, timeout_s:
     raise RuntimeError("the engine's JACK MIDI ports did not appear")
 
 
+def _stop(engine: subprocess.Popen) -> str:
+    """Ctrl-C to `realtime run`, as a user stops it; its printed output (the last status line)."""
+    engine.send_signal(2)
+    try:
+        return engine.communicate(timeout=15)[0]
+    except subprocess.TimeoutExpired:
+        engine.kill()
+        return engine.communicate()[0]
+
+
 def _summary(values_ms: list[float]) -> dict:
     a = np.asarray(values_ms, dtype=np.float64)
     if not len(a):
@@ -166,12 +176,7 @@ def through_jack(period: int, trials: int, backend: str, patch_text: str, phrase
                     onset_errors_frames.append(abs(since - round(since)) * grid_us / 1000)
         finally:
             player.close()
-            engine.send_signal(2)
-            try:
-                out = engine.communicate(timeout=15)[0]
-            except subprocess.TimeoutExpired:
-                engine.kill()
-                out = engine.communicate()[0]
+            out = _stop(engine)
         misses = re.findall(r"misses (\d+)", out)
     period_ms = period / 48.0
     return {"backend": backend, "period_frames": period, "period_ms": round(period_ms, 4), "trials": trials,
@@ -201,12 +206,7 @@ def clock_and_notes(period: int, backend: str, game_patch: str, seconds: float =
             times_us = np.array([player.us_at(frame) for frame, _ in heard], dtype=np.float64)
         finally:
             player.close()
-            engine.send_signal(2)
-            try:
-                out = engine.communicate(timeout=15)[0]
-            except subprocess.TimeoutExpired:
-                engine.kill()
-                out = engine.communicate()[0]
+            out = _stop(engine)
     frames = np.array([frame for frame, _ in heard], dtype=np.float64)
     is_pulse = np.array([data == b"\xf8" for _, data in heard])
     is_on = np.array([data[0] & 0xF0 == 0x90 and len(data) == 3 and data[2] > 0 for _, data in heard])
