@@ -28,6 +28,7 @@ import numpy as np
 from .clock import Clock
 from .events import NoteMessage
 from .io.ports import FanOut, Output
+from .priority import OUTPUT_PRIORITY
 
 _CANCEL = object()
 
@@ -208,7 +209,7 @@ def _try_fifo() -> str | None:
     if not hasattr(os, "sched_setscheduler"):
         return "real-time scheduling is not available on this platform"
     try:
-        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(10))
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(OUTPUT_PRIORITY))
         return None
     except (PermissionError, OSError) as err:
         return f"output thread runs without SCHED_FIFO ({err.strerror or err}); timing may jitter under load"
