@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import os
 import threading
 from collections import deque
 
@@ -28,7 +27,7 @@ import numpy as np
 from .clock import Clock
 from .events import NoteMessage
 from .io.ports import FanOut, Output
-from .priority import OUTPUT_PRIORITY
+from .priority import OUTPUT_PRIORITY, try_fifo
 
 _CANCEL = object()
 
@@ -100,7 +99,7 @@ class Scheduler:
         Copying a list or deque is one call under the GIL, so this reads a consistent picture
         without a lock on the output path; a cancel still in the inbox hides everything before it.
         """
-        items = list(self._queue) + [item for item in list(self._inbox)]
+        items = list(self._queue) + list(self._inbox)
         if any(item is _CANCEL for item in items):
             last = max(i for i, item in enumerate(items) if item is _CANCEL)
             items = items[last + 1:]
@@ -174,7 +173,7 @@ class Scheduler:
 
     def _run(self, realtime_priority: bool) -> None:
         if realtime_priority:
-            self.realtime_note = _try_fifo()
+            self.realtime_note = try_fifo("output thread", OUTPUT_PRIORITY)
         clock, wake = self.clock, self._wake
         while self._running:
             self._drain()
@@ -202,15 +201,3 @@ class Scheduler:
             self._thread.join(timeout=2.0)
             self._thread = None
         self._drain()
-
-
-def _try_fifo() -> str | None:
-    """Ask for SCHED_FIFO for the calling thread; returns why not, or None when granted."""
-    if not hasattr(os, "sched_setscheduler"):
-        return "real-time scheduling is not available on this platform"
-    try:
-        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(OUTPUT_PRIORITY))
-        return None
-    except (PermissionError, OSError) as err:
-        return f"output thread runs without SCHED_FIFO ({err.strerror or err}); timing may jitter under load"
-
