@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from .errors import RealtimeError
+from .io.midiparse import MIDI_BACKENDS
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -117,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="run a patch live: MIDI/OSC in, answers out, one-line status; Ctrl-C stops")
     p.add_argument("patch", help="a patch file, e.g. patches/duet.toml")
-    p.add_argument("--midi-backend", choices=["jack", "jack-rtmidi", "alsa", "coremidi", "winmm"], default=None)
+    p.add_argument("--midi-backend", choices=MIDI_BACKENDS, default=None)
     p.add_argument("--osc-port", type=int, default=None)
     p.add_argument("--no-midi", action="store_true", help="OSC only")
     p.add_argument("--no-osc", action="store_true", help="MIDI only")
@@ -133,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_replay)
 
     p = sub.add_parser("ports", help="list MIDI inputs and outputs per backend")
-    p.add_argument("--midi-backend", choices=["jack", "jack-rtmidi", "alsa", "coremidi", "winmm"], default=None)
+    p.add_argument("--midi-backend", choices=MIDI_BACKENDS, default=None)
     p.set_defaults(func=_ports)
 
     p = sub.add_parser("calibrate", help="measure a MIDI output's latency through a loopback (out -> device -> in)")

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from .errors import PatchError
+from .io.midiparse import MIDI_BACKENDS
 from .model.sampling import key_pitch_classes
 
-MIDI_BACKENDS = ("jack", "jack-rtmidi", "alsa", "coremidi", "winmm")  # realtime/io/midibackend.py
 CONTROL_TARGETS = {"temperature": (0.05, 5.0), "top_p": (0.05, 1.0), "answer_notes": (1, 256),
                    "phrase_end_ms": (20, 10_000)}
 SYNTHS = ("none", "builtin", "fluidsynth")

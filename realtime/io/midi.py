@@ -29,7 +29,7 @@ import rtmidi
 from ..clock import Clock
 from ..errors import PortError
 from ..events import NoteMessage
-from .midiparse import PANIC_CONTROLS, MidiParser, RawListener, Supervised, resolve_port
+from .midiparse import PANIC_CONTROLS, PLATFORM_BACKENDS, MidiParser, RawListener, Supervised, resolve_port
 from .ports import HeldNotes, Listener
 
 __all__ = ["MidiInput", "MidiOutput", "PANIC_CONTROLS", "resolve_port", "list_ports", "compiled_backends"]
@@ -40,7 +40,6 @@ BACKENDS: dict[str, int] = {
     "jack": rtmidi.API_UNIX_JACK,
     "winmm": rtmidi.API_WINDOWS_MM,
 }
-PLATFORM_BACKENDS = {"linux": ("alsa", "jack"), "darwin": ("coremidi", "jack"), "win32": ("winmm",)}
 PANIC_BURST = 48  # messages per JACK period in a panic
 POLL_S = 0.0005  # how often an input's reader thread looks at rtmidi's queue
 

@@ -12,9 +12,7 @@ import sys
 
 from ..clock import Clock
 from ..errors import PortError
-
-MIDI_BACKENDS = ("jack", "jack-rtmidi", "alsa", "coremidi", "winmm")
-PLATFORM_BACKENDS = {"linux": ("alsa", "jack"), "darwin": ("coremidi", "jack"), "win32": ("winmm",)}
+from .midiparse import MIDI_BACKENDS, PLATFORM_BACKENDS
 
 
 def _candidates(backend: str | None) -> tuple[str, ...]:

@@ -12,6 +12,8 @@ from ..errors import PortError
 from ..events import ControlChange, NoteMessage
 from .ports import HeldNotes, Listener
 
+MIDI_BACKENDS = ("jack", "jack-rtmidi", "alsa", "coremidi", "winmm")  # what realtime/io/midibackend.py opens
+PLATFORM_BACKENDS = {"linux": ("alsa", "jack"), "darwin": ("coremidi", "jack"), "win32": ("winmm",)}  # tried in order
 PANIC_CONTROLS = (64, 120, 123, 121)  # sustain off, all sound off, all notes off, reset controllers
 RawListener = Callable[[bytes, int], None]  # (message bytes, time ns): clock and transport
 
