@@ -9,18 +9,19 @@ time by frame (the JACK backend), so nothing but the device is measured.
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import tomlkit
 
 from .clock import SystemClock
 from .errors import PortError
 from .events import NoteMessage
 from .patch import Patch, load_patch
+from .patchedit import edit_patch
 from .scheduler import Scheduler
 
 TEST_PITCHES = (60, 64, 67, 72)
@@ -88,25 +89,20 @@ def measure(patch: Patch, trials: int = 16, gap_ms: float = 120.0, timeout_s: fl
 
 
 def write_latency(path: Path, latency_ms: float) -> None:
-    """Set `[midi] latency_ms` in a patch file, keeping every other line and comment as it was."""
-    lines = path.read_text().splitlines(keepends=True)
-    value = f"{latency_ms:.2f}"
-    header = next((i for i, line in enumerate(lines) if re.match(r"^\s*\[midi\]\s*(#.*)?$", line)), None)
-    if header is None:
-        if lines and not lines[-1].endswith("\n"):
-            lines[-1] += "\n"
-        lines += ["\n", "[midi]\n", f"latency_ms = {value}  # measured by realtime calibrate\n"]
-    else:
-        end = next((i for i in range(header + 1, len(lines)) if re.match(r"^\s*\[", lines[i])), len(lines))
-        for i in range(header + 1, end):
-            match = re.match(r"^(\s*latency_ms\s*=\s*)([^#\n]*?)(\s*(#.*)?)$", lines[i].rstrip("\n"))
-            if match:
-                lines[i] = f"{match.group(1)}{value}{match.group(3)}\n"
-                break
+    """Set `[midi] latency_ms` in a patch file, keeping every other line and comment as it was; a value
+    the patch would refuse is never written."""
+    def edit(doc) -> None:
+        if "midi" not in doc:
+            doc.add("midi", tomlkit.table())
+        midi = doc["midi"]
+        if "latency_ms" in midi:
+            midi["latency_ms"] = round(latency_ms, 2)  # keeps the line's own comment
         else:
-            lines.insert(header + 1, f"latency_ms = {value}  # measured by realtime calibrate\n")
-    path.write_text("".join(lines))
-    load_patch(path)  # the patch still parses, with the new value checked like any other key
+            value = tomlkit.item(round(latency_ms, 2))
+            value.comment("measured by realtime calibrate")
+            midi.add("latency_ms", value)
+
+    edit_patch(path, edit, "the measured latency")
 
 
 def run(patch_path: str, trials: int, write: bool, output: str | None, input_port: str | None) -> Calibration:

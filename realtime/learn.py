@@ -3,54 +3,49 @@ controller) is written into the patch's [[controls]] array, keeping the file's c
 
 The engine binds on its own thread (engine.py `_learn`) and queues the mapping; `save_learned` runs
 outside the loop (the status loop or the view's timer). The file is rewritten only if the edited text
-still parses as a valid patch, and atomically (a temporary file renamed over it).
+still parses as a valid patch, and atomically (realtime/patchedit.py).
 """
 
 from __future__ import annotations
 
-import os
-import tomllib
 from pathlib import Path
 
 import tomlkit
 
-from .errors import PatchError, RealtimeError
-from .patch import ControlMapping, parse_patch
+from .errors import RealtimeError
+from .patch import ControlMapping
+from .patchedit import edit_patch, edited_text
+
+
+def _bind(mapping: ControlMapping):
+    """An edit making `mapping` the target's one MIDI binding (other cc: sources for it removed)."""
+    def edit(doc) -> None:
+        if "controls" not in doc:
+            doc.append("controls", tomlkit.aot())
+        controls = doc["controls"]
+        stale = [i for i, entry in enumerate(controls)
+                 if entry.get("target") == mapping.target and str(entry.get("source", "")).startswith("cc:")]
+        for i in reversed(stale):
+            del controls[i]
+        entry = tomlkit.table()
+        entry.add("source", mapping.source)
+        entry.add("target", mapping.target)
+        entry.add("min", mapping.min)
+        entry.add("max", mapping.max)
+        if mapping.curve != "linear":
+            entry.add("curve", mapping.curve)
+        controls.append(entry)
+
+    return edit
 
 
 def bound_text(text: str, mapping: ControlMapping, path: str = "<patch>") -> str:
     """The patch text with `mapping` as the target's one MIDI binding (other cc: sources for it removed)."""
-    doc = tomlkit.parse(text)
-    if "controls" not in doc:
-        doc.append("controls", tomlkit.aot())
-    controls = doc["controls"]
-    stale = [i for i, entry in enumerate(controls)
-             if entry.get("target") == mapping.target and str(entry.get("source", "")).startswith("cc:")]
-    for i in reversed(stale):
-        del controls[i]
-    entry = tomlkit.table()
-    entry.add("source", mapping.source)
-    entry.add("target", mapping.target)
-    entry.add("min", mapping.min)
-    entry.add("max", mapping.max)
-    if mapping.curve != "linear":
-        entry.add("curve", mapping.curve)
-    controls.append(entry)
-    out = tomlkit.dumps(doc)
-    parse_patch(tomllib.loads(out), path)  # never write a patch that would not load
-    return out
+    return edited_text(text, _bind(mapping), path)
 
 
 def save_binding(path: str | Path, mapping: ControlMapping) -> None:
-    path = Path(path)
-    try:
-        text = path.read_text()
-        out = bound_text(text, mapping, str(path))
-        temporary = path.with_name(f".{path.name}.learn")
-        temporary.write_text(out)
-        os.replace(temporary, path)
-    except OSError as err:
-        raise PatchError(f"{path}: could not save the learned binding ({err.strerror or err})") from None
+    edit_patch(path, _bind(mapping), "the learned binding")
 
 
 def save_learned(live) -> list[str]:

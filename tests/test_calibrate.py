@@ -72,3 +72,4 @@ def test_write_latency_replaces_the_value_and_keeps_comments(tmp_path: Path) -> 
     assert load_patch(bare).midi.latency_ms == 4.0
     with pytest.raises(PatchError, match=r"\[midi\] latency_ms must be between 0 and 500"):
         write_latency(bare, 900.0)
+    assert load_patch(bare).midi.latency_ms == 4.0, "a value the patch refuses is never written"
