@@ -120,15 +120,9 @@ class _JackTimes:
     """JACK's own frame -> time (its DLL), shifted to time.monotonic: what a receiving client sees."""
 
     def __init__(self, client) -> None:
-        import ctypes
+        from realtime.io.jackclock import client_pointer, libjack
 
-        import jack
-
-        lib = ctypes.CDLL(jack._libname)
-        lib.jack_get_time.restype = ctypes.c_uint64
-        lib.jack_frames_to_time.restype = ctypes.c_uint64
-        lib.jack_frames_to_time.argtypes = [ctypes.c_void_p, ctypes.c_uint32]
-        self._lib, self._client = lib, ctypes.c_void_p(int(jack._ffi.cast("uintptr_t", client._ptr)))
+        self._lib, self._client = libjack(), client_pointer(client)
         self._offset_us: float | None = None
 
     def monotonic_s(self, frame: int) -> float:

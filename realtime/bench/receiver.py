@@ -16,7 +16,6 @@ JACK's DLL), so the dummy driver's drift against the wall clock at small periods
 
 from __future__ import annotations
 
-import ctypes
 import os
 import re
 import subprocess
@@ -30,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from realtime.childproc import clear_stale_jack_registry, die_with_parent
+from realtime.io.jackclock import client_pointer, libjack
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -69,10 +69,7 @@ class PlayerListener:
         self.heard: list[tuple[int, bytes]] = []
         self._to_play: list[tuple[int, bytes]] = []
         self._lock = threading.Lock()
-        lib = ctypes.CDLL(jack._libname)
-        lib.jack_frames_to_time.restype = ctypes.c_uint64
-        lib.jack_frames_to_time.argtypes = [ctypes.c_void_p, ctypes.c_uint32]
-        self._lib, self._ptr = lib, ctypes.c_void_p(int(jack._ffi.cast("uintptr_t", self.client._ptr)))
+        self._lib, self._ptr = libjack(), client_pointer(self.client)
         self.client.set_process_callback(self._process)
         self.client.activate()
 

@@ -13,17 +13,27 @@ import ctypes
 from ..clock import Clock
 
 
-def _libjack() -> ctypes.CDLL:
-    """The libjack JACK-Client loaded, for the time functions it does not wrap."""
+def libjack() -> ctypes.CDLL:
+    """The libjack JACK-Client loaded, with the time functions it does not wrap declared (also for the
+    receiving clients of tests and benchmarks, which convert frames with JACK's own jack_frames_to_time)."""
     import jack  # only when a JACK-Client port opens: `import realtime` must not need libjack
 
     lib = ctypes.CDLL(jack._libname)
     lib.jack_get_time.restype = ctypes.c_uint64
+    lib.jack_frames_to_time.restype = ctypes.c_uint64
+    lib.jack_frames_to_time.argtypes = [ctypes.c_void_p, ctypes.c_uint32]
     lib.jack_get_cycle_times.restype = ctypes.c_int
     lib.jack_get_cycle_times.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint32),
                                          ctypes.POINTER(ctypes.c_uint64), ctypes.POINTER(ctypes.c_uint64),
                                          ctypes.POINTER(ctypes.c_float)]
     return lib
+
+
+def client_pointer(client) -> ctypes.c_void_p:
+    """A jack.Client's jack_client_t*, for the libjack functions called through ctypes."""
+    import jack
+
+    return ctypes.c_void_p(int(jack._ffi.cast("uintptr_t", client._ptr)))
 
 
 class FrameClock:
@@ -37,10 +47,8 @@ class FrameClock:
     PHASE_GAIN, RATE_GAIN = 1 / 64, 1 / 8192  # a critically damped second-order loop (rate ~ phase^2 / 2)
 
     def __init__(self, client, clock: Clock) -> None:  # client: a jack.Client
-        import jack
-
-        self._lib = _libjack()
-        self._client = ctypes.c_void_p(int(jack._ffi.cast("uintptr_t", client._ptr)))
+        self._lib = libjack()
+        self._client = client_pointer(client)
         self._clock = clock
         self.rate = client.samplerate
         self._frames, self._usecs = ctypes.c_uint32(), ctypes.c_uint64()
