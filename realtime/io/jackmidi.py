@@ -57,11 +57,16 @@ def available() -> str | None:
 _OPEN_PORTS: "weakref.WeakSet[_JackPort]" = weakref.WeakSet()
 
 
-def release_dead_clients() -> None:
-    """Close every client whose server died (off the hot path; each returns at once)."""
+def release_dead_ports() -> None:
+    """Close the JACK-Client clients of ours whose server died (each returns at once)."""
     for port in list(_OPEN_PORTS):
         if not port._alive and port._client is not None:
             port._release_client()
+
+
+def release_dead_clients() -> None:
+    """Close every client whose server died, ours and rtmidi's watch (off the hot path)."""
+    release_dead_ports()
     rtmidi_side = sys.modules.get("realtime.io.midi")
     watch = getattr(rtmidi_side, "_WATCH", None)
     if watch is not None:

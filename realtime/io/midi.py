@@ -142,10 +142,8 @@ class JackWatch:
                 self._lib.jack_client_close(self._client)
                 self._client = None
             jack_client_side = sys.modules.get("realtime.io.jackmidi")
-            if jack_client_side is not None:
-                for port in list(jack_client_side._OPEN_PORTS):  # their dead clients close first too
-                    if not port._alive and port._client is not None:
-                        port._release_client()
+            if jack_client_side is not None:  # the JACK-Client ports' dead clients close first too
+                jack_client_side.release_dead_ports()
             status = ctypes.c_int(0)
             client = self._lib.jack_client_open(b"realtime-watch", self._NO_START_SERVER, ctypes.byref(status))
             if client:
