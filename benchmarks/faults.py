@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> dict:
         return {"skipped": "jackd is not installed (Debian jackd2)"}
     import tempfile
 
-    from jackserver import JackServer
+    from realtime.bench.jackd import JackServer
 
     rows = []
     with JackServer() as jack, tempfile.TemporaryDirectory() as folder:

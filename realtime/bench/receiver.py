@@ -28,7 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from realtime.childproc import clear_stale_jack_registry, die_with_parent
+from realtime.bench.jackd import JackServer
+from realtime.childproc import die_with_parent
 from realtime.io.jackclock import client_pointer, libjack
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,23 +37,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @contextmanager
 def jack_server(period: int):
-    name = f"realtime-bench-{os.getpid()}-{period}"
-    for attempt in range(3):
-        proc = subprocess.Popen(["jackd", "-n", name, "-d", "dummy", "-r", "48000", "-p", str(period)],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=die_with_parent)
-        if subprocess.run(["jack_wait", "-s", name, "-w", "-t", "10"], capture_output=True).returncode == 0:
-            break
-        proc.terminate()
-        proc.wait(timeout=10)
-        if attempt == 2:
-            raise RuntimeError(f"jackd {name} did not start")
-        clear_stale_jack_registry()  # "Too many servers already active" with none running
-        time.sleep(0.5)
-    try:
-        yield name
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    """A private dummy server at `period` frames for one measurement; yields its name."""
+    with JackServer(period=period, prefix="realtime-bench") as server:
+        yield server.name
 
 
 class PlayerListener:
