@@ -228,7 +228,7 @@ class JackMidiInput(_JackPort):
 
     def _process(self, frames: int) -> None:
         try:
-            first = self.frames.cycle()
+            first = self.frames.cycle(frames)
             lib, event = jack._lib, self._event
             buffer = lib.jack_port_get_buffer(self._port._ptr, frames)
             count = lib.jack_midi_get_event_count(buffer)
@@ -327,7 +327,7 @@ class JackMidiOutput(_JackPort):
         lib = jack._lib
         buffer = lib.jack_port_get_buffer(self._port._ptr, frames)
         lib.jack_midi_clear_buffer(buffer)
-        first = self.frames.cycle()
+        first = self.frames.cycle(frames)
         inbox, pending, frame_at = self._inbox, self._pending, self.frames.frame_at
         while inbox:
             item = inbox.popleft()
