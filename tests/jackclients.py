@@ -89,6 +89,14 @@ class Receiver:
         """Connect to a port by its exact name, else the one whose name contains `port`."""
         names = [p.name for p in self.client.get_ports(is_midi=True, is_output=True)]
         self.client.connect(resolve_port(names, port, "output", "jack"), self.ports[0])
+        self.settle()
+
+    def settle(self, periods: int = 2) -> None:
+        """Wait until the server has run `periods` whole cycles: a connection made now is in its graph only
+        from a later cycle, and what the other side writes in the current one never arrives here (CI once
+        missed a test's first three notes that way)."""
+        start = self.client.frame_time
+        wait_for(lambda: self.client.frame_time - start >= (periods + 1) * self.client.blocksize, 2.0, 0.001)
 
     def heard(self) -> list[list[int]]:
         with self._lock:
