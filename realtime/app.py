@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from . import priority
 from .clock import SystemClock
 from .engine.continuation import Continuation, ContinuationSettings
 from .engine.engine import Engine
@@ -182,6 +183,8 @@ class LiveEngine:
             self.generator.runner.warm_up()
             self.generator.reset()
         sys.setswitchinterval(SWITCH_INTERVAL_S)
+        self._caller = threading.get_ident(), priority.current()  # the main thread, as a rule: realtime/priority.py
+        main_note = priority.try_fifo("main thread", priority.MAIN_PRIORITY, inherit=False)
         gc.collect()
         gc.freeze()  # start-up objects are never scanned again; one gen-2 pass cost 25 ms here
         self.scheduler.start(realtime_priority=True)
@@ -193,7 +196,7 @@ class LiveEngine:
         self._thread = threading.Thread(target=self._run_engine, name="realtime-engine", daemon=True)
         self._thread.start()
         time.sleep(0.05)
-        notes = [self.scheduler.realtime_note, self._engine_fifo_note]
+        notes = [self.scheduler.realtime_note, self._engine_fifo_note, main_note]
         notes += getattr(getattr(self, "osc_input", None), "realtime_notes", [])
         if any(notes):  # one line, however many threads were refused
             self.warnings.append("; ".join(note for note in notes if note))
@@ -261,6 +264,9 @@ class LiveEngine:
         self._stack.close()
         gc.unfreeze()
         sys.setswitchinterval(self._old_switch)
+        caller = getattr(self, "_caller", None)
+        if caller is not None and caller[0] == threading.get_ident():
+            priority.restore(caller[1])
 
     def __enter__(self) -> LiveEngine:
         return self

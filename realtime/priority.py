@@ -9,7 +9,10 @@ above them, JACK callbacks missed periods and input events were lost); the outpu
 OUTPUT_PRIORITY, the engine's threads at ENGINE_PRIORITY, the OSC intake process below those, so a flood
 it parses cannot starve the engine; anything at SCHED_OTHER (a DAW, a browser, a CPU
 burner) runs only when these sleep. The kernel's real-time throttling (95% by default) still leaves the
-rest of the machine a share if one of them ever spins.
+rest of the machine a share if one of them ever spins. The main thread goes lowest (MAIN_PRIORITY),
+without passing it on: it holds the lock now and then too (status line, view, signal handlers; in the
+test suite, every test body and the foreign clients' callbacks' neighbours), and when a busy program
+preempted it there, JACK callbacks in Python missed whole periods (events lost, or one read twice).
 """
 
 from __future__ import annotations
@@ -17,21 +20,44 @@ from __future__ import annotations
 import os
 
 OUTPUT_PRIORITY = 4  # the scheduler's output thread (it spins the last fraction of a ms)
-ENGINE_PRIORITY = 3  # the engine loop and the OSC ring reader
+ENGINE_PRIORITY = 3  # the engine loop, the OSC ring reader, MIDI and OSC input threads
 INTAKE_PRIORITY = 2
+MAIN_PRIORITY = 1  # the main thread (status line, view, signals; in tests, the test itself)
 
 
-def try_fifo(what: str, priority: int = ENGINE_PRIORITY) -> str | None:
-    """SCHED_FIFO for the calling thread (threads it starts inherit it); None if granted, else why not."""
+def try_fifo(what: str, priority: int = ENGINE_PRIORITY, inherit: bool = True) -> str | None:
+    """SCHED_FIFO for the calling thread; None if granted, else why not. With `inherit`, threads it
+    starts inherit it; without, every thread and process it starts begins at normal priority
+    (SCHED_RESET_ON_FORK): for the main thread, whose children (a synth, a server, a compiler) must
+    not run above every other program."""
     if not hasattr(os, "sched_setscheduler"):
         return f"{what} runs without real-time priority (not available on this platform)"
+    policy = os.SCHED_FIFO if inherit else os.SCHED_FIFO | getattr(os, "SCHED_RESET_ON_FORK", 0)
     try:
-        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+        os.sched_setscheduler(0, policy, os.sched_param(priority))
         return None
     except (PermissionError, OSError) as err:
         return f"{what} runs without SCHED_FIFO ({err.strerror or err}); timing may jitter under load"
 
 
+def current() -> tuple[int, int] | None:
+    """The calling thread's policy and priority, for `restore` (None where there is no such thing)."""
+    if not hasattr(os, "sched_getscheduler"):
+        return None
+    return os.sched_getscheduler(0), os.sched_getparam(0).sched_priority
+
+
+def restore(saved: tuple[int, int] | None) -> None:
+    """Give the calling thread back a policy and priority `current` returned."""
+    if saved is not None:
+        try:
+            os.sched_setscheduler(0, saved[0], os.sched_param(saved[1]))
+        except OSError:
+            pass
+
+
 def is_fifo() -> bool:
     """Whether the calling thread runs under SCHED_FIFO."""
-    return hasattr(os, "sched_getscheduler") and os.sched_getscheduler(0) == os.SCHED_FIFO
+    if not hasattr(os, "sched_getscheduler"):
+        return False
+    return os.sched_getscheduler(0) & ~getattr(os, "SCHED_RESET_ON_FORK", 0) == os.SCHED_FIFO

@@ -9,6 +9,7 @@ it is a failure instead: a skip there would hide a broken set-up.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import shutil
@@ -58,15 +59,32 @@ def shipped_model():
     return path
 
 
+@contextlib.contextmanager
+def as_the_engine_process():
+    """The test's main thread as `realtime run`'s: a short GIL switch interval, and SCHED_FIFO at the
+    lowest priority, so no busy program preempts it while it holds the lock that the JACK callbacks of
+    the engine and of the foreign clients in this process wait for (under two CPU burners they missed
+    periods: events lost or read twice, a clock master's pulses late)."""
+    from realtime import priority
+
+    old_switch = sys.getswitchinterval()
+    sys.setswitchinterval(0.0005)
+    saved = priority.current()
+    priority.try_fifo("the test", priority.MAIN_PRIORITY, inherit=False)
+    try:
+        yield
+    finally:
+        priority.restore(saved)
+        sys.setswitchinterval(old_switch)
+
+
 @pytest.fixture
 def jack(monkeypatch: pytest.MonkeyPatch):
     """A private JACK dummy server (-p 64) for one test; $JACK_DEFAULT_SERVER points clients at it."""
     from jackserver import JackServer
 
     require_tools("jackd", "jack_wait", package="jackd2")
-    old_switch = sys.getswitchinterval()
-    sys.setswitchinterval(0.0005)  # as `realtime run` does: JACK callbacks in Python wait less for the GIL
-    with JackServer() as server:
+    with JackServer() as server, as_the_engine_process():
         for key, value in server.environ().items():
             monkeypatch.setenv(key, value)
         from realtime.io.midi import jack_watch
@@ -76,7 +94,6 @@ def jack(monkeypatch: pytest.MonkeyPatch):
     from realtime.io.jackmidi import release_dead_clients
 
     release_dead_clients()  # the server is gone: close what this process still holds of it, at once
-    sys.setswitchinterval(old_switch)
 
 
 @pytest.fixture
@@ -86,7 +103,7 @@ def jack256(monkeypatch: pytest.MonkeyPatch):
     from jackserver import JackServer
 
     require_tools("jackd", "jack_wait", "jack_midi_dump", "jack_midiseq", package="jackd2")
-    with JackServer(period=256) as server:
+    with JackServer(period=256) as server, as_the_engine_process():
         for key, value in server.environ().items():
             monkeypatch.setenv(key, value)
         yield server

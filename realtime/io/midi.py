@@ -29,6 +29,7 @@ import rtmidi
 from ..clock import Clock
 from ..errors import PortError
 from ..events import NoteMessage
+from ..priority import try_fifo
 from .midiparse import PANIC_CONTROLS, PLATFORM_BACKENDS, MidiParser, RawListener, Supervised, resolve_port
 from .ports import HeldNotes, Listener
 
@@ -370,6 +371,7 @@ class MidiInput(_MidiPort):
         midi.ignore_types(sysex=True, timing=not self.accept_clock, active_sense=True)
 
     def _read(self) -> None:
+        try_fifo(f"MIDI input {self.name}")  # a reader at normal priority holding the GIL stalls JACK's callbacks
         clock, dispatch = self.clock, self.parser.dispatch
         while self._reading:
             midi = self._midi

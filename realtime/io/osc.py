@@ -44,6 +44,7 @@ from ..clock import Clock
 from ..errors import InputError, PortError
 from ..events import Event, LearnRequest, NamedControl, NoteMessage
 from ..patch import CONTROL_TARGETS
+from ..priority import INTAKE_PRIORITY, try_fifo
 from .ports import HeldNotes, Listener
 
 MAX_BUNDLE_DEPTH = 8
@@ -375,6 +376,7 @@ class OscInput:
             self._thread.join()
 
     def _serve(self) -> None:
+        try_fifo(f"OSC input {self.name}", INTAKE_PRIORITY)  # see realtime/priority.py; below the engine's
         selector = selectors.DefaultSelector()  # not select.select: it fails past file descriptor 1024
         selector.register(self._sock, selectors.EVENT_READ)
         selector.register(self._wake_read, selectors.EVENT_READ)
