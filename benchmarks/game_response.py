@@ -44,7 +44,7 @@ from realtime.io.osc import OscInput  # noqa: E402
 from realtime.io.ports import MemoryOutput  # noqa: E402
 from realtime.model.runner import ModelRunner  # noqa: E402
 from realtime.model.sampling import key_pitch_classes  # noqa: E402
-from realtime.patch import load_patch  # noqa: E402
+from realtime.patch import compile_patch, load_patch  # noqa: E402
 
 PATCH = ROOT / "patches" / "game.toml"
 STINGER_CHANNELS = None  # filled from the patch
@@ -75,7 +75,7 @@ def run_fake(patch, bars: int) -> tuple[list, object]:
     """Generate `bars` bars on a fake clock; returns (deadline, message) of every note sent, and the mode."""
     clock = FakeClock(0)
     out = MemoryOutput(clock)
-    mode, scheduler, _ = build_game_mode(patch, clock, out)
+    mode, scheduler, _ = build_game_mode(compile_patch(patch), clock, out)
     engine = Engine(mode, clock, [], scheduler)
     sent: list = []
     scheduler.on_sent = lambda message, deadline, at: sent.append((deadline, message))
@@ -124,7 +124,7 @@ def osc_response(patch, trials: int) -> dict:
     """Real engine on the real clock: send /game/param over UDP, wait for the first note chosen after it."""
     clock = SystemClock()
     out = MemoryOutput(clock)
-    mode, scheduler, _ = build_game_mode(patch, clock, out)
+    mode, scheduler, _ = build_game_mode(compile_patch(patch), clock, out)
     pushes: list = []  # (push time, deadline, message)
     original_push = scheduler.push
 
@@ -135,7 +135,7 @@ def osc_response(patch, trials: int) -> dict:
     sent: dict = {}
     scheduler.on_sent = lambda message, deadline, at: sent.setdefault((deadline, id(message)), at)
     osc = OscInput(clock, "127.0.0.1", 0)
-    register_game_api(osc, patch.game, mode.post)
+    register_game_api(osc, compile_patch(patch).game, mode.post)
     engine = Engine(mode, clock, [osc], scheduler)
     scheduler.start(realtime_priority=False)
     mode.start(clock.now_ns())

@@ -20,16 +20,17 @@ import numpy as np
 
 from . import priority
 from .clock import SystemClock
-from .engine.continuation import Continuation, ContinuationSettings
+from .engine.continuation import Continuation
 from .engine.engine import Engine
 from .errors import RealtimeError
 from .io.ports import FanOut, Input, Output
 from .model.generator import Generator
 from .model.runner import ModelRunner
 from .model.sampling import Constraints, Sampler, key_pitch_classes
-from .patch import Patch
+from .patch import Patch, compile_patch
 from .priority import try_fifo
 from .scheduler import Scheduler
+from .settings import sampling
 
 SWITCH_INTERVAL_S = 0.0005  # a busy Python thread otherwise holds the GIL for up to 5 ms
 
@@ -62,6 +63,7 @@ class LiveEngine:
 
     def __init__(self, patch: Patch, clock: SystemClock | None = None) -> None:
         self.patch = patch
+        self.settings = compile_patch(patch)  # what the engine runs with; ports come from the patch
         self.clock = clock or SystemClock()
         self.inputs: list[Input] = []
         self.outputs: list[Output] = []
@@ -74,34 +76,27 @@ class LiveEngine:
 
     # --- start-up --------------------------------------------------------------------------------
     def _build(self) -> None:
-        p = self.patch
+        s = self.settings
         self.clock_scheduler: Scheduler | None = None
         try:
-            if p.engine.mode == "game":
+            if s.mode == "game":
                 self._build_game()
                 return
-            runner = ModelRunner(p.model.name)
-            defaults = runner.meta.get("sampling", {})
-            sampler = Sampler(p.engine.seed,
-                              p.model.temperature if p.model.temperature is not None else defaults.get("temperature", 1.0),
-                              p.model.top_p if p.model.top_p is not None else defaults.get("top_p", 1.0))
-            constraints = Constraints(key_pitch_classes(p.model.key) if p.model.key else None,
-                                      p.model.lowest, p.model.highest, p.model.max_polyphony)
+            m = s.model
+            runner = ModelRunner(m.name)
+            sampler = Sampler(s.seed, *sampling(runner.meta, m.temperature, m.top_p))
+            constraints = Constraints(key_pitch_classes(m.key) if m.key else None, m.lowest, m.highest,
+                                      m.max_polyphony)
             self.generator = Generator(runner, sampler, constraints)
             runner.warm_up()  # ONNX session and caches warm before any port opens (benchmarks/cold_start.py)
             self._open_outputs()
             self.output = FanOut(self.outputs)
-            self.scheduler = Scheduler(self.output, self.clock, late_tolerance_ns=int(p.engine.budget_ms * 1e6))
-            c = p.continuation
-            settings = ContinuationSettings(
-                tempo_bpm=p.engine.tempo_bpm, phrase_end_ms=c.phrase_end_ms, phrase_end_beats=c.phrase_end_beats,
-                answer_notes=c.answer_notes, answer_beats=c.answer_beats, lookahead_ms=c.lookahead_ms,
-                budget_ms=p.engine.budget_ms, channel=c.channel - 1, follow_velocity=c.follow_velocity)
-            self.mode = Continuation(self.generator, self.scheduler, settings,
+            self.scheduler = Scheduler(self.output, self.clock, late_tolerance_ns=int(s.budget_ms * 1e6))
+            self.mode = Continuation(self.generator, self.scheduler, s.continuation,
                                      model_velocity=runner.meta.get("velocity_level_mean", 80.0),
-                                     fallback=p.model.fallback == "markov", clock=self.clock)
+                                     fallback=m.fallback, clock=self.clock)
             self._open_inputs()
-            self.engine = Engine(self.mode, self.clock, self.inputs, self.scheduler, controls=p.controls)
+            self.engine = Engine(self.mode, self.clock, self.inputs, self.scheduler, controls=s.controls)
         except BaseException:
             self._stack.close()
             raise
@@ -111,17 +106,17 @@ class LiveEngine:
         from .engine.gameosc import register_game_api
         from .engine.gamesetup import build_game_mode, voice_osc_outputs
 
-        p = self.patch
+        s, osc = self.settings, self.patch.osc
         self._open_outputs()
-        for port in voice_osc_outputs(p):
+        for port in voice_osc_outputs(s.game, osc.out_host, osc.out_port):
             self._add_output(port)
         self.output = FanOut(self.outputs)
         raw_send = next((port.send_raw for port in self.outputs if hasattr(port, "send_raw")), None)
-        self.mode, self.scheduler, self.clock_scheduler = build_game_mode(p, self.clock, self.output, raw_send)
+        self.mode, self.scheduler, self.clock_scheduler = build_game_mode(s, self.clock, self.output, raw_send)
         self._open_inputs()
         if hasattr(self, "osc_input"):
-            register_game_api(self.osc_input, p.game, self.mode.post)
-        self.engine = Engine(self.mode, self.clock, self.inputs, self.scheduler, controls=p.controls)
+            register_game_api(self.osc_input, s.game, self.mode.post)
+        self.engine = Engine(self.mode, self.clock, self.inputs, self.scheduler, controls=s.controls)
 
     def _open_outputs(self) -> None:
         p = self.patch

@@ -9,29 +9,35 @@ from .errors import RealtimeError
 from .io.midiparse import MIDI_BACKENDS
 
 
-def _train(args: argparse.Namespace) -> None:
+TRAIN_FLAGS = ("midi_dir", "limit", "out_dir", "name", "checkpoint_dir", "hidden", "layers", "epochs", "seed",
+               "threads")  # default None on the command line: a flag not given leaves the config's own default
+
+
+def train_config(args: argparse.Namespace):
+    """`realtime train` flags -> TrainConfig, or ConditionedConfig with --controls (whose defaults differ)."""
     try:
-        from .training.train import TrainConfig, train
+        if args.controls:
+            from .training.conditioned import ConditionedConfig as config
+        else:
+            from .training.train import TrainConfig as config
     except ImportError as err:
         raise RealtimeError(f"training needs the train extra ({err.name} is missing): pip install -e '.[train]'") from None
+    given = {name: getattr(args, name) for name in TRAIN_FLAGS if getattr(args, name) is not None}
+    if args.corpus is not None:
+        given["corpus"] = [c for c in args.corpus.split(",") if c]
+    return config(**given, progress=not args.no_progress)
+
+
+def _train(args: argparse.Namespace) -> None:
+    cfg = train_config(args)
     if args.controls:
-        return _train_controls(args)
-    cfg = TrainConfig(corpus=[c for c in args.corpus.split(",") if c], midi_dir=args.midi_dir, limit=args.limit,
-                      out_dir=args.out_dir, name=args.name, checkpoint_dir=args.checkpoint_dir,
-                      hidden=args.hidden, layers=args.layers, epochs=args.epochs, seed=args.seed, threads=args.threads,
-                      progress=not args.no_progress)
-    train(cfg)
+        from .training.conditioned import train_conditioned
 
+        train_conditioned(cfg)
+    else:
+        from .training.train import train
 
-def _train_controls(args: argparse.Namespace) -> None:
-    from .training.conditioned import ConditionedConfig, train_conditioned
-
-    cfg = ConditionedConfig(corpus=[c for c in args.corpus.split(",") if c], midi_dir=args.midi_dir, limit=args.limit,
-                            out_dir=args.out_dir, name=args.name if args.name != "bach-folk-lstm" else "game-lstm",
-                            checkpoint_dir=args.checkpoint_dir, hidden=args.hidden if args.hidden != 256 else 128,
-                            layers=args.layers, epochs=args.epochs, seed=args.seed, threads=args.threads,
-                            progress=not args.no_progress)
-    train_conditioned(cfg)
+        train(cfg)
 
 
 def _game_client(args: argparse.Namespace) -> None:
@@ -165,22 +171,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_bench)
 
     p = sub.add_parser("train", help="train an LSTM and the Markov baseline, export ONNX (needs the train extra)")
-    p.add_argument("--corpus", default="chorales,oneills1850",
+    p.description = ("A flag left out keeps the training config's own default (TrainConfig, or ConditionedConfig "
+                     "with --controls, whose name, size, epochs and threads differ); a flag given always wins.")
+    p.add_argument("--corpus", default=None,
                    help="comma-separated music21 collections: chorales, essenFolksong, oneills1850, ryansMammoth")
     p.add_argument("--midi-dir", default=None, help="also train on every .mid under this folder")
     p.add_argument("--limit", type=int, default=None, help="pieces per collection (quick runs)")
-    p.add_argument("--out-dir", default="models")
-    p.add_argument("--name", default="bach-folk-lstm")
-    p.add_argument("--checkpoint-dir", default="out/train", help="resumable checkpoints live here")
-    p.add_argument("--hidden", type=int, default=256)
-    p.add_argument("--layers", type=int, default=2)
-    p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=2, help="torch threads")
+    p.add_argument("--out-dir", default=None)
+    p.add_argument("--name", default=None)
+    p.add_argument("--checkpoint-dir", default=None, help="resumable checkpoints live here")
+    p.add_argument("--hidden", type=int, default=None)
+    p.add_argument("--layers", type=int, default=None)
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--threads", type=int, default=None, help="torch threads")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--controls", action="store_true",
-                   help="train a conditioned model for game mode (density, register, dynamics, key); default name "
-                        "game-lstm, hidden 128")
+                   help="train a conditioned model for game mode (density, register, dynamics, key)")
     p.set_defaults(func=_train)
 
     p = sub.add_parser("game-client", help="a scripted game: calm, tense, combat, victory over OSC")

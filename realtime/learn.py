@@ -13,8 +13,8 @@ from pathlib import Path
 import tomlkit
 
 from .errors import RealtimeError
-from .patch import ControlMapping
 from .patchedit import edit_patch, edited_text
+from .settings import ControlMapping
 
 
 def _bind(mapping: ControlMapping):

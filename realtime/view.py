@@ -22,7 +22,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer, Static
 
 from .events import LearnRequest, NoteMessage
-from .patch import CONTROL_TARGETS
+from .settings import CONTROL_TARGETS
 from .taps import Taps
 
 NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")

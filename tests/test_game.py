@@ -18,7 +18,7 @@ from realtime.io.osc import AddressTable, _Drop
 from realtime.io.ports import MemoryOutput
 from realtime.model.runner import models_dir
 from realtime.model.sampling import key_pitch_classes
-from realtime.patch import load_patch, parse_patch
+from realtime.patch import compile_patch, load_patch, parse_patch
 
 GAME_MODEL = "game-lstm.int8"
 LOOKAHEAD_NS = 60_000_000
@@ -39,7 +39,7 @@ class Rig:
         self.out = MemoryOutput(self.clock)
         self.raw: list[tuple[int, bytes]] = []
         self.mode, self.scheduler, self.clock_scheduler = build_game_mode(
-            patch, self.clock, self.out, raw_send=lambda data: None,
+            compile_patch(patch), self.clock, self.out, raw_send=lambda data: None,
             model=MODEL_FOR_TESTS)
         self.engine = Engine(self.mode, self.clock, [], self.scheduler)
         self.deadlines: list[tuple[int, object]] = []  # (deadline ns, message) as the output sent them
@@ -166,7 +166,7 @@ def test_batched_stepping_and_transport(patch):
 def test_unknown_names_and_bad_values_change_nothing(patch):
     posted = []
     table = AddressTable()
-    for address, spec, handler in game_routes(patch.game, lambda m, t: posted.append(m), lambda: 0):
+    for address, spec, handler in game_routes(compile_patch(patch).game, lambda m, t: posted.append(m), lambda: 0):
         table.register(address, spec, handler)
     table.event("/game/param", "sf", ["intensity", 0.5])
     table.event("/game/state", "s", ["combat"])

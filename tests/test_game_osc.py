@@ -21,7 +21,7 @@ from realtime.engine.gamesetup import build_game_mode
 from realtime.io.osc import OscInput
 from realtime.io.ports import MemoryOutput
 from realtime.model.runner import models_dir
-from realtime.patch import load_patch
+from realtime.patch import compile_patch, load_patch
 
 @pytest.fixture
 def needs_oscsend() -> None:
@@ -40,14 +40,14 @@ def wait_until(condition, seconds: float = 5.0) -> bool:
 @pytest.fixture
 def live():
     """A game engine on the real clock: OSC in on a free port, notes into a memory output."""
-    patch = load_patch(models_dir().parent / "patches" / "game.toml")
+    settings = compile_patch(load_patch(models_dir().parent / "patches" / "game.toml"))
     clock = SystemClock()
     out = MemoryOutput(clock)
-    mode, scheduler, _ = build_game_mode(patch, clock, out)
+    mode, scheduler, _ = build_game_mode(settings, clock, out)
     sent: list[tuple[int, object]] = []
     scheduler.on_sent = lambda message, deadline, at: sent.append((deadline, message))
     osc = OscInput(clock, "127.0.0.1", 0)
-    register_game_api(osc, patch.game, mode.post)
+    register_game_api(osc, settings.game, mode.post)
     engine = Engine(mode, clock, [osc], scheduler)
     scheduler.start(realtime_priority=False)
     mode.start(clock.now_ns())
@@ -148,7 +148,8 @@ def test_pure_data_patch_sends_the_same_messages(tmp_path):
 
     got = []
     osc = OscInput(SystemClock(), "127.0.0.1", 0)
-    register_game_api(osc, load_patch(models_dir().parent / "patches" / "game.toml").game, lambda m, t: got.append(m))
+    game = compile_patch(load_patch(models_dir().parent / "patches" / "game.toml")).game
+    register_game_api(osc, game, lambda m, t: got.append(m))
     sends = [f"connect-to {osc.address[1]}", "state combat", "param intensity 0.5", "event hit", "tempo 128",
              "stop bang", "start bang"]
     args = ["pd", "-nogui", "-noaudio", "-nomidi", "-open", str(models_dir().parent / "patches" / "game.pd")]

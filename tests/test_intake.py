@@ -26,7 +26,7 @@ from realtime.io.intake import OscIntake
 from realtime.io.osc import encode_message
 from realtime.io.sockfilter import attach_allowlist
 from realtime.model.runner import models_dir
-from realtime.patch import load_patch
+from realtime.patch import compile_patch, load_patch
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="socket filters and prctl need Linux")
@@ -138,7 +138,7 @@ def test_the_game_api_is_checked_in_the_intake_process(home):
     patch = load_patch(models_dir().parent / "patches" / "game.toml")
     intake, posted = OscIntake(SystemClock(), port=0), []
     try:
-        intake.register_game(patch.game, lambda message, at_ns: posted.append(message), GameMessage)
+        intake.register_game(compile_patch(patch).game, lambda message, at_ns: posted.append(message), GameMessage)
         home.sendto(b"/game/param\x00,sf\x00danger\x00\x00" + struct.pack(">f", 0.5), intake.address)
         home.sendto(b"/game/state\x00,s\x00\x00nowhere\x00", intake.address)
         home.sendto(b"/game/event\x00,s\x00\x00hit\x00", intake.address)

@@ -10,7 +10,7 @@ rolled back to the last answer note that actually sounded.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 
@@ -21,33 +21,11 @@ from ..model.generator import Generator
 from ..model.tokens import DURATION_BEATS, IOI_BEATS, Token, duration_bucket, ioi_bucket, velocity_bucket
 from ..model.tokens import VELOCITY_LEVELS
 from ..scheduler import Scheduler
+from ..settings import ContinuationSettings
 
 
 HISTORY_NOTES = 512  # heard pitches and rhythms kept for the fallback (it looks at the last 64 at most)
 FALLBACK_CONTEXTS = 10_000  # the live Markov learner's memory: ~4 MB at most, reached after hours of playing
-
-
-@dataclass(frozen=True)
-class ContinuationSettings:
-    tempo_bpm: float = 100.0
-    phrase_end_ms: float | None = None  # silence that ends a phrase; if None, phrase_end_beats
-    phrase_end_beats: float = 1.5
-    answer_notes: int = 24
-    answer_beats: float = 12.0
-    lookahead_ms: float = 50.0  # how far ahead of its deadline each answer note is chosen
-    budget_ms: float = 3.0  # less slack than this after scheduling a note: the model is behind
-    channel: int = 0
-    follow_velocity: bool = True  # answer at the phrase's loudness
-    max_note_ms: float = 30_000.0  # a player's note held longer is taken as ended (its note-off was lost)
-
-    @property
-    def ms_per_beat(self) -> float:
-        return 60000.0 / self.tempo_bpm
-
-    @property
-    def phrase_end_ns(self) -> int:
-        ms = self.phrase_end_ms if self.phrase_end_ms is not None else self.phrase_end_beats * self.ms_per_beat
-        return int(ms * 1e6)
 
 
 class Continuation:

@@ -22,8 +22,8 @@ from typing import Protocol
 from ..clock import Clock
 from ..events import ControlChange, LearnRequest, NamedControl, NoteMessage
 from ..io.ports import Input
-from ..patch import CONTROL_TARGETS, ControlMapping
 from ..scheduler import Scheduler
+from ..settings import CONTROL_TARGETS, ControlMapping
 
 
 INBOX_LIMIT = 4096  # messages waiting for the engine; a player never gets near this between two ticks
@@ -118,7 +118,8 @@ class Engine:
         if target not in CONTROL_TARGETS:
             return
         known = [m for ms in self.controls.values() for m in ms if m.target == target]
-        low, high = (known[0].min, known[0].max) if known else CONTROL_TARGETS[target]
+        whole = CONTROL_TARGETS[target]
+        low, high = (known[0].min, known[0].max) if known else (whole.low, whole.high)
         curve = known[0].curve if known else "linear"
         for key in [k for k in self.controls if k.startswith("cc:")]:
             self.controls[key] = [m for m in self.controls[key] if m.target != target]

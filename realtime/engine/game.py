@@ -29,8 +29,8 @@ from ..io.midiclock import MidiClockIn, MidiClockOut
 from ..model import controls as ctl
 from ..model.sampling import NOTE_NAMES, Constraints, key_pitch_classes
 from ..model.tokens import DURATION_BEATS, IOI_BEATS, VELOCITY_LEVELS, ioi_bucket
-from ..patch import GameSection, GameState
 from ..scheduler import Scheduler
+from ..settings import GameSettings, SectionSettings, StingerSettings, VoiceSettings
 from .voices import VoiceBank
 
 MINOR_SCALES = ("minor", "harmonic-minor", "dorian", "minor-pentatonic", "blues")
@@ -80,7 +80,7 @@ class _Voice:
     __slots__ = ("settings", "index", "active", "last_onset_beats", "next", "forced_onset_beats", "gain",
                  "maps", "notes_played")
 
-    def __init__(self, settings, index: int) -> None:
+    def __init__(self, settings: VoiceSettings, index: int) -> None:
         self.settings, self.index = settings, index
         self.active = False
         self.last_onset_beats: float | None = None
@@ -94,7 +94,7 @@ class _Voice:
 class GameMode:
     """Adaptive music for a game: sections, layers, stingers and smoothed parameters over N voices."""
 
-    def __init__(self, bank: VoiceBank, scheduler: Scheduler, game: GameSection, tempo: TempoClock,
+    def __init__(self, bank: VoiceBank, scheduler: Scheduler, game: GameSettings, tempo: TempoClock,
                  clock_scheduler: Scheduler | None = None, clock_in: bool = False) -> None:
         self.bank, self.scheduler, self.game, self.tempo = bank, scheduler, game, tempo
         if bank.n != len(game.voices):
@@ -113,9 +113,9 @@ class GameMode:
                 bank.inv_temperature[voice.index] = 1.0 / voice.settings.temperature
         self._base_inv_temperature = bank.inv_temperature.copy()
         self.control_index = bank.runner.control_index
-        self.state: GameState = self.states[game.initial_state or game.states[0].name]
+        self.state: SectionSettings = self.states[game.initial_state]
         self._key_histogram = np.zeros(12, dtype=np.float32)
-        self.pending: tuple[GameState, float] | None = None  # (section, bar line in beats)
+        self.pending: tuple[SectionSettings, float] | None = None  # (section, bar line in beats)
         self._covered_ns = 0  # notes with onsets up to here have been chosen and handed to the output
         self.running = False
         self.inbox: deque[tuple[GameMessage, int]] = deque()
@@ -256,12 +256,12 @@ class GameMode:
             self.clock_out.stop(at_ns)
             self._clock_out(at_ns)
 
-    def _stinger(self, event, beat: float) -> None:
+    def _stinger(self, event: StingerSettings, beat: float) -> None:
         tonic, _ = key_tonic(self.state.key)
         root = event.base + ((tonic - event.base) % 12)
         if root - event.base > 6:
             root -= 12  # the tonic nearest base
-        channel = event.channel - 1
+        channel = event.channel
         for k, offset in enumerate(event.notes):
             pitch = min(127, max(0, root + offset))
             onset = beat + k * event.step_beats
@@ -270,7 +270,7 @@ class GameMode:
         self.stingers.append((event.name, beat, self.tempo.ns_at(beat)))
 
     # --- sections and layers -----------------------------------------------------------------------
-    def _wanted_layers(self, section: GameState, at_ns: int) -> list[bool]:
+    def _wanted_layers(self, section: SectionSettings, at_ns: int) -> list[bool]:
         out = []
         for voice in self.voices:
             s = voice.settings
@@ -287,7 +287,7 @@ class GameMode:
         if any(w != v.active for w, v in zip(wanted, self.voices)):
             self.pending = (self.state, self.tempo.next_boundary_beat(after_ns, self.game.beats_per_bar))
 
-    def _apply_section(self, section: GameState, bar: float | None) -> None:
+    def _apply_section(self, section: SectionSettings, bar: float | None) -> None:
         """Switch key, layers and tempo; each playing layer's next note lands on the bar line."""
         self.state = section
         constraints_key = key_pitch_classes(section.key)
@@ -366,7 +366,7 @@ class GameMode:
                 if stop_beats is not None and end > stop_beats:
                     end = stop_beats  # a section change cuts every note at its bar line
                 velocity = min(127, max(1, round(VELOCITY_LEVELS[note[3]] * voice.gain)))
-                channel = voice.settings.channel - 1
+                channel = voice.settings.channel
                 self.scheduler.push(NoteMessage(note[0], velocity, channel), onset_ns)
                 self.scheduler.push(NoteMessage(note[0], 0, channel), tempo.ns_at(end))
                 bank.accept(voice.index, note, onset, end)

@@ -1,8 +1,8 @@
 """The game's OSC API: /game/param, /game/state, /game/event and /transport/..., on an OscInput.
 
 The routes are registered through `OscInput.register` (the table checks types and ranges); the
-handlers here check names against the patch and hand a `GameMessage` to the mode. An unknown name is
-dropped and counted as 'unknown-name' with one warning line, and changes nothing.
+handlers here check names against the game's settings and hand a `GameMessage` to the mode. An
+unknown name is dropped and counted as 'unknown-name' with one warning line, and changes nothing.
 """
 
 from __future__ import annotations
@@ -11,10 +11,11 @@ from collections.abc import Callable
 
 from ..errors import InputError
 from ..io.osc import AddressSpec, Arg
-from ..patch import GameSection
+from ..settings import RANGES, GameSettings
 from .game import GameMessage
 
 _NAME = Arg("name", "str")
+_BPM = Arg("bpm", "float", float(RANGES["tempo_bpm"].low), float(RANGES["tempo_bpm"].high))
 
 
 class UnknownName(InputError):
@@ -23,7 +24,7 @@ class UnknownName(InputError):
     drop_kind = "unknown-name"
 
 
-def game_routes(game: GameSection, post: Callable[[GameMessage, int], None],
+def game_routes(game: GameSettings, post: Callable[[GameMessage, int], None],
                 now_ns: Callable[[], int]) -> list[tuple[str, AddressSpec, Callable]]:
     """(address, spec, handler) for every game and transport address; handlers call `post`."""
     params = {p.name: p for p in game.params}
@@ -60,14 +61,14 @@ def game_routes(game: GameSection, post: Callable[[GameMessage, int], None],
                                     "Set a game parameter; it glides there with the patch's smoothing_ms"), param),
         ("/game/state", AddressSpec((_NAME,), "Switch section (key, layers, tempo) at the next bar line"), state),
         ("/game/event", AddressSpec((_NAME,), "Play the event's stinger from the next beat"), event),
-        ("/transport/tempo", AddressSpec((Arg("bpm", "float", 20.0, 400.0),), "Set the tempo from now on"),
+        ("/transport/tempo", AddressSpec((_BPM,), "Set the tempo from now on"),
          transport("tempo")),
         ("/transport/start", AddressSpec((), "Start: beat 0 of bar 0 a lookahead from now"), transport("start")),
         ("/transport/stop", AddressSpec((), "Stop: every note ends now"), transport("stop")),
     ]
 
 
-def register_game_api(osc_input, game: GameSection, post: Callable[[GameMessage, int], None]) -> None:
+def register_game_api(osc_input, game: GameSettings, post: Callable[[GameMessage, int], None]) -> None:
     """Register the game's addresses on an OscInput (replacing the reserved /game/ and /transport/)."""
     if hasattr(osc_input, "register_game"):  # the intake process builds the same routes on its side
         osc_input.register_game(game, post, GameMessage)

@@ -1,4 +1,4 @@
-"""Build a game mode from a patch: the batched model, the voices, the tempo clock and the schedulers."""
+"""Build a game mode from the engine settings: the batched model, the voices, the tempo clock and the schedulers."""
 
 from __future__ import annotations
 
@@ -6,26 +6,25 @@ from ..clock import Clock, TempoClock
 from ..io.midiclock import RawOutput, RawSend
 from ..io.ports import Output
 from ..model.runner import ModelRunner
-from ..patch import Patch
 from ..scheduler import Scheduler
+from ..settings import EngineSettings, GameSettings, sampling
 from .game import GameMode
 from .voices import VoiceBank
 
 
-def build_game_mode(patch: Patch, clock: Clock, output: Output, raw_send: RawSend | None = None,
+def build_game_mode(settings: EngineSettings, clock: Clock, output: Output, raw_send: RawSend | None = None,
                     model: str | None = None) -> tuple[GameMode, Scheduler, Scheduler | None]:
     """(mode, note scheduler, clock scheduler or None); nothing is started."""
-    game = patch.game
-    runner = ModelRunner(model or patch.model.name, batch=len(game.voices))
-    defaults = runner.meta.get("sampling", {})
-    temperature = patch.model.temperature if patch.model.temperature is not None else defaults.get("temperature", 1.0)
-    top_p = patch.model.top_p if patch.model.top_p is not None else defaults.get("top_p", 1.0)
-    bank = VoiceBank(runner, patch.engine.seed, temperature, top_p)
-    scheduler = Scheduler(output, clock, late_tolerance_ns=int(patch.engine.budget_ms * 1e6))
+    game = settings.game
+    runner = ModelRunner(model or settings.model.name, batch=len(game.voices))
+    temperature, top_p = sampling(runner.meta, settings.model.temperature, settings.model.top_p)
+    bank = VoiceBank(runner, settings.seed, temperature, top_p)
+    late_tolerance_ns = int(settings.budget_ms * 1e6)
+    scheduler = Scheduler(output, clock, late_tolerance_ns=late_tolerance_ns)
     clock_scheduler = None
     if game.midi_clock_out and raw_send is not None:
-        clock_scheduler = Scheduler(RawOutput(raw_send), clock, late_tolerance_ns=int(patch.engine.budget_ms * 1e6))
-    tempo = TempoClock(patch.engine.tempo_bpm, game.beats_per_bar, clock.now_ns())
+        clock_scheduler = Scheduler(RawOutput(raw_send), clock, late_tolerance_ns=late_tolerance_ns)
+    tempo = TempoClock(settings.tempo_bpm, game.beats_per_bar, clock.now_ns())
     mode = GameMode(bank, scheduler, game, tempo, clock_scheduler, clock_in=game.midi_clock_in)
     return mode, scheduler, clock_scheduler
 
@@ -48,11 +47,11 @@ class ChannelFilter:
         self.output.close()
 
 
-def voice_osc_outputs(patch: Patch) -> list[Output]:
-    """With [osc] out_host set, each voice with an osc_prefix also sends PREFIX/note/on and /note/off."""
-    if not patch.osc.out_host:
+def voice_osc_outputs(game: GameSettings, out_host: str | None, out_port: int) -> list[Output]:
+    """With an OSC out host, each voice with an osc_prefix also sends PREFIX/note/on and /note/off."""
+    if not out_host:
         return []
     from ..io.osc import OscOutput
 
-    return [ChannelFilter(OscOutput(patch.osc.out_host, patch.osc.out_port, voice.osc_prefix), voice.channel - 1)
-            for voice in patch.game.voices if voice.osc_prefix]
+    return [ChannelFilter(OscOutput(out_host, out_port, voice.osc_prefix), voice.channel)
+            for voice in game.voices if voice.osc_prefix]

@@ -17,6 +17,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ..clock import TempoClock
+from ..settings import RANGES
 
 TIMING_CLOCK, START, CONTINUE, STOP, SONG_POSITION = 0xF8, 0xFA, 0xFB, 0xFC, 0xF2
 PPQN = 24
@@ -61,8 +62,8 @@ class MidiClockIn:
     anything else (notes, sysex): the caller decides what a start or stop does to the music.
     """
 
-    def __init__(self, tempo: TempoClock, window: int = PPQN, lowest_bpm: float = 20.0,
-                 highest_bpm: float = 400.0) -> None:
+    def __init__(self, tempo: TempoClock, window: int = PPQN, lowest_bpm: float = RANGES["tempo_bpm"].low,
+                 highest_bpm: float = RANGES["tempo_bpm"].high) -> None:
         self.tempo, self.window = tempo, window
         self.lowest_bpm, self.highest_bpm = lowest_bpm, highest_bpm
         self.running = False

@@ -43,8 +43,8 @@ from typing import Any, Literal
 from ..clock import Clock
 from ..errors import InputError, PortError
 from ..events import Event, LearnRequest, NamedControl, NoteMessage
-from ..patch import CONTROL_TARGETS
 from ..priority import INTAKE_PRIORITY, try_fifo
+from ..settings import CONTROL_TARGETS
 from .ports import HeldNotes, Listener
 
 MAX_BUNDLE_DEPTH = 8
@@ -123,7 +123,7 @@ ADDRESS_TABLE: tuple[Route, ...] = (  # the one place the OSC address space is d
     Route("/control/", AddressSpec((Arg("value", "float"),), "Set the named control; the patch checks its range"),
           _control),
     Route("/learn", AddressSpec((Arg("control", "str"),), "MIDI learn: the next moved controller is bound to "
-                                "this control (temperature, top_p, answer_notes, phrase_end_ms) and saved in the patch"),
+                                f"this control ({', '.join(CONTROL_TARGETS)}) and saved in the patch"),
           _learn),
     Route("/game/", AddressSpec((), "Reserved for the game mode: dropped until registered"), None),
     Route("/transport/", AddressSpec((), "Reserved for transport: dropped until registered"), None),

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..settings import RANGES
 from .tokens import IOI_BEATS, VELOCITY_LEVELS
 
 WINDOW_BEATS = 8.0  # controls describe the notes with onsets within +-4 beats of the predicted one
@@ -27,11 +28,19 @@ class ControlSpec:
     meaning: str
 
 
+def _shared(name: str, neutral: float | None = None) -> ControlSpec:
+    """A control the game mode sets too: its range, unit and meaning are the settings table's."""
+    r = RANGES[name]
+    return ControlSpec(name, r.unit, float(r.low), float(r.high), r.default if neutral is None else neutral, r.doc)
+
+
+# `default` is what the model hears when nothing sets a control (training pads with it, the card lists it);
+# for polyphony that is the corpus's chord size, where a game voice's default is single notes
 CONTROLS: tuple[ControlSpec, ...] = (
-    ControlSpec("density", "onsets per beat", 0.0, 8.0, 2.0, "distinct note onsets per beat"),
-    ControlSpec("polyphony", "notes per onset", 1.0, 4.0, 1.5, "notes starting together (chord size)"),
-    ControlSpec("register", "MIDI pitch", 24.0, 96.0, 64.0, "mean pitch"),
-    ControlSpec("dynamics", "MIDI velocity", 1.0, 127.0, 80.0, "mean velocity"),
+    _shared("density"),
+    _shared("polyphony", neutral=1.5),
+    _shared("register"),
+    _shared("dynamics"),
     *(ControlSpec(f"pc{i}", "share of notes", 0.0, 1.0, 1 / 12, f"share of notes with pitch class {i} (C=0)")
       for i in range(12)),
 )

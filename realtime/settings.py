@@ -1,0 +1,232 @@
+"""What the engine runs with: one table of ranges and defaults, and the settings a patch compiles into.
+
+The patch file is the user's language (1-based channels, optional keys, section names); these are
+the engine's own: 0-based channels, every default filled in, nothing that needs the file's schema.
+`realtime/patch.py` validates a file against `RANGES` and compiles it into `EngineSettings`;
+nothing under `realtime/engine/` imports the patch. The same table gives the OSC address table its
+tempo range and `/learn` targets, the model's control specs their ranges (model/controls.py), and
+the README its "Patch values" table (tests/test_settings.py keeps them in step).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Range:
+    """A value a patch or a message may set: inclusive bounds, the default a patch gets, what it means."""
+
+    name: str
+    low: float
+    high: float
+    default: float | None  # None: see `doc` (resolved elsewhere, e.g. from the model card)
+    unit: str
+    doc: str
+    where: str = ""  # the patch keys and messages that set it, for the README
+
+    def __contains__(self, value: float) -> bool:
+        return self.low <= value <= self.high
+
+    def span(self) -> str:
+        return f"{self.low:g}-{self.high:g}"
+
+
+RANGES: dict[str, Range] = {r.name: r for r in (
+    Range("tempo_bpm", 20, 400, 100.0, "BPM", "the tempo",
+          "[engine], [game.states.NAME] (default: unchanged), /transport/tempo, an incoming MIDI clock"),
+    Range("temperature", 0.05, 5.0, 1.0, "", "sampling temperature; the patch's default is the model card's, "
+          "else this", "[model], [game.voices.NAME] (default: [model]'s), [[controls]], [[game.map]]"),
+    Range("top_p", 0.05, 1.0, 1.0, "", "nucleus sampling: the likeliest notes up to this share; the patch's "
+          "default is the model card's, else this", "[model], [[controls]]"),
+    Range("answer_notes", 1, 256, 24, "notes", "the longest answer", "[continuation], [[controls]]"),
+    Range("phrase_end_ms", 20, 10_000, None, "ms", "silence that ends the player's phrase; default: "
+          "phrase_end_beats at the tempo", "[continuation], [[controls]]"),
+    Range("density", 0.0, 8.0, 2.0, "onsets per beat", "distinct note onsets per beat",
+          "[game.voices.NAME], [[game.map]]"),
+    Range("polyphony", 1.0, 4.0, 1.0, "notes per onset", "notes starting together (chord size)",
+          "[game.voices.NAME], [[game.map]]"),
+    Range("register", 24.0, 96.0, 64.0, "MIDI pitch", "mean pitch", "[game.voices.NAME], [[game.map]]"),
+    Range("dynamics", 1.0, 127.0, 80.0, "MIDI velocity", "mean velocity", "[game.voices.NAME], [[game.map]]"),
+    Range("gain", 0.0, 2.0, 1.0, "x velocity", "a voice's velocity multiplier", "[game.voices.NAME], [[game.map]]"),
+)}
+
+# what [[controls]] and /learn may steer live, and what [[game.map]] may steer per voice
+CONTROL_TARGETS: dict[str, Range] = {n: RANGES[n] for n in ("temperature", "top_p", "answer_notes", "phrase_end_ms")}
+GAME_CONTROLS: dict[str, Range] = {n: RANGES[n] for n in
+                                   ("density", "polyphony", "register", "dynamics", "temperature", "gain")}
+GAME_CURVES = ("linear", "exp", "smooth")
+
+
+def sampling(card: dict, temperature: float | None, top_p: float | None) -> tuple[float, float]:
+    """Temperature and top-p: the patch's, else the model card's `sampling`, else the table's default."""
+    defaults = card.get("sampling", {})
+    return (temperature if temperature is not None else defaults.get("temperature", RANGES["temperature"].default),
+            top_p if top_p is not None else defaults.get("top_p", RANGES["top_p"].default))
+
+
+def ranges_table_markdown() -> str:
+    """The README's "Patch values" table, from RANGES."""
+    lines = ["| value | range | default | unit | meaning | set by |", "| --- | --- | --- | --- | --- | --- |"]
+    for r in RANGES.values():
+        default = "-" if r.default is None else f"{r.default:g}"
+        lines.append(f"| `{r.name}` | {r.span()} | {default} | {r.unit or '-'} | {r.doc} | {r.where} |")
+    return "\n".join(lines)
+
+
+def _curve(low: float, high: float, curve: str, normalized: float) -> float:
+    """0..1 (clamped) to low..high along a curve: linear, exp (geometric, when both ends are positive), smooth."""
+    x = min(1.0, max(0.0, normalized))
+    if curve == "exp" and low > 0 and high > 0:
+        return low * (high / low) ** x
+    if curve == "smooth":
+        x = x * x * (3.0 - 2.0 * x)
+    return low + (high - low) * x
+
+
+@dataclass(frozen=True)
+class ControlMapping:
+    """A controller -> a live control target ([[controls]] in a patch, or a MIDI-learned binding)."""
+
+    source: str  # "cc:<number>" (any channel) or "osc:<name>"
+    target: str
+    min: float
+    max: float
+    curve: str = "linear"
+
+    def value(self, normalized: float) -> float:
+        """Map 0..1 to the target's range along the curve."""
+        return _curve(self.min, self.max, self.curve, normalized)
+
+
+@dataclass(frozen=True)
+class ContinuationSettings:
+    tempo_bpm: float = RANGES["tempo_bpm"].default
+    phrase_end_ms: float | None = None  # silence that ends a phrase; if None, phrase_end_beats
+    phrase_end_beats: float = 1.5
+    answer_notes: int = RANGES["answer_notes"].default
+    answer_beats: float = 12.0
+    lookahead_ms: float = 50.0  # how far ahead of its deadline each answer note is chosen
+    budget_ms: float = 3.0  # less slack than this after scheduling a note: the model is behind
+    channel: int = 0
+    follow_velocity: bool = True  # answer at the phrase's loudness
+    max_note_ms: float = 30_000.0  # a player's note held longer is taken as ended (its note-off was lost)
+
+    @property
+    def ms_per_beat(self) -> float:
+        return 60000.0 / self.tempo_bpm
+
+    @property
+    def phrase_end_ns(self) -> int:
+        ms = self.phrase_end_ms if self.phrase_end_ms is not None else self.phrase_end_beats * self.ms_per_beat
+        return int(ms * 1e6)
+
+
+@dataclass(frozen=True, slots=True)
+class ParamSettings:
+    """A game parameter: accepted range and its value before any message."""
+
+    name: str
+    initial: float
+    min: float
+    max: float
+
+
+@dataclass(frozen=True, slots=True)
+class VoiceSettings:
+    """One layer of the game mode; `channel` is 0-15."""
+
+    name: str
+    channel: int
+    osc_prefix: str | None
+    lowest: int
+    highest: int
+    max_polyphony: int | None
+    register: float
+    density: float
+    polyphony: float
+    dynamics: float
+    temperature: float | None  # None: the model's
+    gain: float
+    enter_param: str | None  # plays only while this parameter is at least enter_at
+    enter_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class SectionSettings:
+    """A game state: its key, the layers that play, and its tempo (None: unchanged)."""
+
+    name: str
+    key: str
+    voices: tuple[str, ...]
+    tempo_bpm: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class StingerSettings:
+    """A game event's motif: semitones above the tonic nearest `base`; `channel` is 0-15."""
+
+    name: str
+    notes: tuple[int, ...]
+    base: int
+    step_beats: float
+    duration_beats: float
+    velocity: int
+    channel: int
+
+
+@dataclass(frozen=True, slots=True)
+class MapSettings:
+    """A game parameter -> a voice control, through a curve, over min..max; no voices: every voice."""
+
+    param: str
+    control: str
+    min: float
+    max: float
+    curve: str
+    voices: tuple[str, ...]
+
+    def value(self, normalized: float) -> float:
+        return _curve(self.min, self.max, self.curve, normalized)
+
+
+@dataclass(frozen=True)
+class GameSettings:
+    beats_per_bar: int
+    smoothing_ms: float  # time constant of parameter smoothing
+    lookahead_ms: float
+    initial_state: str
+    autostart: bool
+    midi_clock_out: bool
+    midi_clock_in: bool
+    params: tuple[ParamSettings, ...]
+    voices: tuple[VoiceSettings, ...]
+    states: tuple[SectionSettings, ...]
+    events: tuple[StingerSettings, ...]
+    maps: tuple[MapSettings, ...]
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    name: str
+    temperature: float | None  # None: the model card's (`sampling`)
+    top_p: float | None
+    key: str | None
+    lowest: int
+    highest: int
+    max_polyphony: int | None
+    fallback: bool  # the live Markov model answers a note the model cannot choose in time
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """Everything the engine and its modes need from a patch (ports are the app's business)."""
+
+    mode: str  # "continuation" or "game"
+    seed: int
+    budget_ms: float
+    tempo_bpm: float
+    model: ModelSettings
+    continuation: ContinuationSettings
+    controls: tuple[ControlMapping, ...] = ()
+    game: GameSettings | None = None
