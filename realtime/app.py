@@ -222,7 +222,7 @@ class LiveEngine:
         """One line: notes in and out, answer latency, output jitter, deadline misses, fallback notes."""
         s, m = self.scheduler, self.mode
         if hasattr(m, "status_line"):  # the game mode: section, bar, tempo, layers, parameters
-            return f"out {s.sent_count} | {m.status_line()} | misses {self.misses()}"
+            return f"out {s.sent_count} | {m.status_line(self.clock.now_ns())} | misses {self.misses()}"
         n = min(s.sent_count, len(s.lateness_ns))
         jitter = np.abs(s.lateness_ns[:n]) / 1e6 if n else None
         answers = np.array(m.answer_latency_ns[-200:]) / 1e6
