@@ -23,9 +23,8 @@ from .engine.continuation import Continuation, ContinuationSettings
 from .engine.engine import Engine
 from .errors import RealtimeError
 from .io.ports import FanOut, Input, Output
-from .model.generator import Generator
-from .model.runner import ModelRunner
-from .model.sampling import Constraints, Sampler, key_pitch_classes
+from .model.generator import build_generator
+from .model.sampling import Constraints, key_pitch_classes
 from .patch import Patch
 from .priority import try_fifo
 from .scheduler import Scheduler
@@ -79,14 +78,11 @@ class LiveEngine:
             if p.engine.mode == "game":
                 self._build_game()
                 return
-            runner = ModelRunner(p.model.name)
-            defaults = runner.meta.get("sampling", {})
-            sampler = Sampler(p.engine.seed,
-                              p.model.temperature if p.model.temperature is not None else defaults.get("temperature", 1.0),
-                              p.model.top_p if p.model.top_p is not None else defaults.get("top_p", 1.0))
             constraints = Constraints(key_pitch_classes(p.model.key) if p.model.key else None,
                                       p.model.lowest, p.model.highest, p.model.max_polyphony)
-            self.generator = Generator(runner, sampler, constraints)
+            self.generator = build_generator(p.model.name, p.engine.seed, p.model.temperature, p.model.top_p,
+                                             constraints)
+            runner = self.generator.runner
             runner.warm_up()  # ONNX session and caches warm before any port opens (benchmarks/cold_start.py)
             self._open_outputs()
             self.output = FanOut(self.outputs)

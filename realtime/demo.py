@@ -20,7 +20,7 @@ from .engine.engine import Engine
 from .events import NoteMessage, NoteSequence, read_midi, write_midi_tracks
 from .io import synth
 from .io.ports import MemoryInput, MemoryOutput
-from .offline import build_generator
+from .model.generator import build_generator
 from .scheduler import Scheduler
 
 PROMPT = Path(__file__).parent / "data" / "demo_prompt.mid"

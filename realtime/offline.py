@@ -6,21 +6,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from .events import NoteSequence, read_midi, write_midi
-from .model.generator import Generator
-from .model.runner import ModelRunner
-from .model.sampling import Constraints, Sampler, key_pitch_classes
+from .model.generator import Generator, build_generator
+from .model.sampling import Constraints, key_pitch_classes
 from .model.tokens import Token, encode, ioi_bucket
-
-
-def build_generator(model: str, seed: int, temperature: float | None = None, top_p: float | None = None,
-                    key: str | None = None, max_polyphony: int | None = None) -> Generator:
-    """A generator on a shipped or given model, with the model's sampling defaults unless overridden."""
-    runner = ModelRunner(model)
-    defaults = runner.meta.get("sampling", {})
-    sampler = Sampler(seed, temperature if temperature is not None else defaults.get("temperature", 1.0),
-                      top_p if top_p is not None else defaults.get("top_p", 1.0))
-    constraints = Constraints(pitch_classes=key_pitch_classes(key) if key else None, max_polyphony=max_polyphony)
-    return Generator(runner, sampler, constraints)
 
 
 def continue_sequence(prompt: NoteSequence, generator: Generator, notes: int) -> NoteSequence:
@@ -47,7 +35,8 @@ def continue_file(prompt_path: str, out_path: str, model: str, notes: int = 32, 
                   max_polyphony: int | None = None) -> str:
     """Write prompt + continuation to out_path; returns a one-line summary."""
     prompt = read_midi(prompt_path)
-    generator = build_generator(model, seed, temperature, top_p, key, max_polyphony)
+    constraints = Constraints(pitch_classes=key_pitch_classes(key) if key else None, max_polyphony=max_polyphony)
+    generator = build_generator(model, seed, temperature, top_p, constraints)
     answer = continue_sequence(prompt, generator, notes)
     combined = NoteSequence(prompt.notes + answer.notes, "beats", prompt.tempo_bpm)
     write_midi(combined, out_path)

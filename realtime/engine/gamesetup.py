@@ -6,6 +6,7 @@ from ..clock import Clock, TempoClock
 from ..io.midiclock import RawOutput, RawSend
 from ..io.ports import Output
 from ..model.runner import ModelRunner
+from ..model.sampling import resolve_sampling
 from ..patch import Patch
 from ..scheduler import Scheduler
 from .game import GameMode
@@ -17,9 +18,7 @@ def build_game_mode(patch: Patch, clock: Clock, output: Output, raw_send: RawSen
     """(mode, note scheduler, clock scheduler or None); nothing is started."""
     game = patch.game
     runner = ModelRunner(model or patch.model.name, batch=len(game.voices))
-    defaults = runner.meta.get("sampling", {})
-    temperature = patch.model.temperature if patch.model.temperature is not None else defaults.get("temperature", 1.0)
-    top_p = patch.model.top_p if patch.model.top_p is not None else defaults.get("top_p", 1.0)
+    temperature, top_p = resolve_sampling(runner.meta, patch.model.temperature, patch.model.top_p)
     bank = VoiceBank(runner, patch.engine.seed, temperature, top_p)
     scheduler = Scheduler(output, clock, late_tolerance_ns=int(patch.engine.budget_ms * 1e6))
     clock_scheduler = None

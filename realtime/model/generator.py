@@ -11,7 +11,7 @@ import numpy as np
 
 from .fastsample import sample_note, warm_up
 from .runner import ModelRunner, field_slices
-from .sampling import Constraints, Sampler
+from .sampling import Constraints, Sampler, resolve_sampling
 from .tokens import DURATION_BEATS, IOI_BEATS, Token
 
 _IOI = np.asarray(IOI_BEATS)
@@ -101,3 +101,10 @@ class Generator:
             self.commit(token)
             out.append(token)
         return out
+
+
+def build_generator(model: str, seed: int, temperature: float | None = None, top_p: float | None = None,
+                    constraints: Constraints | None = None) -> Generator:
+    """A generator on a shipped or given model, sampling with the model card's defaults unless overridden."""
+    runner = ModelRunner(model)
+    return Generator(runner, Sampler(seed, *resolve_sampling(runner.meta, temperature, top_p)), constraints)
