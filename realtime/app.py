@@ -24,13 +24,11 @@ from .engine.continuation import Continuation
 from .engine.engine import Engine
 from .errors import RealtimeError
 from .io.ports import FanOut, Input, Output
-from .model.generator import Generator
-from .model.runner import ModelRunner
-from .model.sampling import Constraints, Sampler, key_pitch_classes
+from .model.generator import build_generator
+from .model.sampling import Constraints, key_pitch_classes
 from .patch import Patch, compile_patch
 from .priority import try_fifo
 from .scheduler import Scheduler
-from .settings import sampling
 
 SWITCH_INTERVAL_S = 0.0005  # a busy Python thread otherwise holds the GIL for up to 5 ms
 
@@ -83,11 +81,10 @@ class LiveEngine:
                 self._build_game()
                 return
             m = s.model
-            runner = ModelRunner(m.name)
-            sampler = Sampler(s.seed, *sampling(runner.meta, m.temperature, m.top_p))
             constraints = Constraints(key_pitch_classes(m.key) if m.key else None, m.lowest, m.highest,
                                       m.max_polyphony)
-            self.generator = Generator(runner, sampler, constraints)
+            self.generator = build_generator(m.name, s.seed, m.temperature, m.top_p, constraints)
+            runner = self.generator.runner
             runner.warm_up()  # ONNX session and caches warm before any port opens (benchmarks/cold_start.py)
             self._open_outputs()
             self.output = FanOut(self.outputs)
@@ -220,7 +217,7 @@ class LiveEngine:
         """One line: notes in and out, answer latency, output jitter, deadline misses, fallback notes."""
         s, m = self.scheduler, self.mode
         if hasattr(m, "status_line"):  # the game mode: section, bar, tempo, layers, parameters
-            return f"out {s.sent_count} | {m.status_line()} | misses {self.misses()}"
+            return f"out {s.sent_count} | {m.status_line(self.clock.now_ns())} | misses {self.misses()}"
         n = min(s.sent_count, len(s.lateness_ns))
         jitter = np.abs(s.lateness_ns[:n]) / 1e6 if n else None
         answers = np.array(m.answer_latency_ns[-200:]) / 1e6

@@ -58,7 +58,7 @@ def _continue(args: argparse.Namespace) -> None:
 def _demo(args: argparse.Namespace) -> None:
     from .demo import run_demo
 
-    run_demo(out_dir=args.out_dir, model=args.model, seed=args.seed, play=not args.no_play)
+    run_demo(out_dir=args.out_dir, model=args.model, seed=args.seed, play=not args.no_play, offline=args.offline)
 
 
 def _run(args: argparse.Namespace) -> None:
@@ -120,6 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="bach-folk-lstm.int8")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--no-play", action="store_true", help="do not try the audio device")
+    p.add_argument("--offline", action="store_true",
+                   help="run the same engine loop on a fake clock: the same files in a fraction of the time, not played")
     p.set_defaults(func=_demo)
 
     p = sub.add_parser("run", help="run a patch live: MIDI/OSC in, answers out, one-line status; Ctrl-C stops")
@@ -151,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--write", action="store_true", help="write the figure into the patch as [midi] latency_ms")
     p.set_defaults(func=_calibrate)
 
-    p = sub.add_parser("continue", help="continue a MIDI file offline")
+    p = sub.add_parser("continue", help="continue a MIDI file offline: the file played into the engine on a fake clock")
     p.add_argument("--prompt", required=True, help="input .mid")
     p.add_argument("--out", required=True, help="output .mid (prompt followed by the continuation)")
     p.add_argument("--model", default="bach-folk-lstm.int8")

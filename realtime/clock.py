@@ -1,10 +1,28 @@
-"""Clocks: where the engine gets "now" from, so tests can drive time by hand."""
+"""Clocks: where the engine gets "now" from, and how it waits, so one loop runs under any of them.
+
+The engine waits through its clock (`wait_until(deadline, wake)`): the SystemClock sleeps on the
+wake event and spins the last stretch, so a show wakes at once for an input; a FakeClock jumps
+straight to the deadline, so tests and offline renders run that very loop as fast as the CPU allows.
+"""
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import math
 import time
+from collections.abc import Callable
 from typing import Protocol
+
+
+class Wake(Protocol):
+    """What the engine's inputs set to cut a wait short: a `threading.Event`."""
+
+    def is_set(self) -> bool: ...
+
+    def wait(self, timeout: float | None = None) -> bool: ...
+
+    def clear(self) -> None: ...
 
 
 class Clock(Protocol):
@@ -12,12 +30,15 @@ class Clock(Protocol):
 
     def sleep_until(self, deadline_ns: int) -> None: ...
 
+    def wait_until(self, deadline_ns: int, wake: Wake) -> bool: ...
+
 
 class SystemClock:
     """Monotonic wall clock; sleeps coarsely, then spins the last stretch for precision."""
 
-    def __init__(self, spin_ns: int = 300_000) -> None:
+    def __init__(self, spin_ns: int = 300_000, event_margin_ns: int = 1_000_000) -> None:
         self.spin_ns = spin_ns  # time.sleep oversleeps ~0.1 ms here; spin the final 0.3 ms
+        self.event_margin_ns = event_margin_ns  # an event wait oversleeps more: leave it 1 ms early
 
     def now_ns(self) -> int:
         return time.monotonic_ns()
@@ -29,12 +50,35 @@ class SystemClock:
         while time.monotonic_ns() < deadline_ns:
             pass
 
+    def wait_until(self, deadline_ns: int, wake: Wake) -> bool:
+        """Wait for the deadline or for `wake`, whichever comes first; True (and `wake` cleared) if woken."""
+        coarse_ns = deadline_ns - time.monotonic_ns() - self.event_margin_ns
+        if coarse_ns > 0 and wake.wait(coarse_ns / 1e9):
+            wake.clear()
+            return True
+        remaining = deadline_ns - time.monotonic_ns()
+        if remaining > self.spin_ns and not wake.is_set():
+            time.sleep((remaining - self.spin_ns) / 1e9)
+        while time.monotonic_ns() < deadline_ns and not wake.is_set():
+            pass  # the last fraction of a millisecond: an input still cuts it short
+        if wake.is_set():
+            wake.clear()
+            return True
+        return False
+
 
 class FakeClock:
-    """A clock that only moves when told to: sleeping jumps straight to the deadline."""
+    """A clock that only moves when told to: sleeping or waiting jumps straight to the deadline.
+
+    `call_at` plans an action at a moment (a player's note in an offline render); it runs when a
+    sleep or a wait passes that moment, with the clock reading that moment, and a wait ends there
+    if the action set the wake event (as an input does).
+    """
 
     def __init__(self, start_ns: int = 0) -> None:
         self._now_ns = start_ns
+        self._planned: list[tuple[int, int, Callable[[], object]]] = []
+        self._order = itertools.count()  # actions planned for one moment run in the order planned
 
     def now_ns(self) -> int:
         return self._now_ns
@@ -42,8 +86,29 @@ class FakeClock:
     def advance_ms(self, ms: float) -> None:
         self._now_ns += int(ms * 1_000_000)
 
+    def call_at(self, at_ns: int, action: Callable[[], object]) -> None:
+        heapq.heappush(self._planned, (at_ns, next(self._order), action))
+
     def sleep_until(self, deadline_ns: int) -> None:
+        self._move_to(deadline_ns, None)
+
+    def wait_until(self, deadline_ns: int, wake: Wake) -> bool:
+        return self._move_to(deadline_ns, wake)
+
+    def _move_to(self, deadline_ns: int, wake: Wake | None) -> bool:
+        if wake is not None and wake.is_set():
+            wake.clear()
+            return True
+        planned = self._planned
+        while planned and planned[0][0] <= deadline_ns:
+            at_ns, _, action = heapq.heappop(planned)
+            self._now_ns = max(self._now_ns, at_ns)
+            action()
+            if wake is not None and wake.is_set():
+                wake.clear()
+                return True
         self._now_ns = max(self._now_ns, deadline_ns)
+        return False
 
 
 def ms_to_ns(ms: float) -> int:

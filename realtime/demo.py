@@ -1,57 +1,30 @@
-"""`realtime demo`: the whole loop with no hardware, in real time, and files to hear and see.
+"""`realtime demo`: the whole loop with no hardware, and files to hear and see.
 
 A bundled phrase is played into the engine through an in-process input at its real tempo;
 the engine hears it, waits for the phrase to end, and answers. The prompt and the answer are
 written to demo.mid (two tracks), rendered by the built-in synth to demo.wav (and played when
-an audio device exists), and drawn as a piano roll in demo.png.
+an audio device exists), and drawn as a piano roll in demo.png. Live, all of this happens in real
+time; `--offline` runs the very same engine loop on a FakeClock (realtime/offline.py), so the files
+come in a fraction of the time and hold the same notes.
 """
 
 from __future__ import annotations
 
 import gc
-import threading
 from pathlib import Path
 
 import numpy as np
 
-from .clock import Clock, SystemClock
-from .engine.continuation import Continuation, ContinuationSettings
-from .engine.engine import Engine
-from .events import NoteMessage, NoteSequence, read_midi, write_midi_tracks
+from .clock import FakeClock, SystemClock
+from .engine.continuation import ContinuationSettings
+from .events import NoteSequence, read_midi, write_midi_tracks
 from .io import synth
-from .io.ports import MemoryInput, MemoryOutput
-from .offline import build_generator
-from .scheduler import Scheduler
+from .model.generator import build_generator
+from .offline import Duet
 
 PROMPT = Path(__file__).parent / "data" / "demo_prompt.mid"
 SAMPLE_RATE = 44100
-Timed = list[tuple[float, float, int, int]]  # (onset_s, duration_s, pitch, velocity)
-
-
-def play_phrase(port: MemoryInput, clock: Clock, phrase: NoteSequence, start_ns: int) -> None:
-    """Play a phrase into an input at its real times (the demo's stand-in for a keyboardist)."""
-    ms = phrase.to_ms()
-    events = []
-    for onset, note in zip(ms.onsets(), ms.notes):
-        events.append((start_ns + int(onset * 1e6), 1, note.pitch, note.velocity))
-        events.append((start_ns + int((onset + note.duration) * 1e6), 0, note.pitch, 0))
-    for at_ns, _, pitch, velocity in sorted(events):
-        clock.sleep_until(at_ns)
-        port.play(pitch, velocity)
-
-
-def sent_notes(sent: list[tuple[int, NoteMessage]], start_ns: int) -> Timed:
-    """Pair note-ons with their note-offs from an output's log, as (onset_s, duration_s, pitch, vel)."""
-    open_notes: dict[tuple[int, int], tuple[int, int]] = {}
-    out = []
-    for at_ns, message in sent:
-        key = (message.channel, message.pitch)
-        if message.is_on:
-            open_notes[key] = (at_ns, message.velocity)
-        elif key in open_notes:
-            on_ns, velocity = open_notes.pop(key)
-            out.append(((on_ns - start_ns) / 1e9, max(at_ns - on_ns, 1) / 1e9, message.pitch, velocity))
-    return sorted(out)
+LEAD_IN_NS = 200_000_000  # the player starts this long after the engine
 
 
 def _percentiles_us(values_ns: np.ndarray) -> str:
@@ -61,39 +34,35 @@ def _percentiles_us(values_ns: np.ndarray) -> str:
     return f"p50 {p50:.0f} us, p99 {p99:.0f} us"
 
 
-def run_demo(out_dir: str = "out", model: str = "bach-folk-lstm.int8", seed: int = 7, play: bool = True) -> dict:
-    """Run the duet once in real time; write demo.mid, demo.wav and demo.png; return the figures."""
+def run_demo(out_dir: str = "out", model: str = "bach-folk-lstm.int8", seed: int = 7, play: bool = True,
+             offline: bool = False) -> dict:
+    """Run the duet once (in real time, or `offline` on a fake clock); write demo.mid, demo.wav and demo.png."""
     out = Path(out_dir)
     phrase = read_midi(PROMPT)
-    clock = SystemClock()
+    clock = FakeClock() if offline else SystemClock()
     settings = ContinuationSettings(tempo_bpm=phrase.tempo_bpm)
     generator = build_generator(model, seed)
-    output = MemoryOutput(clock, "demo-out")
-    scheduler = Scheduler(output)
-    mode = Continuation(generator, scheduler, settings,
-                        model_velocity=generator.runner.meta.get("velocity_level_mean", 80.0))
-    keyboard = MemoryInput(clock, "demo-keyboard")
-    engine = Engine(mode, clock, [keyboard], scheduler)
+    duet = Duet(generator, settings, clock)
+    mode, scheduler, output = duet.mode, duet.scheduler, duet.output
     generator.runner.warm_up()
     generator.reset()
     gc.collect()
     gc.freeze()  # nothing allocated at start-up is scanned again: no collection pauses mid-phrase
 
-    start_ns = clock.now_ns() + 200_000_000
+    origin_ns = clock.now_ns()
+    start_ns = origin_ns + LEAD_IN_NS
     phrase_ms = phrase.to_ms()
     phrase_end_ms = max(o + n.duration for o, n in zip(phrase_ms.onsets(), phrase_ms.notes))
     until_ns = start_ns + int((phrase_end_ms + settings.phrase_end_ns / 1e6
                                + (settings.answer_beats + 4) * settings.ms_per_beat) * 1e6)
-    player = threading.Thread(target=play_phrase, args=(keyboard, clock, phrase, start_ns), daemon=True)
-    print(f"playing the {len(phrase.notes)}-note prompt into the engine at {phrase.tempo_bpm:.0f} bpm ...")
-    player.start()
-    engine.run(until_ns=until_ns)
-    player.join()
+    how = "offline (a fake clock: no waiting)" if offline else f"at {phrase.tempo_bpm:.0f} bpm"
+    print(f"playing the {len(phrase.notes)}-note prompt into the engine {how} ...")
+    duet.perform(phrase, start_ns, until_ns)
     gc.unfreeze()
 
-    prompt_notes = [(o / 1000 + 0.2, n.duration / 1000, n.pitch, n.velocity)
+    prompt_notes = [(o / 1000 + LEAD_IN_NS / 1e9, n.duration / 1000, n.pitch, n.velocity)
                     for o, n in zip(phrase_ms.onsets(), phrase_ms.notes)]
-    answer_notes = sent_notes(output.sent, start_ns - 200_000_000)
+    answer_notes = duet.answer(origin_ns)
     beats_per_s = phrase.tempo_bpm / 60
     as_beats = [NoteSequence.from_absolute([(o * beats_per_s, d * beats_per_s, p, v) for o, d, p, v in notes],
                                            "beats", phrase.tempo_bpm) for notes in (prompt_notes, answer_notes)]
@@ -115,7 +84,7 @@ def run_demo(out_dir: str = "out", model: str = "bach-folk-lstm.int8", seed: int
     print(f"model step latency: {_percentiles_us(figures['model_step_ns'])} over {mode.steps} steps")
     latency = ", ".join(f"{ns / 1e6:.3f} ms" for ns in mode.answer_latency_ns) or "no answer"
     print(f"phrase end -> first answer note: {latency}; late notes: {scheduler.late_count}")
-    if play:
+    if play and not offline:  # offline is for the files; playing them would take the real time again
         reason = synth.play(audio, SAMPLE_RATE)
         if reason:
             print(reason)

@@ -83,6 +83,9 @@ class _RecordingClock:
     def sleep_until(self, deadline_ns: int) -> None:
         self.inner.sleep_until(deadline_ns)
 
+    def wait_until(self, deadline_ns: int, wake) -> bool:
+        return self.inner.wait_until(deadline_ns, wake)
+
 
 class _ObservedScheduler:
     """The scheduler as the mode sees it; how many notes it still holds is logged when asked."""

@@ -1,4 +1,4 @@
-"""The embedded default runs end to end in real time and its files agree with each other."""
+"""The embedded default runs end to end in real time and its files agree with each other; offline, the same files."""
 
 import wave
 
@@ -36,9 +36,30 @@ def _track_times_s(midi: mido.MidiFile, track: int, kind: str) -> list[float]:
     return times
 
 
+@pytest.fixture(scope="module")
+def live_demo(tmp_path_factory, shipped_model):
+    """The demo run once in real time: (its folder, its figures)."""
+    out = tmp_path_factory.mktemp("live-demo")
+    return out, run_demo(out_dir=str(out), model=shipped_model.stem, seed=7, play=False)
+
+
+def _notes(path) -> list[tuple[int, float, int, int]]:
+    """(track, onset s, pitch, velocity) of every note in a MIDI file, track by track."""
+    midi = mido.MidiFile(path)
+    tempo = next(m.tempo for m in midi.tracks[0] if m.type == "set_tempo")
+    out = []
+    for index, track in enumerate(midi.tracks):
+        ticks = 0
+        for message in track:
+            ticks += message.time
+            if message.type == "note_on" and message.velocity > 0:
+                out.append((index, mido.tick2second(ticks, midi.ticks_per_beat, tempo), message.note, message.velocity))
+    return out
+
+
 @pytest.mark.slow
-def test_demo_writes_audio_that_lines_up_with_its_midi(tmp_path, shipped_model):
-    figures = run_demo(out_dir=str(tmp_path), model=shipped_model.stem, seed=7, play=False)
+def test_demo_writes_audio_that_lines_up_with_its_midi(live_demo):
+    tmp_path, figures = live_demo
     assert figures["answer_notes"] >= 4 and figures["held_after_stop"] == 0
     assert len(figures["answer_latency_ns"]) == 1
     # the answer starts when the silence after the prompt reaches the phrase end (1.5 beats), as written
@@ -58,4 +79,19 @@ def test_demo_writes_audio_that_lines_up_with_its_midi(tmp_path, shipped_model):
     extra = [t for t in heard if min(abs(np.array(midi_onsets) - t)) > 0.03]
     assert len(missed) <= len(midi_onsets) // 10, f"MIDI onsets with no loud start in the WAV: {missed}"
     assert len(extra) <= len(heard) // 10, f"loud starts in the WAV with no MIDI onset: {extra}"
+    assert (tmp_path / "demo.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
+def test_offline_demo_writes_the_same_files_with_the_same_notes(tmp_path, live_demo, shipped_model):
+    live_dir, live_figures = live_demo
+    figures = run_demo(out_dir=str(tmp_path), model=shipped_model.stem, seed=7, play=False, offline=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in live_dir.iterdir())
+    assert figures["answer_notes"] == live_figures["answer_notes"] >= 4 and figures["held_after_stop"] == 0
+    live, offline = _notes(live_dir / "demo.mid"), _notes(tmp_path / "demo.mid")
+    assert [(t, p, v) for t, _, p, v in offline] == [(t, p, v) for t, _, p, v in live], "the same notes"
+    apart = [(a[1], b[1]) for a, b in zip(live, offline) if abs(a[1] - b[1]) > 0.02]
+    assert not apart, f"live vs offline onsets (s) more than 20 ms apart: {apart}"
+    with wave.open(str(tmp_path / "demo.wav")) as wav, wave.open(str(live_dir / "demo.wav")) as live_wav:
+        assert abs(wav.getnframes() - live_wav.getnframes()) < wav.getframerate() // 50
     assert (tmp_path / "demo.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -32,7 +32,7 @@ def patch():
 
 
 class Rig:
-    """A game mode on a fake clock with memory ports; `run_until` ticks it every 5 ms."""
+    """A game mode on a fake clock with memory ports; `run_until` runs the engine's loop (a tick at least every 5 ms)."""
 
     def __init__(self, patch, tick_ms: float = 5.0) -> None:
         self.clock = FakeClock(1_000_000_000)
@@ -41,19 +41,15 @@ class Rig:
         self.mode, self.scheduler, self.clock_scheduler = build_game_mode(
             compile_patch(patch), self.clock, self.out, raw_send=lambda data: None,
             model=MODEL_FOR_TESTS)
-        self.engine = Engine(self.mode, self.clock, [], self.scheduler)
+        self.engine = Engine(self.mode, self.clock, [], self.scheduler, poll_ms=tick_ms)
         self.deadlines: list[tuple[int, object]] = []  # (deadline ns, message) as the output sent them
         self.scheduler.on_sent = lambda message, deadline, sent: self.deadlines.append((deadline, message))
         self.clock_scheduler.on_sent = lambda data, deadline, sent: self.raw.append((deadline, data))
-        self.tick_ns = int(tick_ms * 1e6)
         self.mode.start(self.clock.now_ns())
 
     def run_until(self, ns: int) -> None:
-        while self.clock.now_ns() < ns:  # as Engine.run: wake for a tick, a note or the mode, whichever first
-            wake = [ns, self.clock.now_ns() + self.tick_ns, self.scheduler.next_deadline_ns(), self.mode.next_deadline_ns(),
-                    self.clock_scheduler.next_deadline_ns()]
-            self.clock.sleep_until(max(self.clock.now_ns(), min(w for w in wake if w is not None)))
-            self.engine.tick()
+        if self.clock.now_ns() < ns:
+            self.engine.loop(ns)
 
     def note_ons(self, channel: int | None = None, after_ns: int = 0):
         return [(t, m) for t, m in self.deadlines if m.velocity > 0 and t >= after_ns
@@ -161,6 +157,31 @@ def test_batched_stepping_and_transport(patch):
     pulses = [t for t, data in rig.raw if data == bytes([TIMING_CLOCK]) and t >= starts[-1]]
     assert pulses[0] == starts[-1] and np.allclose(np.diff(pulses[:24]), 60e9 / 84 / 24, atol=1)
     assert rig.note_ons(after_ns=start_at)[0][0] == start_at + LOOKAHEAD_NS
+
+
+def test_on_a_fake_clock_the_engine_loop_sends_each_clock_pulse_at_its_moment(patch):
+    rig = Rig(patch)
+    lateness = []
+    rig.clock_scheduler.on_sent = lambda data, deadline, sent: lateness.append(sent - deadline)
+    rig.run_until(rig.clock.now_ns() + 2_000_000_000)
+    assert len(lateness) > 40 and set(lateness) == {0}
+
+
+def test_the_status_line_counts_bars_on_the_engine_clock(patch):
+    from dataclasses import replace
+
+    from realtime.app import LiveEngine
+
+    quiet = replace(patch, midi=replace(patch.midi, enabled=False), synth=replace(patch.synth, kind="none"),
+                    osc=replace(patch.osc, enabled=False, out_host=None))
+    clock = FakeClock(1_000_000_000)
+    live = LiveEngine(quiet, clock=clock)
+    try:
+        live.mode.start(clock.now_ns())
+        clock.sleep_until(live.mode.tempo.ns_at(9.5))  # beat 9.5: bar 2 (0-based, 4 beats a bar)
+        assert "| bar 2 |" in live.status()
+    finally:
+        live.stop()
 
 
 def test_unknown_names_and_bad_values_change_nothing(patch):

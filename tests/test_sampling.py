@@ -20,20 +20,33 @@ def test_key_names():
             key_pitch_classes(bad)
 
 
-def test_sampler_is_seeded_and_respects_top_p():
-    logits = np.log(np.array([0.5, 0.3, 0.15, 0.05]))
-    draws = Sampler(3, 1.0, 0.75)
-    seen = {draws.sample(logits) for _ in range(3000)}
-    assert seen == {0, 1}  # 0.5 + 0.3 covers 0.75: classes 2 and 3 are outside the nucleus
-    s1, s2 = Sampler(11, 0.9, 0.95), Sampler(11, 0.9, 0.95)
-    assert [s1.sample(logits) for _ in range(50)] == [s2.sample(logits) for _ in range(50)]
+def _pitch_draws(model, sampler: Sampler, probabilities: list[float], n: int) -> list[int]:
+    """n pitches drawn by the live sampler when the model gives pitches 60, 61, ... these probabilities."""
+    from realtime.model.runner import N_LOGITS, field_slices
+
+    generator = Generator(ModelRunner(model), sampler)
+    logits = np.zeros((1, N_LOGITS), dtype=np.float32)
+    pitch = logits[0, field_slices()["pitch"]]
+    pitch[:] = -np.inf
+    pitch[60:60 + len(probabilities)] = np.log(probabilities)
+    generator.runner.logits = logits
+    return [generator.sample_next().pitch for _ in range(n)]
 
 
-def test_low_temperature_concentrates():
-    logits = np.log(np.array([0.4, 0.35, 0.25]))
-    hot, cold = Sampler(0, 2.0), Sampler(0, 0.01)
-    assert sum(cold.sample(logits) == 0 for _ in range(1000)) > 990
-    assert sum(hot.sample(logits) == 0 for _ in range(1000)) < 600
+def test_sampler_is_seeded_and_respects_top_p(shipped_model):
+    probabilities = [0.5, 0.3, 0.15, 0.05]
+    seen = set(_pitch_draws(shipped_model, Sampler(3, 1.0, 0.75), probabilities, 3000))
+    assert seen == {60, 61}  # 0.5 + 0.3 covers 0.75: the other two are outside the nucleus
+    first, again = (_pitch_draws(shipped_model, Sampler(11, 0.9, 0.95), probabilities, 50) for _ in range(2))
+    assert first == again and len(set(first)) > 1
+
+
+def test_low_temperature_concentrates(shipped_model):
+    probabilities = [0.4, 0.35, 0.25]
+    cold = _pitch_draws(shipped_model, Sampler(0, 0.01), probabilities, 1000)
+    hot = _pitch_draws(shipped_model, Sampler(0, 2.0), probabilities, 1000)
+    assert cold.count(60) > 990
+    assert hot.count(60) < 600
 
 
 def test_ten_thousand_masked_notes_stay_in_key_and_range(shipped_model):

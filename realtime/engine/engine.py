@@ -3,7 +3,10 @@
 Contract for the loop: input callbacks only append to a deque and set an event (no lock
 shared with the model). Each tick sends what is due, lets the mode hear new messages and
 compute ahead, and sends again. Nothing in a tick logs or blocks; counts are kept for a status
-line outside. With a FakeClock, tests call `tick()` after moving time by hand.
+line outside. Between ticks the loop waits through its clock (`Clock.wait_until`) for the next
+deadline or an input: on the SystemClock that is a show; on a FakeClock time jumps from one wake
+to the next, so tests and offline renders (realtime/offline.py) run this very loop as fast as the
+CPU allows. Tests may also call `tick()` after moving a FakeClock by hand.
 
 Floods: the inbox is bounded (`inbox_limit`); past it new messages are dropped and counted
 (`inbox_drops`), except note-offs, which have a reserve of their own so a flood can never leave a
@@ -46,7 +49,7 @@ class Engine:
     """Runs one mode against its inputs and scheduler until told to stop."""
 
     def __init__(self, mode: Mode, clock: Clock, inputs: list[Input], scheduler: Scheduler,
-                 poll_ms: float = 20.0, spin_ms: float = 1.0, controls: tuple[ControlMapping, ...] = (),
+                 poll_ms: float = 20.0, controls: tuple[ControlMapping, ...] = (),
                  inbox_limit: int = INBOX_LIMIT) -> None:
         self.mode, self.clock, self.inputs, self.scheduler = mode, clock, inputs, scheduler
         # "cc:1" / "osc:temperature" -> mappings; looked up per control event, never per note
@@ -57,7 +60,6 @@ class Engine:
         self.learning: str | None = None  # MIDI learn: a target waiting for the next moved controller
         self.learned: deque[ControlMapping] = deque()  # bindings made, for saving outside the loop
         self.poll_ns = int(poll_ms * 1e6)
-        self.spin_ns = int(spin_ms * 1e6)
         self._inbox: deque[tuple[NoteMessage, int]] = deque()
         self.inbox_limit = inbox_limit
         self.inbox_drops = 0
@@ -137,25 +139,25 @@ class Engine:
     def run(self, until_ns: int | None = None) -> None:
         """Loop in this thread until `stop()` (or `until_ns`); then silence everything."""
         try:
-            while not self.stopped.is_set():
-                self.tick()
-                now = self.clock.now_ns()
-                if until_ns is not None and now >= until_ns:
-                    break
-                wake = self._next_wake_ns(now)
-                if until_ns is not None:
-                    wake = min(wake, until_ns)
-                # Sleep on the event until just before the deadline (an input may wake us),
-                # then let the clock spin the last stretch: an event wait oversleeps.
-                coarse_ns = wake - now - self.spin_ns
-                if coarse_ns > 0 and self._wake.wait(coarse_ns / 1e9):
-                    self._wake.clear()
-                    continue
-                self._wake.clear()
-                if not self._inbox:
-                    self.clock.sleep_until(wake)
+            self.loop(until_ns)
         finally:
             self.close()
+
+    def loop(self, until_ns: int | None = None) -> None:
+        """Tick, then wait through the clock for the next deadline or an input; until `stop()` or `until_ns`.
+
+        Returns without closing, so a test on a FakeClock can loop to a moment, look, and loop on.
+        """
+        clock = self.clock
+        while not self.stopped.is_set():
+            self.tick()
+            now = clock.now_ns()
+            if until_ns is not None and now >= until_ns:
+                return
+            wake = self._next_wake_ns(now)
+            if until_ns is not None and until_ns < wake:
+                wake = until_ns
+            clock.wait_until(wake, self._wake)
 
     def stop(self) -> None:
         self.stopped.set()

@@ -187,9 +187,10 @@ class GameMode:
         self.ticks += 1
 
     def next_deadline_ns(self) -> int | None:
+        # the MIDI clock's next pulse when no output thread sends it (a fake clock: tests, offline)
+        wake = self.clock_scheduler.next_deadline_ns() if self.clock_scheduler is not None else None
         if not self.running:
-            return None
-        wake = None
+            return wake
         for voice in self.voices:
             if voice.active and voice.next is not None:
                 at = self.tempo.ns_at(voice.next[1]) - self.lookahead_ns
@@ -387,10 +388,10 @@ class GameMode:
             self.clock_scheduler.push(data, at_ns)
         self.clock_scheduler.dispatch_due(now_ns)
 
-    def status_line(self) -> str:
+    def status_line(self, now_ns: int) -> str:
         n = min(self.ticks, len(self.tick_ns))
         parts = [f"section {self.state.name}" + (f" -> {self.pending[0].name}" if self.pending else ""),
-                 f"bar {int(self.tempo.beat_at(time.monotonic_ns()) // self.game.beats_per_bar) if self.running else '-'}",
+                 f"bar {int(self.tempo.beat_at(now_ns) // self.game.beats_per_bar) if self.running else '-'}",
                  f"{self.tempo.tempo_bpm:.0f} BPM",
                  "layers " + ",".join(v.settings.name for v in self.voices if v.active),
                  " ".join(f"{name} {p.target:.2f}" for name, p in self.params.items())]

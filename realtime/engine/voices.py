@@ -15,7 +15,7 @@ import numpy as np
 
 from ..model.fastsample import sample_note, warm_up
 from ..model.runner import ModelRunner, field_slices
-from ..model.tokens import DURATION_BEATS, IOI_BEATS
+from ..model.tokens import IOI_BEATS
 
 _IOI = np.asarray(IOI_BEATS)
 MAX_SOUNDING = 16
@@ -131,7 +131,3 @@ class VoiceBank:
             self.steps += 1
         return moved
 
-
-def note_beats(note: tuple[int, int, int, int]) -> tuple[float, float]:
-    """(inter-onset, duration) in beats of a sampled note."""
-    return IOI_BEATS[note[1]], DURATION_BEATS[note[2]]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..settings import sampling
 from .fastsample import sample_note, warm_up
 from .runner import ModelRunner, field_slices
 from .sampling import Constraints, Sampler
@@ -101,3 +102,10 @@ class Generator:
             self.commit(token)
             out.append(token)
         return out
+
+
+def build_generator(model: str, seed: int, temperature: float | None = None, top_p: float | None = None,
+                    constraints: Constraints | None = None) -> Generator:
+    """A generator on a shipped or given model, sampling with the model card's defaults unless overridden."""
+    runner = ModelRunner(model)
+    return Generator(runner, Sampler(seed, *sampling(runner.meta, temperature, top_p)), constraints)

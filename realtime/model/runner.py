@@ -11,7 +11,6 @@ import hashlib
 import json
 import os
 import re
-import time
 from pathlib import Path
 
 import numpy as np
@@ -229,14 +228,3 @@ class ModelRunner:
         np.copyto(self._state, old, where=~advance[None, None, :, None])
         return self.logits
 
-
-def time_steps(runner: ModelRunner, n: int, seed: int = 0) -> np.ndarray:
-    """Per-step wall times (ns) of n chained steps with random notes: the benchmark's core."""
-    rng = np.random.default_rng(seed)
-    notes = np.stack([rng.integers(0, FIELD_SIZES[f], n) for f in ("pitch", "ioi", "duration", "velocity")], 1)
-    out = np.empty(n, dtype=np.int64)
-    for i in range(n):
-        t0 = time.perf_counter_ns()
-        runner.step(*notes[i])
-        out[i] = time.perf_counter_ns() - t0
-    return out
