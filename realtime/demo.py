@@ -74,8 +74,7 @@ def run_demo(out_dir: str = "out", model: str = "bach-folk-lstm.int8", seed: int
                         model_velocity=generator.runner.meta.get("velocity_level_mean", 80.0))
     keyboard = MemoryInput(clock, "demo-keyboard")
     engine = Engine(mode, clock, [keyboard], scheduler)
-    generator.runner.warm_up()
-    generator.reset()
+    generator.warm_up()
     gc.collect()
     gc.freeze()  # nothing allocated at start-up is scanned again: no collection pauses mid-phrase
 
