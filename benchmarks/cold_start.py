@@ -1,18 +1,21 @@
-"""Cold start: `realtime run` to ready, and what the first notes cost, with an empty and a filled numba cache.
+"""Cold start: `realtime run` to ready, and what the first notes cost against the hundredth, live and back to back.
 
-"Cold" is a fresh process whose numba cache folder (NUMBA_CACHE_DIR) is empty, so the compiled
-sampler (realtime/model/fastsample.py) must be compiled; "warm" is a fresh process that finds
-the cache the cold one left. Each is measured twice over:
- - `realtime run` of a patch with OSC in and no MIDI, from process start to the line saying it
-   is running (ports open, threads started): the wait a performer sees;
- - in a child process that builds the engine as `realtime run` does (realtime.app.LiveEngine, memory
-   ports): the phases (import, model load with the ONNX session and the warm-up, start) and then
-   each of the first events, timed one by one (the model hears a note, the next is chosen), once
-   back to back and once paced like a player (a gap between notes lets caches and clocks go idle).
-The first event, events 1-10 and events 91-110 are reported side by side ("the first note as
-cheap as the hundredth").
+Every figure comes from fresh processes, with numba's cache folder (NUMBA_CACHE_DIR) empty ("cold": the
+sampler is compiled at start-up) or holding what the cold process left ("warm", what `./dev` sets up):
+ - ready: `realtime run patches/duet.toml --no-midi --osc-port 0` (the shipped patch, no hardware), from
+   process start to its "running" line (model loaded and warmed up, ports open, threads started);
+ - notes: a child builds and starts the engine as `realtime run` does (realtime.app.LiveEngine, the duet
+   patch, memory ports in place of MIDI and OSC), stops its threads, and times the next notes one by one:
+   "step" is the model hearing a note, "note" the whole decision (that step, then the next note sampled).
+   Each pace runs in its own process, so note 1 is the first note after start-up:
+     back_to_back  no pause, note 1 right after the warm-up: what a first call still costs;
+     paced         a pause (--gap-ms) before every note, as live, where notes come 100s of ms apart;
+     primed        paced, plus a throwaway step (state put back) 1 ms before each note, and its cost.
+   The paced child then times notes after pauses of 0.2-100 ms, and after 5 ms of spinning instead of
+   sleeping (is it the CPU idling, or the caches going cold?).
+Note 1, notes 2-10 and notes 91-110 ("the hundredth") are reported side by side.
 
-    python benchmarks/cold_start.py [--quick] [--events 200] [--json out/bench/cold_start.json]
+    python benchmarks/cold_start.py [--quick] [--rounds 5] [--gap-ms 20] [--json out/bench/cold_start.json]
 """
 
 from __future__ import annotations
@@ -26,18 +29,30 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
-PATCH = "[engine]\nbudget_ms = 3.0\n[midi]\nenabled = false\n[osc]\nenabled = true\nport = 0\n"
+DUET = ROOT / "patches" / "duet.toml"
 MELODY = [(67, 5, 4, 4), (71, 3, 2, 4), (74, 3, 2, 5), (72, 5, 4, 4), (71, 8, 7, 3), (69, 5, 4, 4)]
+PACES = ("back_to_back", "paced", "primed")
+PRIME_LEAD_S = 0.001
+SWEEP_GAPS_MS = (0.2, 1.0, 5.0, 20.0, 100.0)
+SWEEP_NOTES = 15
 
 
-def child(events: int, gap_ms: float) -> dict:
-    """Runs in the fresh process: phases of start-up, then the first events one by one (ns)."""
+def _spin(seconds: float) -> None:
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
+def child(pace: str, events: int, gap_ms: float) -> dict:
+    """Runs in the fresh process: start-up phases, then the first notes one by one (ns)."""
     t0 = time.monotonic_ns()
     from realtime.app import LiveEngine
     from realtime.io.ports import MemoryInput, MemoryOutput
     from realtime.model.tokens import Token
-    from realtime.patch import parse_patch
+    from realtime.patch import load_patch
     imported = time.monotonic_ns()
 
     class Quiet(LiveEngine):
@@ -47,50 +62,75 @@ def child(events: int, gap_ms: float) -> dict:
         def _open_inputs(self) -> None:
             self.inputs.append(MemoryInput(self.clock, "bench"))
 
-    raw = {"engine": {"budget_ms": 3.0}, "midi": {"enabled": False}, "osc": {"enabled": False}}
-    live = Quiet(parse_patch(raw, "<cold_start>"))
+    live = Quiet(load_patch(DUET))
     built = time.monotonic_ns()
     live.start()
     started = time.monotonic_ns()
     live.stop()  # the engine thread must not step the model beside us; the generator stays usable
-    generator, clock = live.generator, time.perf_counter_ns
-    timings = {}
-    for pace, gap_s in (("back_to_back", 0.0), ("paced", gap_ms / 1000)):
-        out = []
-        generator.reset()
-        for i in range(events):
-            pitch, ioi, duration, velocity = MELODY[i % len(MELODY)]
-            if gap_s:
-                time.sleep(gap_s)
+    generator, runner, clock = live.generator, live.generator.runner, time.perf_counter_ns
+    if pace == "back_to_back":  # as if the player began the instant start() warmed up
+        generator.warm_up()
+
+    def note(i: int) -> tuple[int, int]:
+        pitch, ioi, duration, velocity = MELODY[i % len(MELODY)]
+        t = clock()
+        generator.feed(Token(pitch, ioi, duration, velocity))
+        stepped = clock()
+        generator.sample_next()
+        return stepped - t, clock() - t
+
+    steps, notes, primes = [], [], []
+    for i in range(events):
+        if pace != "back_to_back":
+            time.sleep(gap_ms / 1000 - (PRIME_LEAD_S if pace == "primed" else 0.0))
+        if pace == "primed":
+            state, logits = runner.get_state(), runner.logits
             t = clock()
-            generator.feed(Token(pitch, ioi, duration, velocity))
+            runner.step(60, 3, 3, 4)
             generator.sample_next()
-            out.append(clock() - t)
-        timings[pace] = out
+            primes.append(clock() - t)
+            runner.reset(state)
+            runner.logits = logits
+            time.sleep(PRIME_LEAD_S)
+        step_ns, note_ns = note(i)
+        steps.append(step_ns)
+        notes.append(note_ns)
+    sweep = {}
+    if pace == "paced":
+        pauses = [(f"{g:g} ms", g / 1000, time.sleep) for g in SWEEP_GAPS_MS] + [("5 ms spinning", 0.005, _spin)]
+        for label, gap_s, wait in pauses:
+            timed = []
+            for i in range(SWEEP_NOTES):
+                wait(gap_s)
+                timed.append(note(i)[0])
+            sweep[label] = timed
     return {"started_ns": t0, "import_ms": (imported - t0) / 1e6, "build_ms": (built - imported) / 1e6,
-            "start_ms": (started - built) / 1e6, "events_ns": timings}
+            "start_ms": (started - built) / 1e6, "step_ns": steps, "note_ns": notes, "prime_ns": primes,
+            "sweep_ns": sweep}
 
 
-def _run_child(cache: Path, events: int, gap_ms: float) -> dict:
-    env = dict(os.environ, NUMBA_CACHE_DIR=str(cache), PYTHONPATH=os.pathsep.join(
+def _env(cache: Path) -> dict:
+    return dict(os.environ, NUMBA_CACHE_DIR=str(cache), PYTHONPATH=os.pathsep.join(
         p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p))
+
+
+def _run_child(cache: Path, pace: str, events: int, gap_ms: float) -> dict:
     spawned = time.monotonic_ns()
-    done = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", "--events", str(events),
-                           "--gap-ms", str(gap_ms)], env=env, capture_output=True, text=True, timeout=600)
+    done = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", pace, "--events", str(events),
+                           "--gap-ms", str(gap_ms)], env=_env(cache), capture_output=True, text=True, timeout=600)
     if done.returncode != 0:
-        raise RuntimeError(f"the child process failed: {done.stderr.strip().splitlines()[-1:]}")
+        raise RuntimeError(f"the {pace} child process failed: {done.stderr.strip().splitlines()[-1:]}")
     result = json.loads(done.stdout.strip().splitlines()[-1])
     result["interpreter_ms"] = (result.pop("started_ns") - spawned) / 1e6  # python and site start-up
     return result
 
 
-def _run_to_ready(cache: Path, patch: Path) -> float:
+def _run_to_ready(cache: Path) -> float:
     """ms from starting `realtime run` to its 'running' line."""
-    env = dict(os.environ, NUMBA_CACHE_DIR=str(cache), PYTHONPATH=os.pathsep.join(
-        p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p))
     started = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "realtime.cli", "run", str(patch), "--seconds", "0.5"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    command = [sys.executable, "-m", "realtime.cli", "run", str(DUET), "--no-midi", "--osc-port", "0",
+               "--seconds", "0.3"]
+    proc = subprocess.Popen(command, env=_env(cache), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         for line in proc.stdout:
             if line.startswith("realtime: running"):
@@ -103,76 +143,95 @@ def _run_to_ready(cache: Path, patch: Path) -> float:
     return round((ready - started) * 1000, 1)
 
 
-def _us(ns: list[int]) -> dict:
-    import numpy as np
-
-    a = np.asarray(ns, dtype=np.float64) / 1000
-    hundredth = a[90:110] if len(a) >= 110 else a[len(a) // 2:]
-    return {"first_us": round(float(a[0]), 1), "events_1_10_p50_us": round(float(np.median(a[:10])), 1),
-            "events_1_10_max_us": round(float(a[:10].max()), 1),
-            "events_91_110_p50_us": round(float(np.median(hundredth)), 1),
-            "first_over_hundredth": round(float(a[0] / np.median(hundredth)), 2)}
+def _firsts(runs: list[list[int]]) -> dict:
+    """Note 1, notes 2-10 and notes 91-110 (the hundredth) over fresh processes, in us."""
+    a = np.asarray(runs, dtype=np.float64) / 1000
+    late = a[:, 90:110] if a.shape[1] >= 110 else a[:, a.shape[1] // 2:]
+    first, hundredth = float(np.median(a[:, 0])), float(np.median(late))
+    return {"note1_p50_us": round(first, 1), "note1_max_us": round(float(a[:, 0].max()), 1),
+            "notes2_10_p50_us": round(float(np.median(a[:, 1:10])), 1),
+            "notes2_10_max_us": round(float(a[:, 1:10].max()), 1),
+            "note100_p50_us": round(hundredth, 1), "note100_p99_us": round(float(np.percentile(late, 99)), 1),
+            "note1_over_note100": round(first / hundredth, 2)}
 
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="one round, 120 events")
-    parser.add_argument("--events", type=int, default=None, help="first events timed (default 200, quick 120)")
-    parser.add_argument("--gap-ms", type=float, default=20.0, help="pause before each paced event")
-    parser.add_argument("--rounds", type=int, default=None, help="cold/warm pairs (default 3, quick 1)")
+    parser.add_argument("--quick", action="store_true", help="one round, 120 notes")
+    parser.add_argument("--events", type=int, default=None, help="notes timed per process (default 200, quick 120)")
+    parser.add_argument("--gap-ms", type=float, default=20.0, help="pause before each paced note")
+    parser.add_argument("--rounds", type=int, default=None, help="fresh processes per condition (default 5, quick 1)")
     parser.add_argument("--json", default="out/bench/cold_start.json")
-    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=PACES, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     events = args.events or (120 if args.quick else 200)
     if args.child:
-        print(json.dumps(child(events, args.gap_ms)))
+        print(json.dumps(child(args.child, events, args.gap_ms)))
         return {}
     from realtime.bench.common import write_json
 
-    rounds = args.rounds or (1 if args.quick else 3)
-    runs: dict[str, list] = {"cold": [], "warm": []}
+    rounds = args.rounds or (1 if args.quick else 5)
+    conditions = [("cold", "back_to_back"), ("cold", "paced"), ("warm", "back_to_back"), ("warm", "paced"),
+                  ("warm", "primed")]
+    runs: dict[tuple[str, str], list[dict]] = {c: [] for c in conditions}
+    ready: dict[str, list[float]] = {"cold": [], "warm": []}
     with tempfile.TemporaryDirectory(prefix="realtime-numba-") as tmp:
-        patch = Path(tmp) / "cold.toml"
-        patch.write_text(PATCH)
         for r in range(rounds):
-            cache, run_cache = Path(tmp) / f"numba-{r}", Path(tmp) / f"numba-run-{r}"
             for kind in ("cold", "warm"):  # cold: empty folders; warm: the same folders, filled by the cold run
-                ready_ms = _run_to_ready(run_cache, patch)
-                measured = _run_child(cache, events, args.gap_ms)
-                measured["run_to_ready_ms"] = ready_ms
-                runs[kind].append(measured)
-    results: dict = {"definition": "fresh processes; cold: empty numba cache folder, warm: the cache the cold run "
-                                   "filled; events: the model hears a note and the next is chosen, timed one by one",
-                     "events": events, "gap_ms": args.gap_ms, "rounds": rounds, "runs": {}}
-    for kind, measured in runs.items():
-        row = {phase: round(min(m[phase] for m in measured), 1)
-               for phase in ("run_to_ready_ms", "interpreter_ms", "import_ms", "build_ms", "start_ms")}
-        row["run_to_ready_ms_all"] = [m["run_to_ready_ms"] for m in measured]
-        for pace in ("back_to_back", "paced"):
-            per_round = [_us(m["events_ns"][pace]) for m in measured]
-            row[pace] = {key: round(sorted(r[key] for r in per_round)[len(per_round) // 2], 2) for key in per_round[0]}
-        results["runs"][kind] = row
-    cold, warm = results["runs"]["cold"], results["runs"]["warm"]
-    results["headline"] = (f"realtime run to ready: cold {cold['run_to_ready_ms']:.0f} ms, warm {warm['run_to_ready_ms']:.0f} ms; "
-                           f"first event cold {cold['back_to_back']['first_us']:.0f} us, warm {warm['back_to_back']['first_us']:.0f} us, "
-                           f"hundredth {warm['back_to_back']['events_91_110_p50_us']:.0f} us; paced ({args.gap_ms:g} ms gaps) "
-                           f"p50 {warm['paced']['events_91_110_p50_us']:.0f} us")
+                ready[kind].append(_run_to_ready(Path(tmp) / f"run-{r}"))
+            for kind, pace in conditions:  # each cold process gets an empty folder; warm ones, the first one filled
+                cache = Path(tmp) / (f"{pace}-{r}" if kind == "cold" else f"{conditions[0][1]}-{r}")
+                runs[(kind, pace)].append(_run_child(cache, pace, events, args.gap_ms))
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    results: dict = {"definition": "fresh processes; cold: an empty numba cache folder, warm: the one the cold process "
+                                   "filled; step: the model hears a note; note: that step and the next note sampled",
+                     "events": events, "gap_ms": args.gap_ms, "prime_lead_ms": PRIME_LEAD_S * 1000, "rounds": rounds,
+                     "load_average_1min": load, "ready_ms": {}, "notes": {}}
+    for kind in ("cold", "warm"):
+        measured = [m for (k, _), ms in runs.items() if k == kind for m in ms]
+        results["ready_ms"][kind] = {"run_to_ready_ms": round(float(np.median(ready[kind])), 1), "all": ready[kind], **{
+            phase: round(float(np.median([m[phase] for m in measured])), 1)
+            for phase in ("interpreter_ms", "import_ms", "build_ms", "start_ms")}}
+    for (kind, pace), measured in runs.items():
+        row = {"step": _firsts([m["step_ns"] for m in measured]), "note": _firsts([m["note_ns"] for m in measured])}
+        if pace == "primed":
+            row["prime_p50_us"] = round(float(np.median([m["prime_ns"] for m in measured])) / 1000, 1)
+        results["notes"][f"{kind} {pace}"] = row
+    sweeps = [m["sweep_ns"] for m in runs[("warm", "paced")] + runs[("cold", "paced")]]
+    results["step_after_pause_p50_us"] = {label: round(float(np.median([s[label] for s in sweeps])) / 1000, 1)
+                                          for label in sweeps[0]}
+    ready_c, ready_w = results["ready_ms"]["cold"]["run_to_ready_ms"], results["ready_ms"]["warm"]["run_to_ready_ms"]
+    b2b, paced = results["notes"]["warm back_to_back"]["note"], results["notes"]["warm paced"]["note"]
+    results["headline"] = (f"realtime run to ready: cold {ready_c:.0f} ms, warm {ready_w:.0f} ms; a note back to back: "
+                           f"1st {b2b['note1_p50_us']:.0f} us, 100th {b2b['note100_p50_us']:.0f} us; paced "
+                           f"({args.gap_ms:g} ms pauses): 1st {paced['note1_p50_us']:.0f} us, 100th "
+                           f"{paced['note100_p50_us']:.0f} us")
     _print(results)
     write_json(results, args.json)
     return results
 
 
 def _print(results: dict) -> None:
-    print(f"{'':6} {'run->ready':>10} {'python':>7} {'import':>7} {'build':>7} {'start':>7} | "
-          f"{'pace':13} {'1st':>7} {'1-10 p50':>9} {'1-10 max':>9} {'91-110':>7} {'1st/100th':>9}")
-    for kind, row in results["runs"].items():
-        for i, pace in enumerate(("back_to_back", "paced")):
-            e = row[pace]
-            head = (f"{kind:6} {row['run_to_ready_ms']:9.0f}m {row['interpreter_ms']:6.0f}m {row['import_ms']:6.0f}m "
-                    f"{row['build_ms']:6.0f}m {row['start_ms']:6.0f}m" if i == 0 else " " * 50)
-            print(f"{head} | {pace:13} {e['first_us']:6.0f}u {e['events_1_10_p50_us']:8.0f}u {e['events_1_10_max_us']:8.0f}u "
-                  f"{e['events_91_110_p50_us']:6.0f}u {e['first_over_hundredth']:9.2f}")
-    print("phases: the minimum over rounds (ms); events: the median over rounds (us)")
+    for kind, row in results["ready_ms"].items():
+        print(f"{kind}: realtime run -> ready {row['run_to_ready_ms']:.0f} ms (median of {row['all']}); in a child: "
+              f"python {row['interpreter_ms']:.0f}, import {row['import_ms']:.0f}, build {row['build_ms']:.0f} "
+              f"(model, sampler, warm-up), start {row['start_ms']:.0f} ms")
+    print(f"\n{'us':20} {'':5} {'note 1 p50':>10} {'max':>7} {'2-10 p50':>9} {'max':>7} {'100th p50':>10} {'p99':>7} "
+          f"{'1st/100th':>9}")
+    for condition, row in results["notes"].items():
+        for part in ("step", "note"):
+            e = row[part]
+            print(f"{condition:20} {part:5} {e['note1_p50_us']:10.0f} {e['note1_max_us']:7.0f} "
+                  f"{e['notes2_10_p50_us']:9.0f} {e['notes2_10_max_us']:7.0f} {e['note100_p50_us']:10.0f} "
+                  f"{e['note100_p99_us']:7.0f} {e['note1_over_note100']:9.2f}")
+        if "prime_p50_us" in row:
+            unprimed = results["notes"]["warm paced"]["note"]["note100_p50_us"]
+            print(f"{'':20} the throwaway note 1 ms before each: p50 {row['prime_p50_us']:.0f} us, so the pair costs "
+                  f"{row['prime_p50_us'] + row['note']['note100_p50_us']:.0f} us against {unprimed:.0f} us unprimed")
+    print("\nmodel step after a pause, p50 (us): " + ", ".join(
+        f"{label} {us:.0f}" for label, us in results["step_after_pause_p50_us"].items()))
+    print(f"note 1: over {results['rounds']} fresh processes; 100th: notes 91-110 of each; load average "
+          f"{results['load_average_1min']}")
     print(results["headline"])
 
 

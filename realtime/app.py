@@ -24,6 +24,7 @@ from .engine.continuation import Continuation
 from .engine.engine import Engine
 from .errors import RealtimeError
 from .io.ports import FanOut, Input, Output
+from .learn import save_learned  # here, not in the status loop: its ~10 ms import ran under the first notes
 from .model.generator import build_generator
 from .model.sampling import Constraints, key_pitch_classes
 from .patch import Patch, compile_patch
@@ -85,7 +86,7 @@ class LiveEngine:
                                       m.max_polyphony)
             self.generator = build_generator(m.name, s.seed, m.temperature, m.top_p, constraints)
             runner = self.generator.runner
-            runner.warm_up()  # ONNX session and caches warm before any port opens (benchmarks/cold_start.py)
+            self.generator.warm_up()  # whole notes decided before any port opens (benchmarks/cold_start.py)
             self._open_outputs()
             self.output = FanOut(self.outputs)
             self.scheduler = Scheduler(self.output, self.clock, late_tolerance_ns=int(s.budget_ms * 1e6))
@@ -172,8 +173,7 @@ class LiveEngine:
     def start(self) -> None:
         """Start the output thread and the engine thread; the caller may then watch `status()`."""
         if self.patch.engine.mode != "game":
-            self.generator.runner.warm_up()
-            self.generator.reset()
+            self.generator.warm_up()
         sys.setswitchinterval(SWITCH_INTERVAL_S)
         self._caller = threading.get_ident(), priority.current()  # the main thread, as a rule: realtime/priority.py
         main_note = priority.try_fifo("main thread", priority.MAIN_PRIORITY, inherit=False)
@@ -310,6 +310,7 @@ def run_patch(patch: Patch, status_every_s: float = 0.5, duration_s: float | Non
     taps = None
     if view:
         from .taps import Taps
+        from .view import run_view  # ~0.3 s of imports: before start, not under the first notes
 
         taps = Taps(live)  # before start: the taps replace the engine's inbox
     stop, hangup = threading.Event(), threading.Event()
@@ -321,8 +322,6 @@ def run_patch(patch: Patch, status_every_s: float = 0.5, duration_s: float | Non
         print(f"realtime: running {patch.path} ({ports}); Ctrl-C stops", flush=True)
         started = time.monotonic()
         if view:
-            from .view import run_view
-
             run_view(live, stop, taps, recorder, duration_s)
         while not view:
             if stop.wait(status_every_s):
@@ -336,8 +335,6 @@ def run_patch(patch: Patch, status_every_s: float = 0.5, duration_s: float | Non
             print("\r" + live.status() + " " * 4, end="", flush=True)
             if recorder is not None:
                 recorder.flush()
-            from .learn import save_learned
-
             for message in save_learned(live):
                 print(f"\nrealtime: {message}", flush=True)
             if duration_s is not None and time.monotonic() - started >= duration_s:

@@ -44,8 +44,7 @@ def run_demo(out_dir: str = "out", model: str = "bach-folk-lstm.int8", seed: int
     generator = build_generator(model, seed)
     duet = Duet(generator, settings, clock)
     mode, scheduler, output = duet.mode, duet.scheduler, duet.output
-    generator.runner.warm_up()
-    generator.reset()
+    generator.warm_up()
     gc.collect()
     gc.freeze()  # nothing allocated at start-up is scanned again: no collection pauses mid-phrase
 

@@ -343,8 +343,7 @@ def replay_session(directory: str | Path, out: str | Path) -> dict:
     if _model_hash(live.generator.runner) != header["model_sha256"]:
         raise RecordError(f"{directory}: recorded with another {header['model']} model file (its hash differs); "
                           "replay needs the very same model")
-    live.generator.runner.warm_up()  # as LiveEngine.start does
-    live.generator.reset()
+    live.generator.warm_up()  # as LiveEngine.start does
     clock = _ReplayClock(fake, live.scheduler, [e["cancel"] for e in entries if "cancel" in e])
     counts: deque = deque()
     live.engine.clock = live.mode.clock = clock

@@ -5,17 +5,44 @@ masked by key and range and by our own notes still sounding at the new onset; th
 velocity), compiled with numba so a note costs a few microseconds instead of the ~50 that the
 equivalent numpy and Python calls cost. No allocation: every buffer comes from the caller.
 The uniform random numbers come from the caller's seeded generator, so results are reproducible.
+
+numba keeps the compiled code in `cache_dir()`, outside the source tree: `./dev` fills it at install
+and every later process loads it (~0.4 s, against ~1 s to compile it; both before any port opens).
 """
 
 from __future__ import annotations
 
+import os
+import sys
+from pathlib import Path
+
 import numpy as np
 from numba import njit
+from numba.core import config as numba_config
 
 EPSILON_BEATS = 1e-9
 
 
-@njit(cache=True, nogil=True)
+def cache_dir() -> Path:
+    """numba's cache for this module: $NUMBA_CACHE_DIR, else inside the virtualenv, else the user's cache."""
+    if numba_config.CACHE_DIR:
+        return Path(numba_config.CACHE_DIR)
+    if sys.prefix != sys.base_prefix:
+        return Path(sys.prefix) / "var" / "cache" / "realtime" / "numba"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "realtime" / "numba"
+
+
+def _compiled(function):
+    """njit, cached in cache_dir() rather than numba's default __pycache__ beside this file."""
+    chosen = numba_config.CACHE_DIR
+    numba_config.CACHE_DIR = str(cache_dir())  # read once, as the decorator picks where its cache lives
+    try:
+        return njit(cache=True, nogil=True)(function)
+    finally:
+        numba_config.CACHE_DIR = chosen
+
+
+@_compiled
 def _draw(weights, order, n, top_p, u):
     """Index (0..n-1) drawn from the top-p nucleus of weights[:n]; `order` is scratch space."""
     total = 0.0
@@ -44,7 +71,7 @@ def _draw(weights, order, n, top_p, u):
     return order[kept - 1]
 
 
-@njit(cache=True, nogil=True)
+@_compiled
 def _weights(logits, bias, start, stop, inv_temperature, out):
     """exp of the scaled, masked logits of one head, relative to its largest; returns the count."""
     n = stop - start
@@ -59,7 +86,7 @@ def _weights(logits, bias, start, stop, inv_temperature, out):
     return n
 
 
-@njit(cache=True, nogil=True)
+@_compiled
 def sample_note(logits, bias, starts, inv_temperature, top_p, uniforms, fixed_ioi, first_allowed_ioi,
                 ioi_beats, time_beats, sounding_ends, sounding_pitches, n_sounding, weights, order, out):
     """Fill out[0:4] with (pitch, ioi, duration, velocity) for the next note."""

@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..settings import sampling
-from .fastsample import sample_note, warm_up
+from .fastsample import sample_note
+from .fastsample import warm_up as compile_sampler
 from .runner import ModelRunner, field_slices
 from .sampling import Constraints, Sampler
 from .tokens import DURATION_BEATS, IOI_BEATS, Token
@@ -32,7 +33,7 @@ class Generator:
         self._weights, self._order = np.empty(128), np.empty(128, dtype=np.int64)
         self._uniforms, self._out = np.empty(4), np.empty(4, dtype=np.int64)
         self._ends, self._pitches = np.zeros(64), np.zeros(64, dtype=np.int64)  # our notes still sounding
-        warm_up()
+        compile_sampler()
         self.set_constraints(constraints or Constraints())
         self.reset()
 
@@ -47,6 +48,17 @@ class Generator:
         self.runner.reset()
         self.runner.start()
         self.begin_answer()
+
+    def warm_up(self, notes: int = 64) -> None:
+        """Whole throwaway notes (sampled, heard), so a first real one costs what the hundredth does; then reset.
+
+        Stepping the model alone left the first sample twice the cost of later ones (Python and numpy
+        paths run for the first time). The random sequence is put back: a seed still gives the same notes.
+        """
+        generator_state = self.sampler.rng.bit_generator.state
+        self.generate(notes)
+        self.sampler.rng.bit_generator.state = generator_state
+        self.reset()
 
     def begin_answer(self) -> None:
         """Start a fresh timeline for polyphony bookkeeping (the model state is kept)."""

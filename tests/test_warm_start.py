@@ -1,0 +1,111 @@
+"""The engine is warm before it listens: its ONNX session made and stepped and its sampler compiled before
+any port opens, so the first note creates no session and compiles nothing (benchmarks/cold_start.py
+times what the first notes cost)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import onnxruntime
+import pytest
+
+import realtime
+from realtime.app import LiveEngine
+from realtime.clock import FakeClock
+from realtime.events import NoteMessage
+from realtime.io.ports import MemoryInput, MemoryOutput
+from realtime.model import fastsample
+from realtime.model import generator as generator_module
+from realtime.model.runner import ModelRunner
+from realtime.patch import load_patch
+
+DUET = Path(__file__).resolve().parents[1] / "patches" / "duet.toml"
+
+
+class _LoggedLive(LiveEngine):
+    """The live engine from the shipped duet patch, with memory ports whose opening is logged."""
+
+    def __init__(self, log: list) -> None:
+        self.log = log
+        super().__init__(load_patch(DUET), FakeClock(1_000_000_000))
+
+    def _open_outputs(self) -> None:
+        self.log.append(("port", "output"))
+        self._add_output(MemoryOutput(self.clock, "out"))
+
+    def _open_inputs(self) -> None:
+        self.log.append(("port", "input"))
+        self.inputs.append(MemoryInput(self.clock, "keyboard"))
+
+
+@pytest.fixture
+def log(monkeypatch) -> list:
+    """Every ONNX session made, model step taken and note sampled (and whether that call compiled), in order."""
+    events: list = []
+    real_session, real_step, real_sample = onnxruntime.InferenceSession, ModelRunner.step_batch, fastsample.sample_note
+
+    class LoggedSession(real_session):
+        def __init__(self, *args, **kwargs) -> None:
+            events.append(("session",))
+            super().__init__(*args, **kwargs)
+
+    def step_batch(self, *args, **kwargs):
+        events.append(("step",))
+        return real_step(self, *args, **kwargs)
+
+    def logged_sample(caller: str):
+        def sample_note(*args) -> None:
+            compiled_before = (len(real_sample.signatures), sum(real_sample.stats.cache_misses.values()))
+            real_sample(*args)
+            compiled = (len(real_sample.signatures), sum(real_sample.stats.cache_misses.values())) != compiled_before
+            events.append(("sample", caller, "compiled" if compiled else "ready"))
+        return sample_note
+
+    monkeypatch.setattr(onnxruntime, "InferenceSession", LoggedSession)
+    monkeypatch.setattr(ModelRunner, "step_batch", step_batch)
+    monkeypatch.setattr(fastsample, "sample_note", logged_sample("compile"))  # what fastsample.warm_up calls
+    monkeypatch.setattr(generator_module, "sample_note", logged_sample("note"))  # what each note decision calls
+    return events
+
+
+def test_model_and_sampler_are_warm_before_any_port_opens(log):
+    live = _LoggedLive(log)
+    first_port = log.index(("port", "output"))
+    before = log[:first_port]
+    assert ("session",) in before, f"no ONNX session before the first port opened: {log[:5]}"
+    assert before.count(("step",)) > 1, "the model was stepped only by its reset before the ports opened: no warm-up"
+    assert any(e[:2] == ("sample", "compile") for e in before), "the sampler was first compiled after the ports opened"
+    assert any(e[:2] == ("sample", "note") for e in before), "no note was decided before the ports opened: no warm-up"
+    assert ("port", "input") in log[first_port:]
+    live.stop()
+
+
+def test_first_note_creates_no_session_and_compiles_nothing(log):
+    live = _LoggedLive(log)
+    heard_from = len(log)
+    mode, now = live.mode, live.clock.now_ns()
+    for i, pitch in enumerate((60, 64, 67)):  # a phrase, as the engine hands it to the mode
+        mode.on_message(NoteMessage(pitch, 90, 0), now + i * 200_000_000)
+        mode.on_message(NoteMessage(pitch, 0, 0), now + i * 200_000_000 + 150_000_000)
+    live.clock.advance_ms(600)
+    mode.tick(live.clock.now_ns())  # the phrase may have ended: the answer's first notes are chosen
+    first_notes = log[heard_from:]
+    assert first_notes.count(("step",)) >= 3 and ("sample", "note", "ready") in first_notes, first_notes
+    assert ("session",) not in first_notes, "an ONNX session was made on the first note"
+    assert ("sample", "note", "compiled") not in first_notes, "the sampler compiled on the first note (other types?)"
+    assert live.scheduler.planned(), "the answer was not scheduled"
+    live.stop()
+
+
+def test_compiled_sampler_is_cached_outside_the_source_tree():
+    cache_path = Path(fastsample.sample_note.stats.cache_path).resolve()
+    assert cache_path.is_relative_to(fastsample.cache_dir().resolve())
+    assert not cache_path.is_relative_to(Path(realtime.__file__).resolve().parent), cache_path
+
+
+def test_warm_up_changes_no_note():
+    from realtime.offline import build_generator
+
+    plain, warmed = build_generator("bach-folk-lstm.int8", seed=3), build_generator("bach-folk-lstm.int8", seed=3)
+    warmed.warm_up()
+    assert warmed.generate(32) == plain.generate(32)
