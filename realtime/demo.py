@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import priority
 from .clock import FakeClock, SystemClock
 from .engine.continuation import ContinuationSettings
 from .events import NoteSequence, read_midi, write_midi_tracks
@@ -56,7 +57,13 @@ def run_demo(out_dir: str = "out", model: str = "bach-folk-lstm.int8", seed: int
                                + (settings.answer_beats + 4) * settings.ms_per_beat) * 1e6)
     how = "offline (a fake clock: no waiting)" if offline else f"at {phrase.tempo_bpm:.0f} bpm"
     print(f"playing the {len(phrase.notes)}-note prompt into the engine {how} ...")
-    duet.perform(phrase, start_ns, until_ns)
+    saved = priority.current()
+    if not offline:  # the engine's loop runs here: at the engine thread's priority, as `realtime run` runs it
+        priority.try_fifo("the demo's engine loop", priority.ENGINE_PRIORITY)
+    try:
+        duet.perform(phrase, start_ns, until_ns)
+    finally:
+        priority.restore(saved)
     gc.unfreeze()
 
     prompt_notes = [(o / 1000 + LEAD_IN_NS / 1e9, n.duration / 1000, n.pitch, n.velocity)
