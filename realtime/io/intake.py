@@ -40,7 +40,7 @@ from ..clock import Clock
 from ..errors import InputError, PortError
 from ..events import LearnRequest, NoteMessage
 from ..priority import ENGINE_PRIORITY, INTAKE_PRIORITY, try_fifo
-from .osc import RECEIVE_BUFFER_BYTES, AddressSpec, Handler, OscInput, _Tally, open_socket, resolve_allowed
+from .osc import RECEIVE_BUFFER_BYTES, AddressSpec, Handler, OscInput, DropTally, open_socket, resolve_allowed
 from .ports import Listener
 from .ring import EventRing
 from .sockfilter import attach_allowlist
@@ -72,7 +72,7 @@ class OscIntake:
         self.clock = clock
         self._listener: Listener | None = None
         self._post: Callable | None = None
-        self._tally = _Tally()  # what goes wrong on this side (a failing listener)
+        self._tally = DropTally()  # what goes wrong on this side (a failing listener)
         self._lines: list[str] = []
         self._partial = b""
         self._closed, self._lock = False, threading.Lock()
