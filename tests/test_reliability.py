@@ -142,6 +142,22 @@ def test_a_failed_start_leaves_nothing_open():
     assert set(threading.enumerate()) <= threads_before, "no thread was left running"
 
 
+def test_what_an_osc_output_cannot_send_reaches_the_warnings_and_the_status_line(shipped_model):
+    patch = parse_patch({"model": {"name": str(shipped_model)}, "midi": {"enabled": False},
+                         "osc": {"port": _free_udp_port(), "out_host": "255.255.255.255", "out_port": 9}})
+    live = LiveEngine(patch)  # broadcast without SO_BROADCAST: every sendto is refused
+    try:
+        assert live.supervise() == [] and "dropped" not in live.status()
+        live.output.send(NoteMessage(60, 100))
+        live.output.send(NoteMessage(62, 100))
+        (line,) = live.supervise()
+        assert "osc-out 255.255.255.255:9: send failed" in line and "'send'" in line
+        assert live.dropped() == 2 and "dropped 2" in live.status()
+        assert live.supervise() == [], "one warning per kind"
+    finally:
+        live.stop()
+
+
 def test_a_bad_model_fails_before_any_port_opens(tmp_path, shipped_model):
     broken = tmp_path / "broken.onnx"
     broken.write_bytes(shipped_model.read_bytes()[:1000])
