@@ -73,7 +73,7 @@ def jack(monkeypatch: pytest.MonkeyPatch):
 
         jack_watch().poll()  # closes its client of the last test's server before this test opens any
         yield server
-    from realtime.io.jackmidi import release_dead_clients
+    from realtime.io.jackwatch import release_dead_clients
 
     release_dead_clients()  # the server is gone: close what this process still holds of it, at once
     sys.setswitchinterval(old_switch)
@@ -90,6 +90,6 @@ def jack256(monkeypatch: pytest.MonkeyPatch):
         for key, value in server.environ().items():
             monkeypatch.setenv(key, value)
         yield server
-    from realtime.io.jackmidi import release_dead_clients
+    from realtime.io.jackwatch import release_dead_clients
 
     release_dead_clients()
