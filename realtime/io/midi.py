@@ -11,7 +11,7 @@ with python-rtmidi 1.5.8, see shared PITFALLS):
 - Closing an rtmidi port of a dead server blocks for 1 s holding the GIL, yet it must be closed before
   a new JACK client opens, or the new one sees no ports. So a server's death costs one such pause
   per MIDI port, on the supervising thread, while MIDI is silent anyway.
-- rtmidi on JACK garbles more than ~100 messages sent within one period: a panic is paced.
+- rtmidi on JACK garbles more than ~100 messages sent within one period: a panic is paced (MidiOutput).
 The layers beside this one: midibackend.py (which backend, which rtmidi API) and jackwatch.py (the
 JACK watch). This module is the rtmidi port itself.
 """
@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 import threading
 import time
+from collections import deque
 
 import rtmidi
 
@@ -231,7 +232,12 @@ class MidiInput(_MidiPort):
 class MidiOutput(_MidiPort):
     """Sends notes to a MIDI port and remembers what it holds, so closing it always leaves silence.
 
-    While the JACK server is down, messages are dropped (and counted), never queued.
+    While the JACK server is down, messages are dropped (and counted), never queued. On JACK a panic
+    is paced, since rtmidi garbles more than ~100 messages sent within one period: its first
+    PANIC_BURST messages go at once, the rest from this port's pacer thread, PANIC_BURST a period.
+    Until they are out, what is sent queues behind them (MIDI clock aside), so no caller's thread
+    sleeps (the scheduler's output thread calls `all_notes_off` on a cut-in) and the panic's
+    controllers cannot end a note played after it.
     """
 
     kind, direction = "output", "out"
@@ -239,31 +245,33 @@ class MidiOutput(_MidiPort):
 
     def __init__(self, port: str | None = None, backend: str | None = None, client_name: str = "realtime") -> None:
         self._held = HeldNotes()
-        self.sent = 0
-        self.dropped = 0
+        self.sent = self.dropped = 0
+        self._backlog: deque[tuple[int, ...]] = deque()  # what waits behind a paced panic, in order
+        self._pacer_wake, self._pacer_stop = threading.Event(), False
         super().__init__(port, backend, client_name)
         self._watch = jack_watch() if self.backend == "jack" else None
+        self._pacer = None
+        if self._watch is not None:
+            self._pacer = threading.Thread(target=self._pace, name=f"midi-out {self.name} panic", daemon=True)
+            self._pacer.start()
 
     def send(self, message: NoteMessage) -> None:
-        midi = self._midi
-        if midi is None or (self._watch is not None and not self._watch.alive):
+        if self._midi is None or (self._watch is not None and not self._watch.alive):
             self.dropped += 1
             return
         self._held.track(message)
         if message.velocity:
-            midi.send_message((0x90 | message.channel, message.pitch, message.velocity))
+            self._send_in_order((0x90 | message.channel, message.pitch, message.velocity))
         else:
-            midi.send_message((0x80 | message.channel, message.pitch, 0))
-        self.sent += 1
+            self._send_in_order((0x80 | message.channel, message.pitch, 0))
 
     def send_raw(self, data: bytes | list[int] | tuple[int, ...]) -> None:
-        """Send one complete MIDI message as bytes (clock, transport, program change...)."""
-        midi = self._midi
-        if midi is None or (self._watch is not None and not self._watch.alive):
-            self.dropped += 1
-            return
-        midi.send_message(data)
-        self.sent += 1
+        """Send one complete MIDI message as bytes (clock, transport, program change...); a system
+        real-time message (clock, start, stop) never waits behind a panic."""
+        if data and data[0] >= 0xF8:
+            self._send_now(data)
+        else:
+            self._send_in_order(data)
 
     @property
     def held(self) -> set[tuple[int, int]]:
@@ -271,27 +279,70 @@ class MidiOutput(_MidiPort):
 
     def all_notes_off(self) -> None:
         """Note-offs for every held note, then sustain off, all sound off, all notes off and reset
-        controllers on every channel this port has played on."""
+        controllers on every channel this port has played on. Returns at once: on JACK what does not
+        fit in this period goes out over the next ones, before anything sent after it."""
         if self._midi is None or (self._watch is not None and not self._watch.alive):
             return  # nothing can be sent: keep the held notes, released when the port is back
         channels = sorted(self._held.channels_used)
         messages = [(0x80 | off.channel, off.pitch, 0) for off in self._held.releases()]
         messages += [(0xB0 | channel, control, 0) for channel in channels for control in PANIC_CONTROLS]
-        pause = self._watch.period_s() + 0.0005 if self._watch is not None else 0.0
-        for index, message in enumerate(messages):
-            if pause and index and index % PANIC_BURST == 0:
-                time.sleep(pause)  # rtmidi on JACK garbles more than ~100 messages in one period
-            self.send_raw(message)
+        # an earlier panic still going out: this one follows it; not JACK: nothing to pace
+        now = [] if self._backlog else messages if self._watch is None else messages[:PANIC_BURST]
+        for message in now:
+            self._send_now(message)
+        if len(now) < len(messages):
+            self._backlog.extend(messages[len(now):])
+            self._pacer_wake.set()
 
-    def _vanished(self) -> None:
-        pass  # keep the held notes: they are released on the device when it is back
+    def _send_in_order(self, data) -> None:
+        if self._backlog:  # a panic is still going out: stay behind it
+            self._backlog.append(data)
+            self._pacer_wake.set()
+        else:
+            self._send_now(data)
+
+    def _send_now(self, data) -> None:
+        midi = self._midi
+        if midi is None or (self._watch is not None and not self._watch.alive):
+            self.dropped += 1
+            return
+        midi.send_message(data)
+        self.sent += 1
+
+    def _pace(self) -> None:
+        """The pacer thread, the backlog's only consumer: PANIC_BURST messages a JACK period, each sent
+        before it is taken off, so a sender that sees the backlog empty has nothing left to wait for.
+        While the server is down they are dropped and counted, as every send then is."""
+        backlog = self._backlog
+        while not self._pacer_stop:
+            self._pacer_wake.wait()
+            self._pacer_wake.clear()
+            while backlog and not self._pacer_stop:
+                time.sleep(self._watch.period_s() + 0.0005)  # the last burst left in the period before
+                for _ in range(min(PANIC_BURST, len(backlog))):
+                    try:
+                        self._send_now(backlog[0])
+                    except Exception:  # a message rtmidi refuses must not hold up the rest: count it
+                        self.dropped += 1
+                    backlog.popleft()
+
+    def _stop_pacer(self) -> None:
+        """Before the rtmidi object is deleted: a send on a deleted port would crash."""
+        self._pacer_stop = True
+        self._pacer_wake.set()
+        if self._pacer is not None and threading.current_thread() is not self._pacer:
+            self._pacer.join(timeout=2.0)
 
     def _reconnected(self) -> None:
-        self.all_notes_off()
+        self.all_notes_off()  # the held notes were kept while the device was gone
 
     def close(self) -> None:
         if self._midi is not None:
             self.all_notes_off()
             if self._watch is not None and self._watch.alive:
+                deadline = time.monotonic() + 2.0
+                while self._backlog and self._watch.alive and time.monotonic() < deadline:
+                    time.sleep(0.001)  # the pacer sends the panic's rest, a burst a period
                 time.sleep(2 * self._watch.period_s() + 0.002)  # JACK sends once a period: let them leave
+        self._stop_pacer()
         super().close()
