@@ -131,20 +131,17 @@ class JackPort(Supervised):
         if self.wanted is None or self._client is None:
             return None
         names = self._peer_names()
-        if self.connected and self.peer not in names:
-            self.connected = False
-            self._vanished()
-            return f"MIDI {self.kind} {self.peer} vanished; the engine keeps running and reconnects when it is back"
-        if not self.connected:
-            try:
-                self.peer = resolve_port(names, self.wanted, self.kind, "jack")
-                self._connect()
-            except (PortError, jack.JackError):
-                return None
-            self.connected = True
-            self._reconnected()
-            return f"MIDI {self.kind} {self.peer} is back: reconnected"
-        return None
+        vanished = self._peer_vanished(self.peer, names)
+        if vanished or self.connected:
+            return vanished
+        try:
+            self.peer = resolve_port(names, self.wanted, self.kind, "jack")
+            self._connect()
+        except (PortError, jack.JackError):
+            return None
+        self.connected = True
+        self._reconnected()
+        return f"MIDI {self.kind} {self.peer} is back: reconnected"
 
     def _vanished(self) -> None:
         pass

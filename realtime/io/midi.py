@@ -115,22 +115,19 @@ class _MidiPort(Supervised):
         if self.wanted is None or self._midi is None:
             return None
         names = self._midi.get_ports()
-        if self.connected and self.name not in names:
-            self.connected = False
-            self._vanished()
-            return f"MIDI {self.kind} {self.name} vanished; the engine keeps running and reconnects when it is back"
-        if not self.connected:
-            try:
-                found = resolve_port(names, self.wanted, self.kind, self.backend)
-            except PortError:
-                return None
-            self._midi.close_port()  # python-rtmidi's close_port also cancels an input's callback
-            self._configure(self._midi)
-            self._midi.open_port(names.index(found), self.direction)
-            self.name, self.connected = found, True
-            self._reconnected()
-            return f"MIDI {self.kind} {found} is back: reconnected"
-        return None
+        vanished = self._peer_vanished(self.name, names)
+        if vanished or self.connected:
+            return vanished
+        try:
+            found = resolve_port(names, self.wanted, self.kind, self.backend)
+        except PortError:
+            return None
+        self._midi.close_port()  # python-rtmidi's close_port also cancels an input's callback
+        self._configure(self._midi)
+        self._midi.open_port(names.index(found), self.direction)
+        self.name, self.connected = found, True
+        self._reconnected()
+        return f"MIDI {self.kind} {found} is back: reconnected"
 
     def _lost(self) -> None:
         """The server died: stop using the rtmidi object at once and set it aside."""
