@@ -22,7 +22,6 @@ import json
 import os
 import random
 import socket
-import struct
 import subprocess
 import sys
 import time
@@ -32,35 +31,31 @@ import numpy as np
 
 from realtime.bench.common import write_json
 from realtime.bench.load import BURNERS, cpu_burners, load_average
+from realtime.io.osccodec import encode_bundle, encode_message
 
 ROOT = Path(__file__).resolve().parents[1]
 BUDGET_MS = 3.0
 
 
-def _osc(address: bytes, tags: bytes, payload: bytes = b"") -> bytes:
-    pad = lambda raw: raw + b"\x00" * (4 - len(raw) % 4)  # noqa: E731
-    return pad(address) + pad(tags) + payload
-
-
 def hostile_datagrams(seed: int = 0) -> list[bytes]:
     """One of each kind of hostile or useless datagram, plus valid control spam (legal, but a flood)."""
     rng = random.Random(seed)
-    deep = _osc(b"/note/on", b",ii", struct.pack(">ii", 60, 100))
+    deep = encode_message("/note/on", 60, 100)
     for _ in range(12):
-        deep = b"#bundle\x00" + bytes(8) + struct.pack(">i", len(deep)) + deep
+        deep = encode_bundle(deep)
     return [
         bytes(rng.randrange(256) for _ in range(48)),
-        _osc(b"/note/on", b",ss", b"C4\x00\x00loud\x00\x00\x00\x00"),
-        _osc(b"/note/on", b",ii", struct.pack(">ii", 200, 100)),
-        _osc(b"/control/temperature", b",f", struct.pack(">f", float("nan"))),
-        _osc(b"/control/temperature", b",d", struct.pack(">d", float("inf"))),
-        _osc(b"/" + b"x" * 4000, b",s", b"y" * 4000 + b"\x00" * 4),
-        _osc(b"/note/on", b",b", struct.pack(">i", 8000) + bytes(8000)),
-        _osc(b"/nowhere/at/all", b",i", struct.pack(">i", 1)),
-        _osc(b"/game/guess", b",i", struct.pack(">i", 60)),
+        encode_message("/note/on", "C4", "loud"),
+        encode_message("/note/on", 200, 100),
+        encode_message("/control/temperature", float("nan")),
+        encode_message("/control/temperature", float("inf"), tags="d"),
+        encode_message("/" + "x" * 4000, "y" * 4000),
+        encode_message("/note/on", 8000).replace(b",i\x00\x00", b",b\x00\x00") + bytes(8000),  # a blob
+        encode_message("/nowhere/at/all", 1),
+        encode_message("/game/guess", 60),
         deep,
-        _osc(b"/no\xfft\xfe", b",i", struct.pack(">i", 1)),
-        _osc(b"/control/temperature", b",f", struct.pack(">f", 0.5)),  # valid: goes to the engine's inbox
+        encode_message("/no?t?", 1).replace(b"?", b"\xff"),  # not UTF-8
+        encode_message("/control/temperature", 0.5),  # valid: goes to the engine's inbox
     ]
 
 
@@ -121,9 +116,9 @@ def player(port: int, start_ns: int, seconds: float) -> dict:
             pitch, velocity = 48 + index % 24, 20 + (index // 24) % 100
             _wait_until(t)
             sends.append((index, time.monotonic_ns()))
-            sock.sendto(_osc(b"/note/on", b",ii", struct.pack(">ii", pitch, velocity)), target)
+            sock.sendto(encode_message("/note/on", pitch, velocity), target)
             _wait_until(t + 90_000_000)
-            sock.sendto(_osc(b"/note/off", b",i", struct.pack(">i", pitch)), target)
+            sock.sendto(encode_message("/note/off", pitch), target)
             index += 1
             t += 100_000_000
         t += 700_000_000
@@ -164,7 +159,7 @@ def _summary_ms(values_ns) -> dict:
 
 def _held_at(sink: socket.socket) -> set:
     """(channel, pitch) still sounding at the synth's end: every note-on and note-off the engine sent."""
-    from realtime.io.osc import _parse_packet
+    from realtime.io.osccodec import decode_packet
 
     held = set()
     sink.setblocking(False)
@@ -173,7 +168,7 @@ def _held_at(sink: socket.socket) -> set:
             data = sink.recv(65535)
         except BlockingIOError:
             return held
-        for address, _, values in _parse_packet(data):
+        for address, _, values in decode_packet(data):
             if address == "/note/on" and values[1] > 0:
                 held.add((values[2], values[0]))
             elif address in ("/note/on", "/note/off"):

@@ -23,7 +23,6 @@ import argparse
 import dataclasses
 import os
 import socket
-import struct
 import sys
 import threading
 import time
@@ -41,6 +40,7 @@ from realtime.engine.gameosc import register_game_api  # noqa: E402
 from realtime.engine.gamesetup import build_game_mode  # noqa: E402
 from realtime.engine.voices import VoiceBank  # noqa: E402
 from realtime.io.osc import OscInput  # noqa: E402
+from realtime.io.osccodec import encode_message  # noqa: E402
 from realtime.io.ports import MemoryOutput  # noqa: E402
 from realtime.model.runner import ModelRunner  # noqa: E402
 from realtime.model.sampling import key_pitch_classes  # noqa: E402
@@ -108,14 +108,6 @@ def intensity_sweep(patch, levels: int, seeds: int, bars: int, state: str) -> di
             "in_key_ratio": in_key / total if total else None, "in_key_notes": total, "key": str(sorted(key))}
 
 
-def _osc(address: str, *args) -> bytes:
-    def pad(raw: bytes) -> bytes:
-        return raw + b"\x00" * (4 - len(raw) % 4)
-    tags = "," + "".join("s" if isinstance(a, str) else "f" for a in args)
-    body = b"".join(pad(a.encode()) if isinstance(a, str) else struct.pack(">f", a) for a in args)
-    return pad(address.encode()) + pad(tags.encode()) + body
-
-
 def osc_response(patch, trials: int) -> dict:
     """Real engine on the real clock: send /game/param over UDP, wait for the first note chosen after it."""
     clock = SystemClock()
@@ -145,7 +137,7 @@ def osc_response(patch, trials: int) -> dict:
             value = 1.0 if trial % 2 == 0 else 0.1
             time.sleep(0.35 + 0.05 * (trial % 5))  # land at varied places in the beat
             t_send = clock.now_ns()
-            sender.sendto(_osc("/game/param", "intensity", value), osc.address)
+            sender.sendto(encode_message("/game/param", "intensity", value), osc.address)
             deadline = time.monotonic() + 3.0
             first = None
             while time.monotonic() < deadline and first is None:

@@ -225,7 +225,7 @@ def loaded_inputs(trials: int, n_burners: int = 2, period: int = 64) -> dict:
 
     import rtmidi
 
-    from realtime.io.osc import encode_message
+    from realtime.io.osccodec import encode_message
 
     with jack_server(period) as server:
         os.environ["JACK_DEFAULT_SERVER"] = server

@@ -206,6 +206,9 @@ class LiveEngine:
                 messages.append(message)
         if hasattr(self, "osc_input"):
             messages += self.osc_input.take_warnings()
+        for port in self.outputs:  # an OSC output warns once per kind of note it could not send
+            if hasattr(port, "take_warnings"):
+                messages += port.take_warnings()
         if self.mode.last_error:
             messages.append(self.mode.last_error)
             self.mode.last_error = None
@@ -239,9 +242,12 @@ class LiveEngine:
         return self.scheduler.late_count + sum(getattr(port, "late", 0) for port in self.outputs)
 
     def dropped(self) -> int:
-        """Input messages refused so far: bad or foreign OSC, kernel overflow, a full engine inbox."""
+        """Messages refused so far: bad or foreign OSC, kernel overflow, a full engine inbox, and notes
+        an OSC output could not send."""
         osc = sum(self.osc_input.drops.values()) if hasattr(self, "osc_input") else 0
-        return osc + self.engine.inbox_drops
+        unsent = sum(sum(port.errors.values()) for port in self.outputs
+                     if isinstance(getattr(port, "errors", None), dict))  # OscOutput's, per kind
+        return osc + self.engine.inbox_drops + unsent
 
     def stop(self) -> None:
         """Idempotent: stop the threads, silence and close every port, restore the interpreter."""

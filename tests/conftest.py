@@ -84,14 +84,14 @@ def jack(monkeypatch: pytest.MonkeyPatch):
     from jackserver import JackServer
 
     require_tools("jackd", "jack_wait", package="jackd2")
-    with JackServer() as server, as_the_engine_process():
+    with JackServer(period=256) as server, as_the_engine_process():
         for key, value in server.environ().items():
             monkeypatch.setenv(key, value)
         from realtime.io.midi import jack_watch
 
         jack_watch().poll()  # closes its client of the last test's server before this test opens any
         yield server
-    from realtime.io.jackmidi import release_dead_clients
+    from realtime.io.jackwatch import release_dead_clients
 
     release_dead_clients()  # the server is gone: close what this process still holds of it, at once
 
@@ -107,6 +107,6 @@ def jack256(monkeypatch: pytest.MonkeyPatch):
         for key, value in server.environ().items():
             monkeypatch.setenv(key, value)
         yield server
-    from realtime.io.jackmidi import release_dead_clients
+    from realtime.io.jackwatch import release_dead_clients
 
     release_dead_clients()

@@ -12,7 +12,8 @@ import atheris
 
 with atheris.instrument_imports():
     from realtime.errors import PatchError
-    from realtime.io.osc import AddressTable, _Drop, _parse_packet
+    from realtime.io.oscaddress import AddressTable
+    from realtime.io.osccodec import Drop, decode_packet
     from realtime.patch import parse_patch
 
 TABLE = AddressTable()
@@ -26,13 +27,13 @@ def one_input(data: bytes) -> None:
             pass
         return
     try:
-        messages = _parse_packet(data)
-    except _Drop:
+        messages = decode_packet(data)
+    except Drop:
         return
     for address, tags, values in messages:
         try:
             TABLE.event(address, tags, values)
-        except _Drop:
+        except Drop:
             pass
 
 

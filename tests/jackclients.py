@@ -4,6 +4,7 @@ engine as any other program would. Also `realtime run` started as a user starts 
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import threading
@@ -25,6 +26,68 @@ def wait_for(predicate, timeout_s: float = 5.0, step_s: float = 0.005) -> bool:
             return True
         time.sleep(step_s)
     return bool(predicate())
+
+
+def held_keys(messages: list[list[int]]) -> set[tuple[int, int]]:
+    """(channel, pitch) still sounding at a synth that honours note-offs and CC120/CC123 per channel."""
+    held: set[tuple[int, int]] = set()
+    for m in messages:
+        kind, channel = m[0] & 0xF0, m[0] & 0x0F
+        if kind == 0x90 and m[2] > 0:
+            held.add((channel, m[1]))
+        elif kind in (0x80, 0x90):
+            held.discard((channel, m[1]))
+        elif kind == 0xB0 and m[1] in (120, 123):
+            held = {key for key in held if key[0] != channel}
+    return held
+
+
+class MidiDump:
+    """JACK's own `jack_midi_dump -a` as a receiver in its own process: (absolute frame, bytes) of every
+    event, read as it prints them. A C client, so nothing in the test's process (its GIL, its load)
+    can make it miss a period: where a test must count every event, this is the receiver."""
+
+    def __init__(self, name: str = "dump") -> None:
+        self.name = name
+        self.events: list[tuple[int, list[int]]] = []
+        self.proc = subprocess.Popen(["stdbuf", "-oL", "jack_midi_dump", "-a", name], stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL, text=True)
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        if not wait_for(lambda: f"{name}:input" in self._ports(), 5.0):
+            self.close()
+            raise AssertionError("jack_midi_dump did not register its port")
+
+    @staticmethod
+    def _ports() -> str:
+        return subprocess.run(["jack_lsp"], capture_output=True, text=True).stdout
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            match = re.match(r"^\s*(\d+):((?: [0-9a-f]{2})+)", line)
+            if match:
+                self.events.append((int(match.group(1)), list(bytes.fromhex(match.group(2)))))
+
+    def listen_to(self, source: str) -> None:
+        subprocess.run(["jack_connect", source, f"{self.name}:input"], check=True)
+        time.sleep(0.05)  # a connection joins the server's graph from a later cycle
+
+    def heard(self) -> list[list[int]]:
+        return [m for _, m in list(self.events)]
+
+    def held(self) -> set[tuple[int, int]]:
+        return held_keys(self.heard())
+
+    def close(self) -> list[tuple[int, list[int]]]:
+        """Stop it; every event it printed."""
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self._reader.join(timeout=5)
+        return list(self.events)
 
 
 class Receiver:
@@ -103,16 +166,7 @@ class Receiver:
             return [m for _, m in self.messages]
 
     def held(self) -> set[tuple[int, int]]:
-        held: set[tuple[int, int]] = set()
-        for m in self.heard():
-            kind, channel = m[0] & 0xF0, m[0] & 0x0F
-            if kind == 0x90 and m[2] > 0:
-                held.add((channel, m[1]))
-            elif kind in (0x80, 0x90):
-                held.discard((channel, m[1]))
-            elif kind == 0xB0 and m[1] in (120, 123):
-                held = {key for key in held if key[0] != channel}
-        return held
+        return held_keys(self.heard())
 
     def note_ons(self, after: float = 0.0) -> list[float]:
         """When each note-on arrived (time.monotonic), from `after` on."""

@@ -14,7 +14,8 @@ from realtime.engine.gameosc import game_routes
 from realtime.engine.gamesetup import build_game_mode
 from realtime.errors import PatchError
 from realtime.io.midiclock import START, STOP, TIMING_CLOCK
-from realtime.io.osc import AddressTable, _Drop
+from realtime.io.oscaddress import AddressTable
+from realtime.io.osccodec import Drop
 from realtime.io.ports import MemoryOutput
 from realtime.model.runner import models_dir
 from realtime.model.sampling import key_pitch_classes
@@ -203,7 +204,7 @@ def test_unknown_names_and_bad_values_change_nothing(patch):
         ("/transport/tempo", "f", [900.0], "range", "outside"),
         ("/game/state", "s", ["a b"], "range", "letters"),
     ]:
-        with pytest.raises(_Drop) as info:
+        with pytest.raises(Drop) as info:
             table.event(address, tags, values)
         assert info.value.kind == kind and words in info.value.detail
     assert len(posted) == 3

@@ -23,7 +23,7 @@ from realtime.clock import SystemClock
 from realtime.engine.game import GameMessage
 from realtime.events import NamedControl, NoteMessage
 from realtime.io.intake import OscIntake
-from realtime.io.osc import encode_message
+from realtime.io.osccodec import encode_message
 from realtime.io.sockfilter import attach_allowlist
 from realtime.model.runner import models_dir
 from realtime.patch import compile_patch, load_patch
@@ -95,7 +95,7 @@ def test_notes_and_controls_cross_the_ring_and_drops_come_back(intake, home, for
     for _ in range(50):
         foreign.sendto(encode_message("/note/on", 70, 100), intake.address)
     home.sendto(encode_message("/note/on", 60, 90, 2), intake.address)
-    home.sendto(b"/control/temperature\x00\x00\x00\x00,f\x00\x00" + struct.pack(">f", 0.75), intake.address)
+    home.sendto(encode_message("/control/temperature", 0.75), intake.address)
     home.sendto(b"junk", intake.address)
     home.sendto(b"junk again", intake.address)
     home.sendto(encode_message("/note/off", 60, 2), intake.address)
@@ -139,7 +139,7 @@ def test_the_game_api_is_checked_in_the_intake_process(home):
     intake, posted = OscIntake(SystemClock(), port=0), []
     try:
         intake.register_game(compile_patch(patch).game, lambda message, at_ns: posted.append(message), GameMessage)
-        home.sendto(b"/game/param\x00,sf\x00danger\x00\x00" + struct.pack(">f", 0.5), intake.address)
+        home.sendto(encode_message("/game/param", "danger", 0.5), intake.address)
         home.sendto(b"/game/state\x00,s\x00\x00nowhere\x00", intake.address)
         home.sendto(b"/game/event\x00,s\x00\x00hit\x00", intake.address)
         assert wait_until(lambda: len(posted) == 2)

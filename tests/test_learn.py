@@ -67,11 +67,12 @@ def test_learning_into_a_patch_without_controls_adds_the_array() -> None:
 
 def test_learn_over_osc_names_a_known_control_or_is_dropped() -> None:
     from realtime.events import LearnRequest
-    from realtime.io.osc import AddressTable, _Drop
+    from realtime.io.oscaddress import AddressTable
+    from realtime.io.osccodec import Drop
 
     table = AddressTable()
     assert table.event("/learn", "s", ["top_p"]) == LearnRequest("top_p")
-    with pytest.raises(_Drop, match="cannot learn 'volume'"):
+    with pytest.raises(Drop, match="cannot learn 'volume'"):
         table.event("/learn", "s", ["volume"])
 
 

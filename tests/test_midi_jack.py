@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import rtmidi
-from jackclients import Keyboard, Receiver, start_realtime, wait_for
+from jackclients import Keyboard, MidiDump, Receiver, start_realtime, wait_for
 
 from realtime.clock import SystemClock
 from realtime.errors import PortError
@@ -101,21 +101,57 @@ def test_virtual_ports_carry_notes_and_controls_both_ways(client: Client, backen
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_a_big_panic_arrives_whole(client: Client, backend: str) -> None:
+def test_a_big_panic_arrives_whole(jack, backend: str) -> None:
     """rtmidi on JACK garbles more than ~100 messages sent within one period, and a receiver that is
-    slow to read a full period loses events: both outputs pace a panic over several periods."""
+    slow to read a full period loses events: both outputs pace a panic over several periods. The
+    receiver is JACK's own jack_midi_dump, which counts every event it gets."""
+    dump = MidiDump()
     out = open_out(backend)
-    client.listen_to(out.name)
-    for channel in range(16):
-        for pitch in range(60, 68):
-            out.send(NoteMessage(pitch, 90, channel))
-        time.sleep(0.005)  # the note-ons themselves go out a few per period
-    assert client.wait_for(lambda: len(client.received) == 128)
-    out.close()  # 128 note-offs and 64 controller messages
-    assert client.wait_for(lambda: len(client.received) == 128 + 128 + 64)
-    offs = sorted((m[0] & 0x0F, m[1]) for _, m in client.received[128:] if m[0] & 0xF0 == 0x80)
-    assert offs == sorted((c, p) for c in range(16) for p in range(60, 68)), "every note-off, none garbled"
-    assert client.held() == set()
+    try:
+        dump.listen_to(out.name)
+        for channel in range(16):
+            for pitch in range(60, 68):
+                out.send(NoteMessage(pitch, 90, channel))
+            time.sleep(0.005)  # the note-ons themselves go out a few per period
+        assert wait_for(lambda: len(dump.events) == 128), len(dump.events)
+        out.close()  # 128 note-offs and 64 controller messages
+        assert wait_for(lambda: len(dump.events) == 128 + 128 + 64), len(dump.events)
+        received = dump.heard()
+        offs = sorted((m[0] & 0x0F, m[1]) for m in received[128:] if m[0] & 0xF0 == 0x80)
+        assert offs == sorted((c, p) for c in range(16) for p in range(60, 68)), "every note-off, none garbled"
+        assert dump.held() == set()
+    finally:
+        out.close()
+        dump.close()
+
+
+def test_an_rtmidi_panic_returns_at_once_and_arrives_whole_before_what_follows(jack256) -> None:
+    """The scheduler's output thread calls all_notes_off on a cut-in: rtmidi's paced panic must not
+    sleep there (four bursts at 256 frames slept 17 ms), yet every message must arrive, and a note
+    sent after the panic must come after all of it (or the panic's CC123 would end it)."""
+    client = Client()
+    out = open_out("jack-rtmidi")
+    try:
+        client.listen_to(out.name)
+        for channel in range(16):
+            for pitch in range(60, 68):
+                out.send(NoteMessage(pitch, 90, channel))
+            time.sleep(0.005)  # the note-ons themselves go out a few per period
+        assert client.wait_for(lambda: len(client.received) == 128), len(client.received)
+        started = time.monotonic()
+        out.all_notes_off()  # 128 note-offs and 64 controller messages: four bursts of 48
+        out.send(NoteMessage(60, 80))  # the answer's next note, at once
+        took_s = time.monotonic() - started
+        assert took_s < 0.008, f"the caller waited {took_s * 1000:.1f} ms"
+        assert client.wait_for(lambda: len(client.received) == 128 + 192 + 1), len(client.received)
+        after = [m for _, m in client.received[128:]]
+        offs = sorted((m[0] & 0x0F, m[1]) for m in after if m[0] & 0xF0 == 0x80)
+        assert offs == sorted((c, p) for c in range(16) for p in range(60, 68)), "every note-off, none garbled"
+        assert [m[1] for m in after if m[0] == 0xB0] == list(midi.PANIC_CONTROLS)
+        assert after[-1] == [0x90, 60, 80] and client.held() == {(0, 60)}, "the new note after the whole panic"
+    finally:
+        out.close()
+        client.close()
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -1,7 +1,8 @@
 """OSC over real UDP on loopback: python-osc and liblo talk to our ports, and bad datagrams bounce off.
 
-Malformed datagrams are built by hand with struct, so the tests do not trust any encoder; every
-packet OscOutput sends is parsed back by python-osc's parser and by liblo's oscdump.
+Packets come from the public encoder (osccodec.py), itself checked against python-osc's parser in
+test_osc_codec.py; malformed ones are cut from its output or written out byte by byte. Every packet
+OscOutput sends is parsed back by python-osc's parser and by liblo's oscdump.
 """
 
 from __future__ import annotations
@@ -26,44 +27,21 @@ from pythonosc.udp_client import SimpleUDPClient
 from realtime.clock import SystemClock
 from realtime.errors import PortError
 from realtime.events import NamedControl, NoteMessage
-from realtime.io.osc import (MAX_BUNDLE_DEPTH, AddressSpec, Arg, OscInput, OscOutput,
-                             address_table_markdown, encode_message)
+from realtime.io.osc import OscInput, OscOutput
+from realtime.io.oscaddress import AddressSpec, Arg, address_table_markdown
+from realtime.io.osccodec import MAX_BUNDLE_DEPTH, encode_bundle, encode_message, ntp_timetag
 
-NTP_EPOCH_OFFSET_S = 2_208_988_800  # seconds from 1900 (NTP) to 1970 (Unix)
+
 @pytest.fixture
 def needs_liblo() -> None:
     require_tools("oscsend", "oscdump", package="liblo-tools")
 
 
-# --- hand-built OSC bytes -------------------------------------------------------------------------
-
-def osc_str(raw: bytes) -> bytes:
-    return raw + b"\x00" * (4 - len(raw) % 4)
-
-
-def message(address: str | bytes, tags: str, *values) -> bytes:
-    """An OSC message from raw parts: tags i/f/d/s only, values packed exactly as tagged."""
-    address = address.encode() if isinstance(address, str) else address
-    body = b""
-    for tag, value in zip(tags.lstrip(","), values):
-        body += osc_str(value.encode()) if tag == "s" else struct.pack({"i": ">i", "f": ">f", "d": ">d"}[tag], value)
-    return osc_str(address) + osc_str(tags.encode()) + body
-
-
-def timetag(unix_s: float | None) -> bytes:
-    if unix_s is None:
-        return struct.pack(">Q", 1)  # "immediately"
-    seconds = int(unix_s) + NTP_EPOCH_OFFSET_S
-    return struct.pack(">II", seconds, int((unix_s % 1) * 2**32))
-
-
-def bundle(*elements: bytes, at_unix_s: float | None = None) -> bytes:
-    return b"#bundle\x00" + timetag(at_unix_s) + b"".join(struct.pack(">i", len(e)) + e for e in elements)
-
+# --- OSC bytes: the public encoder, and malformed ones written out ------------------------------
 
 def nested(depth: int, inner: bytes) -> bytes:
     for _ in range(depth):
-        inner = bundle(inner)
+        inner = encode_bundle(inner)
     return inner
 
 
@@ -161,31 +139,31 @@ def test_bad_datagrams_are_dropped_counted_and_warned_once_per_kind(osc_in, raw_
     rng = random.Random(7)
     random_bytes = bytes([0x41]) + bytes(rng.randrange(256) for _ in range(63))
     cases = [  # (datagram, kind it must count as)
-        (message("/note/on", ",ss", "C4", "loud"), "type"),
-        (message("/note/on", ",i", 60), "type"),  # too few arguments
-        (message("/note/off", ",iii", 60, 0, 0), "type"),  # too many
-        (message("/note/on", ",ii", 200, 100), "range"),
-        (message("/note/on", ",ii", 60, 128), "range"),
-        (message("/note/on", ",iii", 60, 100, 16), "range"),
-        (message("/note/on", ",fi", 60.5, 100), "range"),  # not a whole number
-        (message("/control/temperature", ",f", math.nan), "range"),
-        (message("/control/temperature", ",d", math.inf), "range"),
-        (message("/control/bad/name", ",f", 1.0), "value"),
-        (message("/nowhere", ",i", 1), "unknown-address"),
-        (message("/game/guess", ",i", 60), "reserved-address"),
+        (encode_message("/note/on", "C4", "loud"), "type"),
+        (encode_message("/note/on", 60), "type"),  # too few arguments
+        (encode_message("/note/off", 60, 0, 0), "type"),  # too many
+        (encode_message("/note/on", 200, 100), "range"),
+        (encode_message("/note/on", 60, 128), "range"),
+        (encode_message("/note/on", 60, 100, 16), "range"),
+        (encode_message("/note/on", 60.5, 100), "range"),  # not a whole number
+        (encode_message("/control/temperature", math.nan), "range"),
+        (encode_message("/control/temperature", math.inf, tags="d"), "range"),
+        (encode_message("/control/bad/name", 1.0), "value"),
+        (encode_message("/nowhere", 1), "unknown-address"),
+        (encode_message("/game/guess", 60), "reserved-address"),
         (random_bytes, "malformed"),
         (b"", "malformed"),
-        (message("/note/on", ",ii", 60, 100)[:-4], "malformed"),  # truncated argument
+        (encode_message("/note/on", 60, 100)[:-4], "malformed"),  # truncated argument
         (b"/note/on\x00\x00\x00\x00iii\x00" + bytes(12), "malformed"),  # type tags without ','
-        (message(b"/no\xffte\xfe", ",ii", 60, 100), "encoding"),
-        (nested(100, message("/note/on", ",ii", 60, 100)), "bundle-depth"),
+        (encode_message("/no?te?", 60, 100).replace(b"?", b"\xff"), "encoding"),
+        (nested(100, encode_message("/note/on", 60, 100)), "bundle-depth"),
     ]
     expected: dict[str, int] = {}
     for round_number in range(2):
         for datagram, kind in cases:
             raw_sender.sendto(datagram, osc_in.address)
             expected[kind] = expected.get(kind, 0) + 1
-        raw_sender.sendto(message("/note/on", ",ii", 70 + round_number, 100), osc_in.address)
+        raw_sender.sendto(encode_message("/note/on", 70 + round_number, 100), osc_in.address)
         osc_in.recorder.wait_for(round_number + 1)
         assert wait_until(lambda: osc_in.drops == expected), osc_in.drops
     assert osc_in.recorder.events == [NoteMessage(70, 100), NoteMessage(71, 100)]
@@ -202,16 +180,17 @@ def test_bad_datagrams_are_dropped_counted_and_warned_once_per_kind(osc_in, raw_
 
 
 def test_a_hostile_address_cannot_break_the_warning_line(osc_in, raw_sender):
-    raw_sender.sendto(message("/x\nERROR fake log line\r", ",i", 1), osc_in.address)
+    raw_sender.sendto(encode_message("/x\nERROR fake log line\r", 1), osc_in.address)
     assert wait_until(lambda: osc_in.drops == {"unknown-address": 1})
     (line,) = osc_in.take_warnings()
     assert line.isprintable() and "\\n" in line
 
 
 def test_a_bundle_an_hour_ahead_does_not_stall_the_next_message(osc_in, raw_sender):
-    raw_sender.sendto(bundle(message("/note/on", ",ii", 60, 100), at_unix_s=time.time() + 3600), osc_in.address)
+    an_hour_ahead = ntp_timetag(time.time() + 3600)
+    raw_sender.sendto(encode_bundle(encode_message("/note/on", 60, 100), timetag=an_hour_ahead), osc_in.address)
     sent_ns = time.monotonic_ns()
-    raw_sender.sendto(message("/note/on", ",ii", 62, 100), osc_in.address)
+    raw_sender.sendto(encode_message("/note/on", 62, 100), osc_in.address)
     osc_in.recorder.wait_for(2, timeout_s=0.5)
     (first, _), (second, arrival_ns) = osc_in.recorder.received
     assert (first, second) == (NoteMessage(60, 100), NoteMessage(62, 100))  # the timetag is ignored
@@ -219,13 +198,13 @@ def test_a_bundle_an_hour_ahead_does_not_stall_the_next_message(osc_in, raw_send
 
 
 def test_bundles_deliver_in_order_and_drop_only_their_bad_messages(osc_in, raw_sender):
-    inner = bundle(message("/note/on", ",ii", 64, 90), message("/note/on", ",ii", 999, 90))
-    raw_sender.sendto(bundle(message("/note/on", ",ii", 60, 90), inner, message("/note/off", ",i", 60)),
+    inner = encode_bundle(encode_message("/note/on", 64, 90), encode_message("/note/on", 999, 90))
+    raw_sender.sendto(encode_bundle(encode_message("/note/on", 60, 90), inner, encode_message("/note/off", 60)),
                       osc_in.address)
-    raw_sender.sendto(nested(MAX_BUNDLE_DEPTH, message("/note/on", ",ii", 72, 50)), osc_in.address)
-    raw_sender.sendto(nested(MAX_BUNDLE_DEPTH + 1, message("/note/on", ",ii", 73, 50)), osc_in.address)
-    raw_sender.sendto(bundle(message("/note/on", ",ii", 1, 1))[:-2], osc_in.address)  # element overruns
-    raw_sender.sendto(message("/note/on", ",ii", 74, 50), osc_in.address)
+    raw_sender.sendto(nested(MAX_BUNDLE_DEPTH, encode_message("/note/on", 72, 50)), osc_in.address)
+    raw_sender.sendto(nested(MAX_BUNDLE_DEPTH + 1, encode_message("/note/on", 73, 50)), osc_in.address)
+    raw_sender.sendto(encode_bundle(encode_message("/note/on", 1, 1))[:-2], osc_in.address)  # element overruns
+    raw_sender.sendto(encode_message("/note/on", 74, 50), osc_in.address)
     events = osc_in.recorder.wait_for(5)
     assert events == [NoteMessage(60, 90), NoteMessage(64, 90), NoteMessage(60, 0), NoteMessage(72, 50),
                       NoteMessage(74, 50)]
@@ -245,8 +224,8 @@ def test_allowlist_drops_other_senders(raw_sender):
     try:
         for port, recorder in zip(ports, recorders):
             port.set_listener(recorder)
-            raw_sender.sendto(message("/note/on", ",ii", 60, 100), port.address)  # from 127.0.0.1
-            elsewhere.sendto(message("/note/on", ",ii", 62, 100), port.address)  # from 127.0.0.2
+            raw_sender.sendto(encode_message("/note/on", 60, 100), port.address)  # from 127.0.0.1
+            elsewhere.sendto(encode_message("/note/on", 62, 100), port.address)  # from 127.0.0.2
         assert recorders[0].wait_for(1) == [NoteMessage(62, 100)]
         assert recorders[1].wait_for(1) == [NoteMessage(60, 100)]
         assert sorted(recorders[2].wait_for(2), key=lambda n: n.pitch) == [NoteMessage(60, 100), NoteMessage(62, 100)]
@@ -260,8 +239,8 @@ def test_allowlist_drops_other_senders(raw_sender):
 
 def test_fuzzed_datagrams_never_kill_the_thread_or_log(osc_in, raw_sender, caplog):
     rng = random.Random(1234)
-    seeds = [message("/note/on", ",iii", 60, 100, 1), message("/control/x", ",f", 0.5),
-             message("/note/off", ",i", 60), message("/control/temperature", ",d", 0.7)]
+    seeds = [encode_message("/note/on", 60, 100, 1), encode_message("/control/x", 0.5),
+             encode_message("/note/off", 60), encode_message("/control/temperature", 0.7, tags="d")]
     sent = 0
     for _ in range(10):
         for _ in range(100):
@@ -280,7 +259,7 @@ def test_fuzzed_datagrams_never_kill_the_thread_or_log(osc_in, raw_sender, caplo
         outcomes = lambda: len(osc_in.recorder.received) + sum(osc_in.drops.values())  # noqa: E731
         assert wait_until(lambda: outcomes() == sent), (outcomes(), sent)
     assert osc_in.alive and "internal" not in osc_in.drops
-    raw_sender.sendto(message("/note/on", ",ii", 99, 99), osc_in.address)
+    raw_sender.sendto(encode_message("/note/on", 99, 99), osc_in.address)
     assert wait_until(lambda: osc_in.recorder.events[-1:] == [NoteMessage(99, 99)])
     assert caplog.records == []
 
@@ -290,10 +269,10 @@ def test_a_failing_listener_is_counted_and_the_thread_survives(osc_in, raw_sende
         raise RuntimeError("boom")
 
     osc_in.set_listener(explode)
-    raw_sender.sendto(message("/note/on", ",ii", 60, 100), osc_in.address)
+    raw_sender.sendto(encode_message("/note/on", 60, 100), osc_in.address)
     assert wait_until(lambda: osc_in.drops == {"callback": 1})
     osc_in.set_listener(osc_in.recorder)
-    raw_sender.sendto(message("/note/on", ",ii", 61, 100), osc_in.address)
+    raw_sender.sendto(encode_message("/note/on", 61, 100), osc_in.address)
     assert osc_in.recorder.wait_for(1) == [NoteMessage(61, 100)]
     assert "boom" in osc_in.take_warnings()[0]
 
@@ -301,9 +280,9 @@ def test_a_failing_listener_is_counted_and_the_thread_survives(osc_in, raw_sende
 def test_register_extends_a_reserved_prefix_and_the_readme_table(osc_in, raw_sender):
     spec = AddressSpec((Arg("pitch", "int", 0, 127),), "Guess the pitch of the hidden note")
     osc_in.register("/game/guess", spec, lambda address, values: NamedControl("guess", values[0]))
-    raw_sender.sendto(message("/game/guess", ",i", 64), osc_in.address)
-    raw_sender.sendto(message("/game/other", ",i", 64), osc_in.address)  # the rest stays reserved
-    raw_sender.sendto(message("/note/on", ",ii", 60, 1), osc_in.address)
+    raw_sender.sendto(encode_message("/game/guess", 64), osc_in.address)
+    raw_sender.sendto(encode_message("/game/other", 64), osc_in.address)  # the rest stays reserved
+    raw_sender.sendto(encode_message("/note/on", 60, 1), osc_in.address)
     assert osc_in.recorder.wait_for(2) == [NamedControl("guess", 64.0), NoteMessage(60, 1)]
     assert osc_in.drops == {"reserved-address": 1}
     assert "| `/game/guess` | pitch:int 0-127 | Guess the pitch" in address_table_markdown(osc_in.table)
@@ -334,7 +313,7 @@ def test_close_is_idempotent_joins_and_frees_the_port():
 def test_close_from_the_listener_does_not_deadlock(raw_sender):
     port = OscInput(SystemClock(), port=0)
     port.set_listener(lambda event, arrival_ns: port.close())
-    raw_sender.sendto(message("/note/on", ",ii", 60, 100), port.address)
+    raw_sender.sendto(encode_message("/note/on", 60, 100), port.address)
     assert wait_until(lambda: not port.alive)
     port.close()
 

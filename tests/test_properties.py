@@ -18,7 +18,8 @@ from realtime.clock import FakeClock
 from realtime.engine.engine import NOTE_OFF_RESERVE, Engine
 from realtime.errors import PatchError
 from realtime.events import NamedControl, NoteMessage
-from realtime.io.osc import MAX_BUNDLE_DEPTH, AddressTable, _Drop, _parse_packet
+from realtime.io.oscaddress import AddressTable
+from realtime.io.osccodec import MAX_BUNDLE_DEPTH, Drop, decode_packet
 from realtime.io.ports import HeldNotes, MemoryOutput
 from realtime.patch import Patch, parse_patch
 from realtime.scheduler import Scheduler
@@ -44,8 +45,8 @@ def build(address: str, values: list) -> bytes:
 @given(st.binary(max_size=512))
 def test_any_bytes_parse_or_drop_and_nothing_else(data):
     try:
-        messages = _parse_packet(data)
-    except _Drop as drop:
+        messages = decode_packet(data)
+    except Drop as drop:
         assert drop.kind in {"malformed", "type", "encoding", "bundle-depth"}
         return
     for address, tags, values in messages:
@@ -55,7 +56,7 @@ def test_any_bytes_parse_or_drop_and_nothing_else(data):
 @FAST
 @given(addresses, st.lists(numbers, max_size=6))
 def test_messages_round_trip_through_an_independent_encoder(address, values):
-    ((parsed_address, tags, parsed),) = _parse_packet(build(address, values))
+    ((parsed_address, tags, parsed),) = decode_packet(build(address, values))
     assert parsed_address == address
     assert tags == "".join("i" if isinstance(v, int) else "f" for v in values)
     for sent, got in zip(values, parsed):
@@ -80,11 +81,11 @@ def test_bundles_deliver_every_message_in_order_up_to_the_depth_limit(messages, 
         outer.add_content(packet)
         packet = outer.build()
     if depth > MAX_BUNDLE_DEPTH:
-        with pytest.raises(_Drop) as info:
-            _parse_packet(packet.dgram)
+        with pytest.raises(Drop) as info:
+            decode_packet(packet.dgram)
         assert info.value.kind == "bundle-depth"
     else:
-        assert [(a, v) for a, _, v in _parse_packet(packet.dgram)] == [(a, v) for a, v in messages]
+        assert [(a, v) for a, _, v in decode_packet(packet.dgram)] == [(a, v) for a, v in messages]
 
 
 def _message(address, values):
@@ -103,8 +104,8 @@ def test_mutated_messages_parse_or_drop(seed, flips, cut):
     for index, value in flips:
         data[index % len(data)] = value
     try:
-        _parse_packet(bytes(data[:len(data) - cut]))
-    except _Drop:
+        decode_packet(bytes(data[:len(data) - cut]))
+    except Drop:
         pass
 
 
@@ -118,7 +119,7 @@ def test_the_table_builds_only_in_range_events(address, values):
     tags = "".join("h" if isinstance(v, int) else "d" for v in values)
     try:
         event = AddressTable().event(address, tags, values)
-    except _Drop:
+    except Drop:
         return
     if isinstance(event, NoteMessage):
         assert 0 <= event.pitch <= 127 and 0 <= event.velocity <= 127 and 0 <= event.channel <= 15

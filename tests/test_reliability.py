@@ -4,7 +4,6 @@ real UDP where the kernel is part of the story)."""
 from __future__ import annotations
 
 import socket
-import struct
 import threading
 
 import numpy as np
@@ -17,6 +16,7 @@ from realtime.engine.engine import INBOX_LIMIT
 from realtime.errors import ModelFileError, PortError
 from realtime.events import NamedControl, NoteMessage
 from realtime.io.osc import OscInput
+from realtime.io.osccodec import encode_bundle, encode_message
 from realtime.patch import parse_patch
 
 
@@ -69,11 +69,6 @@ def test_a_tick_handles_only_what_was_waiting_so_the_mode_always_runs(shipped_mo
     assert len(ticks) == 2 and duet.mode.apply_control.calls == 2
 
 
-def _datagram(address: bytes, tags: bytes, payload: bytes = b"") -> bytes:
-    pad = lambda raw: raw + b"\x00" * (4 - len(raw) % 4)  # noqa: E731
-    return pad(address) + pad(tags) + payload
-
-
 def test_an_osc_flood_is_bounded_and_every_datagram_is_accounted_for():
     """Hostile datagrams sent as fast as the loopback takes them: the input survives, each datagram is
     delivered, dropped with its kind, or counted as kernel overflow; a legitimate note gets through after."""
@@ -82,17 +77,17 @@ def test_an_osc_flood_is_bounded_and_every_datagram_is_accounted_for():
     port.set_listener(lambda event, at_ns: received.append(event))
     hostile = [
         b"\xff" * 37,
-        _datagram(b"/note/on", b",ii", struct.pack(">ii", 60, 999)),
-        _datagram(b"/note/on", b",s", b"loud\x00\x00\x00\x00"),
-        _datagram(b"/control/temperature", b",f", struct.pack(">f", float("nan"))),
-        _datagram(b"/control/temperature", b",d", struct.pack(">d", float("inf"))),
-        _datagram(b"/" + b"x" * 8000, b",b", struct.pack(">i", 40000) + bytes(40000)),
-        _datagram(b"/nowhere", b",i", struct.pack(">i", 1)),
+        encode_message("/note/on", 60, 999),
+        encode_message("/note/on", "loud"),
+        encode_message("/control/temperature", float("nan")),
+        encode_message("/control/temperature", float("inf"), tags="d"),
+        encode_message("/" + "x" * 8000, 40000).replace(b",i\x00\x00", b",b\x00\x00") + bytes(40000),  # a blob
+        encode_message("/nowhere", 1),
         b"#bundle\x00" + bytes(4),  # shorter than a bundle header
     ]
-    deep = _datagram(b"/note/on", b",ii", struct.pack(">ii", 60, 1))
+    deep = encode_message("/note/on", 60, 1)
     for _ in range(20):
-        deep = b"#bundle\x00" + bytes(8) + struct.pack(">i", len(deep)) + deep
+        deep = encode_bundle(deep)
     hostile.append(deep)
     sent = 0
     try:
@@ -100,7 +95,7 @@ def test_an_osc_flood_is_bounded_and_every_datagram_is_accounted_for():
             for i in range(20_000):
                 sender.sendto(hostile[i % len(hostile)], port.address)
                 sent += 1
-            legit = _datagram(b"/note/on", b",ii", struct.pack(">ii", 64, 90))
+            legit = encode_message("/note/on", 64, 90)
             done = threading.Event()
             for _ in range(200):  # until it lands: the kernel may still be dropping the flood's tail
                 sender.sendto(legit, port.address)
@@ -147,6 +142,22 @@ def test_a_failed_start_leaves_nothing_open():
     assert set(threading.enumerate()) <= threads_before, "no thread was left running"
 
 
+def test_what_an_osc_output_cannot_send_reaches_the_warnings_and_the_status_line(shipped_model):
+    patch = parse_patch({"model": {"name": str(shipped_model)}, "midi": {"enabled": False},
+                         "osc": {"port": _free_udp_port(), "out_host": "255.255.255.255", "out_port": 9}})
+    live = LiveEngine(patch)  # broadcast without SO_BROADCAST: every sendto is refused
+    try:
+        assert live.supervise() == [] and "dropped" not in live.status()
+        live.output.send(NoteMessage(60, 100))
+        live.output.send(NoteMessage(62, 100))
+        (line,) = live.supervise()
+        assert "osc-out 255.255.255.255:9: send failed" in line and "'send'" in line
+        assert live.dropped() == 2 and "dropped 2" in live.status()
+        assert live.supervise() == [], "one warning per kind"
+    finally:
+        live.stop()
+
+
 def test_a_bad_model_fails_before_any_port_opens(tmp_path, shipped_model):
     broken = tmp_path / "broken.onnx"
     broken.write_bytes(shipped_model.read_bytes()[:1000])
@@ -171,14 +182,14 @@ def test_a_backlog_is_triaged_notes_first():
 
     port = OscInput(SystemClock(), port=0)
     port.set_listener(listener)
-    control = _datagram(b"/control/temperature", b",f", struct.pack(">f", 0.5))
+    control = encode_message("/control/temperature", 0.5)
     try:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
-            sender.sendto(_datagram(b"/note/on", b",ii", struct.pack(">ii", 60, 90)), port.address)
+            sender.sendto(encode_message("/note/on", 60, 90), port.address)
             assert _eventually(lambda: port.received == 1)
             for _ in range(100):
                 sender.sendto(control, port.address)
-            sender.sendto(_datagram(b"/note/off", b",i", struct.pack(">i", 60)), port.address)
+            sender.sendto(encode_message("/note/off", 60), port.address)
             release.set()
             assert _eventually(lambda: port.received == 102)
         assert heard[0] == NoteMessage(60, 90) and heard[-1] == NoteMessage(60, 0), "both notes got through"

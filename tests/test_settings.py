@@ -11,7 +11,7 @@ import pytest
 
 from realtime.engine.gameosc import game_routes
 from realtime.errors import PatchError
-from realtime.io.osc import ADDRESS_TABLE
+from realtime.io.oscaddress import ADDRESS_TABLE
 from realtime.model import controls as ctl
 from realtime.patch import compile_patch, load_patch, parse_patch
 from realtime.settings import CONTROL_TARGETS, GAME_CONTROLS, RANGES, ranges_table_markdown, sampling

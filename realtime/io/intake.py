@@ -2,7 +2,7 @@
 
 Why a process: parsing 50,000 hostile datagrams a second in the engine's process keeps its interpreter
 lock busy, and a busy lock holder preempted by another program delays the engine's threads behind it.
-Here the child (`python -m realtime.io.intake`) runs the very `OscInput` of osc.py (address table,
+Here the child (intakechild.py, `python -m realtime.io.intakechild`) runs the very `OscInput` of osc.py (address table,
 parser, drop tallies) on a socket the engine's process bound and hands it; every validated event goes
 into a shared-memory ring (ring.py) as one fixed-size record, and a byte on a pipe wakes the engine's
 reader thread. The engine's process never touches a hostile datagram.
@@ -20,14 +20,9 @@ reader thread. The engine's process never touches a hostile datagram.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import pickle
 import select
-import selectors
-import signal
-import socket
-import struct
 import subprocess
 import sys
 import threading
@@ -38,24 +33,16 @@ from pathlib import Path
 
 from ..clock import Clock
 from ..errors import InputError, PortError
-from ..events import LearnRequest, NoteMessage
+from ..events import NoteMessage
 from ..priority import ENGINE_PRIORITY, INTAKE_PRIORITY, try_fifo
-from .osc import RECEIVE_BUFFER_BYTES, AddressSpec, Handler, OscInput, _Tally, open_socket, resolve_allowed
+from .intakechild import DROP_KINDS, LENGTH, RECEIVED_SLOT
+from .osc import RECEIVE_BUFFER_BYTES, AddressSpec, DropTally, Handler, open_socket, resolve_allowed
 from .ports import Listener
 from .ring import EventRing
 from .sockfilter import attach_allowlist
 
 RING_CAPACITY = 4096  # records waiting for the engine; the engine's inbox holds as many
-# drop kinds published as counters, by slot; a kind not listed is counted under 'other'
-DROP_KINDS = ("sender", "malformed", "encoding", "type", "range", "unknown-address", "reserved-address",
-              "bundle-depth", "value", "unknown-name", "callback", "internal", "socket", "shed", "overflow",
-              "kernel", "ring-full", "other")
-RECEIVED_SLOT = len(DROP_KINDS)
-PUBLISH_EVERY_S = 0.02
-CONTROL_WAKE_NS = 1_000_000
 START_TIMEOUT_S = 10.0
-_PR_SET_PDEATHSIG = 1
-_LENGTH = struct.Struct("<I")
 
 
 class OscIntake:
@@ -72,7 +59,7 @@ class OscIntake:
         self.clock = clock
         self._listener: Listener | None = None
         self._post: Callable | None = None
-        self._tally = _Tally()  # what goes wrong on this side (a failing listener)
+        self._tally = DropTally()  # what goes wrong on this side (a failing listener)
         self._lines: list[str] = []
         self._partial = b""
         self._closed, self._lock = False, threading.Lock()
@@ -109,7 +96,7 @@ class OscIntake:
         package_root = str(Path(__file__).resolve().parents[2])
         env = dict(os.environ, PYTHONPATH=package_root + os.pathsep + os.environ.get("PYTHONPATH", ""))
         self._process = subprocess.Popen(
-            [sys.executable, "-P", "-m", "realtime.io.intake", str(os.getpid())],
+            [sys.executable, "-P", "-m", "realtime.io.intakechild", str(os.getpid())],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, close_fds=True,
             pass_fds=(self._sock.fileno(), self._wake_write))
         self._send({"sock_fd": self._sock.fileno(), "wake_fd": self._wake_write, "ring": self.ring.name,
@@ -126,7 +113,7 @@ class OscIntake:
     def _send(self, message: object) -> None:
         data = pickle.dumps(message)  # start-up and registration only, never per event
         try:
-            self._process.stdin.write(_LENGTH.pack(len(data)) + data)
+            self._process.stdin.write(LENGTH.pack(len(data)) + data)
             self._process.stdin.flush()
         except (BrokenPipeError, OSError) as err:
             raise PortError(f"{self.name}: the OSC intake process is gone ({err})") from err
@@ -271,144 +258,3 @@ class OscIntake:
             with suppress(OSError):
                 os.close(fd)
         self._sock.close()
-
-
-# --- the child -----------------------------------------------------------------------------------------
-
-class _Child:
-    """The intake process: an OscInput on the inherited socket, its listener writing the ring."""
-
-    def __init__(self, config: dict, out) -> None:
-        from ..clock import SystemClock
-
-        self.out = out
-        self.ring = EventRing.attach(config["ring"], config["capacity"])
-        self.wake_fd = config["wake_fd"]
-        os.set_blocking(self.wake_fd, False)
-        self.last_wake_ns = 0
-        sock = socket.socket(fileno=config["sock_fd"])
-        self.osc = OscInput(SystemClock(), allow=config["allow"], sock=sock,
-                            kernel_filtered=config["kernel_filtered"])
-        self.osc.set_listener(self.hand_over)
-
-    def wake(self) -> None:
-        with suppress(BlockingIOError, OSError):  # a full pipe already holds a wake-up
-            os.write(self.wake_fd, b"w")
-
-    def hand_over(self, event, at_ns: int) -> None:
-        """The OscInput's listener (its receive thread): one record, and a wake-up for what is urgent."""
-        if not self.ring.push(event, at_ns):
-            kind = "ring-full" if len(self.ring) >= self.ring.capacity else "range"
-            detail = ("the engine is not keeping up; the ring to it is full" if kind == "ring-full"
-                      else "a name longer than the ring's records hold (100 bytes)")
-            self.osc._drop(kind, detail, getattr(event, "name", ""), ("osc", 0))
-            return
-        if isinstance(event, (NoteMessage, LearnRequest)) or hasattr(event, "kind"):
-            self.wake()
-            return
-        if at_ns - self.last_wake_ns >= CONTROL_WAKE_NS:
-            self.last_wake_ns = at_ns
-            self.wake()
-
-    def post(self, message, at_ns: int) -> None:
-        self.hand_over(message, at_ns)
-
-    def publish(self) -> None:
-        """Counters into the ring's header, new warning lines to stdout, and a wake-up owed to a control."""
-        for line in self.osc.take_warnings():  # counts the kernel's drops first
-            self.out.write(f"W {line}\n".encode("utf-8", "replace"))
-        self.out.flush()
-        counts = self.osc.drops
-        other = sum(n for kind, n in counts.items() if kind not in DROP_KINDS)
-        for slot, kind in enumerate(DROP_KINDS):
-            self.ring.publish(slot, counts.get(kind, 0) + (other if kind == "other" else 0))
-        self.ring.publish(RECEIVED_SLOT, self.osc.received)
-        if len(self.ring):
-            self.wake()
-
-    def command(self, message) -> None:
-        if message[0] == "register":
-            _, pattern, spec, handler = message
-            self.osc.register(pattern, spec, handler)
-        elif message[0] == "game":
-            from ..engine.gameosc import game_routes
-
-            for address, spec, handler in game_routes(message[1], self.post, self.osc.clock.now_ns):
-                self.osc.register(address, spec, handler)
-        self.out.write(b"A ok\n")
-        self.out.flush()
-
-    def close(self) -> None:
-        self.osc.close()
-        self.publish_final()
-
-    def publish_final(self) -> None:
-        with suppress(Exception):
-            self.publish()
-        self.ring.close()
-
-
-def _die_with_parent(parent_pid: int) -> None:
-    """SIGKILL when the parent ends (Linux); if it already ended before this line ran, end now."""
-    with suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != parent_pid:
-        os._exit(1)
-
-
-def _read_exactly(fd: int, n: int) -> bytes | None:
-    data = b""
-    while len(data) < n:
-        chunk = os.read(fd, n - len(data))
-        if not chunk:
-            return None
-        data += chunk
-    return data
-
-
-def _read_message(fd: int) -> object | None:
-    """One length-prefixed pickle from the parent (configuration only); None at end of file."""
-    head = _read_exactly(fd, _LENGTH.size)
-    body = None if head is None else _read_exactly(fd, _LENGTH.unpack(head)[0])
-    return None if body is None else pickle.loads(body)
-
-
-def child_main(argv: list[str]) -> None:
-    _die_with_parent(int(argv[0]))
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent decides
-    stdin, out = sys.stdin.fileno(), sys.stdout.buffer
-    config = _read_message(stdin)
-    if config is None:
-        return
-    note = try_fifo("the OSC intake process", config["priority"]) if config["priority"] else None
-    import gc
-
-    child = _Child(config, out)  # the receive thread starts here, inheriting this thread's priority
-    gc.collect()
-    gc.freeze()
-    out.write(f"R {note or ''}\n".encode())
-    out.flush()
-    selector = selectors.DefaultSelector()
-    selector.register(stdin, selectors.EVENT_READ)
-    try:
-        while True:
-            if selector.select(PUBLISH_EVERY_S):
-                message = _read_message(stdin)
-                if message is None:  # the parent closed our stdin, or died
-                    break
-                try:
-                    child.command(message)
-                except InputError as err:
-                    out.write(f"E {err}\n".encode())
-                    out.flush()
-            child.publish()
-    except (BrokenPipeError, KeyboardInterrupt):
-        pass
-    finally:
-        selector.close()
-        child.close()
-
-
-if __name__ == "__main__":
-    child_main(sys.argv[1:])

@@ -14,32 +14,24 @@ monotonic clock, measured every period.
 Contract for the process callback (JACK's real-time thread): it moves messages from a deque to the
 port buffer and counts; it never blocks, never logs, never raises (JACK-Client would stop calling it).
 Messages not yet written can be taken back: `all_notes_off` drops them and ends every note that was
-written, so a cut-in never lets a planned note through. Closing a port stops the callback through
-JACK (`jack_deactivate` waits for the cycle to end, with the GIL released), so no callback can run
-into freed memory, the crash rtmidi inputs had.
+written, so a cut-in never lets a planned note through. The client itself (opening, connecting,
+supervision, a safe close) is jackport.py's.
 """
 
 from __future__ import annotations
 
 import bisect
 import itertools
-import sys
 import time
-import weakref
 from collections import deque
 
 from ..clock import Clock
-from ..errors import PortError
 from ..events import NoteMessage
-from .jackclock import FrameClock
-from .midiparse import PANIC_CONTROLS, MidiParser, Supervised, resolve_port
+from .jackport import JackPort, available, jack
+from .midiparse import PANIC_CONTROLS, MidiParser
 from .ports import HeldNotes, Listener
 
-try:
-    import jack
-except (ImportError, OSError) as _err:  # no JACK-Client, or no libjack on this machine
-    jack = None
-    _IMPORT_ERROR = f"{type(_err).__name__}: {_err}"
+__all__ = ["JackMidiInput", "JackMidiOutput", "available"]
 
 _PANIC = object()
 _PANIC_AT = -2.0  # a panic's messages go first in their period, and a later panic keeps them
@@ -47,159 +39,7 @@ MAX_EVENTS_PER_PERIOD = 32  # a panic bigger than this goes out over the next pe
 SAFETY_NS = 2_000_000  # handed over this much before its period, on top of a period of lead
 
 
-def available() -> str | None:
-    """None when JACK-Client and libjack are there, else why not."""
-    return None if jack is not None else f"JACK-Client cannot load ({_IMPORT_ERROR})"
-
-
-# Every JACK client this process holds, ours and rtmidi's watch: libjack wants each client of a dead
-# server closed before any new client opens (one left open crashed libjack when closed later).
-_OPEN_PORTS: "weakref.WeakSet[_JackPort]" = weakref.WeakSet()
-
-
-def release_dead_ports() -> None:
-    """Close the JACK-Client clients of ours whose server died (each returns at once)."""
-    for port in list(_OPEN_PORTS):
-        if not port._alive and port._client is not None:
-            port._release_client()
-
-
-def release_dead_clients() -> None:
-    """Close every client whose server died, ours and rtmidi's watch (off the hot path)."""
-    release_dead_ports()
-    rtmidi_side = sys.modules.get("realtime.io.midi")
-    watch = getattr(rtmidi_side, "_WATCH", None)
-    if watch is not None:
-        watch.release_dead()
-
-
-def _open_client(name: str) -> "jack.Client":
-    release_dead_clients()
-    if jack is None:
-        raise PortError(f"JACK MIDI is not available: {_IMPORT_ERROR}")
-    try:
-        return jack.Client(name, no_start_server=True)
-    except jack.JackOpenError as err:
-        raise PortError(f"no JACK server is running (start one, e.g. `jackd -d dummy`, or use qjackctl): {err}")
-
-
-class _JackPort(Supervised):
-    """What inputs and outputs share: one JACK client with one MIDI port, connected to a named port
-    (exact name, else a unique part of it) or left for others to connect; supervised by `check()`."""
-
-    kind, direction = "port", ""
-
-    def __init__(self, clock: Clock, port: str | None, client_name: str) -> None:
-        self.clock = clock
-        self.wanted = port
-        self.client_name = f"{client_name}-{self.direction}"
-        self.backend = "jack"
-        self.name = ""
-        self.peer = ""  # the port we are connected to, when one was named
-        self.connected = False
-        self.server_down = False
-        self._alive = False
-        self._client = None
-        self._port = None
-        self.frames: FrameClock | None = None
-        self._warnings: list[str] = []
-        self._open()
-        _OPEN_PORTS.add(self)
-
-    # --- lifecycle (never on the hot path) --------------------------------------------------------
-    def _open(self) -> None:
-        client = _open_client(self.client_name)
-        try:
-            ports = client.midi_inports if self.direction == "in" else client.midi_outports
-            self._port = ports.register(self.direction)
-            self.frames = FrameClock(client, self.clock)
-            client.set_process_callback(self._process)
-            client.set_shutdown_callback(self._shutdown)
-            self._client, self._alive = client, True
-            client.activate()
-            self.name = self._port.name
-            if self.wanted is not None:
-                self.peer = resolve_port(self._peer_names(), self.wanted, self.kind, "jack")
-                try:
-                    self._connect()
-                except jack.JackError as err:
-                    raise PortError(f"cannot connect MIDI {self.kind} {self.name} with {self.peer}: {err}") from err
-        except BaseException:
-            self._alive = False
-            client.deactivate()
-            client.close()
-            self._client = None
-            raise
-        self.connected = True
-
-    def _peer_names(self) -> list[str]:
-        """Ports of other clients we could connect to: sources for an input, destinations for an output."""
-        found = self._client.get_ports(is_midi=True, is_output=self.direction == "in",
-                                       is_input=self.direction == "out")
-        return [p.name for p in found if not p.name.startswith(self._client.name + ":")]
-
-    def _connect(self) -> None:
-        if self.direction == "in":
-            self._client.connect(self.peer, self._port.name)
-        else:
-            self._client.connect(self._port.name, self.peer)
-
-    def _shutdown(self, _status, _reason) -> None:
-        self._alive = False  # JACK's thread: set a flag only; check() closes the client
-
-    def _release_client(self) -> None:
-        client, self._client = self._client, None
-        self._alive = False
-        if client is not None:
-            client.deactivate()  # waits for the process callback to return (the GIL is released)
-            client.close()
-
-    def _check_connection(self) -> str | None:
-        if not self._alive and not self.server_down:
-            self.server_down, self.connected = True, False
-            release_dead_clients()
-            self._vanished()
-            return f"JACK server stopped: MIDI {self.kind} {self.name} paused, reconnecting when it is back"
-        if self.server_down:
-            try:
-                self._open()
-            except PortError:
-                return None  # no server yet, or the named port is not back yet: try again next time
-            self.server_down = False
-            self._reconnected()
-            return f"JACK server is back: MIDI {self.kind} {self.name} reconnected"
-        if self.wanted is None or self._client is None:
-            return None
-        names = self._peer_names()
-        if self.connected and self.peer not in names:
-            self.connected = False
-            self._vanished()
-            return f"MIDI {self.kind} {self.peer} vanished; the engine keeps running and reconnects when it is back"
-        if not self.connected:
-            try:
-                self.peer = resolve_port(names, self.wanted, self.kind, "jack")
-                self._connect()
-            except (PortError, jack.JackError):
-                return None
-            self.connected = True
-            self._reconnected()
-            return f"MIDI {self.kind} {self.peer} is back: reconnected"
-        return None
-
-    def _vanished(self) -> None:
-        pass
-
-    def _reconnected(self) -> None:
-        pass
-
-    def _process(self, frames: int) -> None:
-        raise NotImplementedError
-
-    def close(self) -> None:
-        self._release_client()
-
-
-class JackMidiInput(_JackPort):
+class JackMidiInput(JackPort):
     """Notes and control changes from JACK MIDI, each stamped with the engine-clock time of its frame.
 
     The listener runs on JACK's thread and must be quick (the engine's only appends to its inbox).
@@ -246,7 +86,7 @@ class JackMidiInput(_JackPort):
         self.parser.release_held(self.clock.now_ns())
 
 
-class JackMidiOutput(_JackPort):
+class JackMidiOutput(JackPort):
     """Plays to JACK MIDI at frame accuracy and remembers what it holds, so closing leaves silence.
 
     `send_at(message, deadline_ns)` is what the scheduler calls, `lead_ns` before the deadline; `send`

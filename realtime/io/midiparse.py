@@ -36,6 +36,8 @@ class Supervised:
     """A port watched from outside the hot path: `check()` says what changed, and what it warned of."""
 
     _warnings: list[str]
+    connected: bool
+    kind: str
 
     def check(self) -> str | None:
         """Notice a vanished or returned device or JACK server; one line to show, or None."""
@@ -47,6 +49,14 @@ class Supervised:
 
     def _check_connection(self) -> str | None:
         raise NotImplementedError
+
+    def _peer_vanished(self, peer: str, names: list[str]) -> str | None:
+        """The connected device is no longer among `names`: note it, let the port react, say so."""
+        if not self.connected or peer in names:
+            return None
+        self.connected = False
+        self._vanished()
+        return f"MIDI {self.kind} {peer} vanished; the engine keeps running and reconnects when it is back"
 
 
 class MidiParser:

@@ -1,18 +1,15 @@
-"""OSC over UDP: one address table, a parser that never trusts a datagram, and the two ports.
+"""OSC over UDP: the transport. The receive thread, the sending port, and their drop tallies.
 
-Parse (`_parse_packet`: datagram -> messages, bundles included), dispatch (`AddressTable`: check a
-message against its entry, build the event), serve (`OscInput`'s receive thread, `OscOutput`).
-Nothing on the receive thread sleeps or logs. Decisions, shown in the README with the table:
-- Arguments are numbers (type tags i h f d) or, where the table says `name:str`, a short name (tag s:
-  letters, digits, '_', '.', '-', at most 64); anything else is dropped. An int argument also takes a
-  float that is a whole number (many controllers send only floats): 60.0 is 60, 60.5 is dropped.
-- `/note/on` with velocity 0 is a note-off, as in MIDI.
+The layers under it: osccodec.py (bytes <-> messages, the one encoder), oscaddress.py (the address
+table: types, ranges, meanings, handlers). `OscInput` reads datagrams, decodes them, checks each
+message against its table and hands the events to a listener; `OscOutput` sends notes. Nothing on
+the receive thread sleeps or logs. Decisions, shown in the README with the table:
 - Bundle timetags are ignored: a bundle's messages are delivered at arrival, in order, stamped with
   the arrival time, so a timetag in the future can never stall the receive thread.
-- A packet that does not parse (bundles nested over MAX_BUNDLE_DEPTH, truncated, a non-number type
+- A packet that does not decode (bundles nested over MAX_BUNDLE_DEPTH, truncated, a non-number type
   tag, not UTF-8) is dropped whole; a message failing its table check is dropped alone.
-- Address patterns with wildcards are not expanded: they are unknown addresses.
 - Every drop is counted per kind (`drops`); the first of each kind is one line in `take_warnings()`.
+  OscOutput counts what it could not send the same way (`errors`, `take_warnings()`).
 - Floods are bounded twice: the kernel's socket buffer (`RECEIVE_BUFFER_BYTES`; what overflows it is
   counted as 'overflow' where Linux reports it, SO_MEMINFO) and the engine's inbox (engine.py). The
   receive thread drains every waiting datagram per wake-up instead of one select per datagram, and
@@ -28,237 +25,35 @@ Nothing on the receive thread sleeps or logs. Decisions, shown in the README wit
 
 from __future__ import annotations
 
-import math
-import re
 import selectors
 import socket
 import struct
 import sys
 import threading
-from collections.abc import Callable
 from contextlib import suppress
-from dataclasses import dataclass
-from typing import Any, Literal
 
 from ..clock import Clock
 from ..errors import InputError, PortError
-from ..events import Event, LearnRequest, NamedControl, NoteMessage
+from ..events import NoteMessage
 from ..priority import INTAKE_PRIORITY, try_fifo
-from ..settings import CONTROL_TARGETS
+from .oscaddress import AddressSpec, AddressTable, Arg, Handler, address_table_markdown
+from .osccodec import MAX_BUNDLE_DEPTH, Drop, MessageEncoder, decode_packet, encode_message
 from .ports import HeldNotes, Listener
 
-MAX_BUNDLE_DEPTH = 8
+__all__ = ["OscInput", "OscOutput", "DropTally", "open_socket", "resolve_allowed", "RECEIVE_BUFFER_BYTES",
+           "SHED_AFTER", "DRAIN_PER_WAKE",  # and, for the transport's users, the layers' public names:
+           "AddressSpec", "AddressTable", "Arg", "Handler", "address_table_markdown", "encode_message",
+           "MAX_BUNDLE_DEPTH"]
+
 MAX_DATAGRAM_BYTES = 65535
 RECEIVE_BUFFER_BYTES = 1 << 18  # absorbs the bursts of a 50,000/s flood; a bigger backlog only adds latency
 DRAIN_PER_WAKE = 256  # datagrams read per select() before checking for close again
 SHED_AFTER = 64  # more than this waiting at once is a flood: the rest of the backlog is triaged, notes first
 # Linux reports, per socket, how many datagrams the kernel dropped (SO_MEMINFO: nine u32, drops last)
 _SO_MEMINFO = getattr(socket, "SO_MEMINFO", 55 if sys.platform.startswith("linux") else None)
-_BUNDLE_HEAD = b"#bundle\x00"
-_FIXED_SIZE_TAGS = {"i": (">i", 4), "h": (">q", 8), "f": (">f", 4), "d": (">d", 8)}
-_CONTROL_NAME = re.compile(r"[A-Za-z0-9_.\-]+")
-
-Handler = Callable[[str, tuple], Event | None]  # (address, checked values) -> event; InputError drops
 
 
-@dataclass(frozen=True, slots=True)
-class Arg:
-    """One argument: name, kind, inclusive range, and a default if it may be left out."""
-
-    name: str
-    kind: Literal["int", "float", "str"]
-    low: float | None = None
-    high: float | None = None
-    default: int | float | None = None
-
-    def describe(self) -> str:
-        if self.kind == "str":
-            return f"{self.name}:str"
-        text = f"{self.name}:{self.kind} " + (f"{self.low}-{self.high}" if self.low is not None else "(finite)")
-        return text if self.default is None else f"[{text} = {self.default}]"
-
-
-@dataclass(frozen=True, slots=True)
-class AddressSpec:
-    """What an address takes and what it means to a musician."""
-
-    args: tuple[Arg, ...]
-    meaning: str
-
-
-@dataclass(frozen=True, slots=True)
-class Route:
-    """A table entry: an exact address or a prefix ending in "/"; no handler means reserved."""
-
-    pattern: str
-    spec: AddressSpec
-    handler: Handler | None
-
-    def shown(self) -> str:
-        """How the README writes the address: /control/<name>, /game/... for a reserved prefix."""
-        suffix = ("<name>" if self.handler else "...") if self.pattern.endswith("/") else ""
-        return self.pattern + suffix
-
-
-def _control(address: str, values: tuple) -> Event:
-    name = address[len("/control/"):]
-    if not _CONTROL_NAME.fullmatch(name):
-        raise InputError(f"control name {name!r} must be letters, digits, '_', '.' or '-'")
-    return NamedControl(name, values[0])
-
-
-def _learn(address: str, values: tuple) -> Event:
-    if values[0] not in CONTROL_TARGETS:
-        raise InputError(f"cannot learn {values[0]!r}; controls: {', '.join(CONTROL_TARGETS)}")
-    return LearnRequest(values[0])
-
-
-_PITCH, _CHANNEL = Arg("pitch", "int", 0, 127), Arg("channel", "int", 0, 15, default=0)
-ADDRESS_TABLE: tuple[Route, ...] = (  # the one place the OSC address space is defined
-    Route("/note/on", AddressSpec((_PITCH, Arg("velocity", "int", 0, 127), _CHANNEL),
-                                  "Note-on (velocity 0 is a note-off, as in MIDI)"),
-          lambda address, values: NoteMessage(*values)),
-    Route("/note/off", AddressSpec((_PITCH, _CHANNEL), "Note-off"),
-          lambda address, values: NoteMessage(values[0], 0, values[1])),
-    Route("/control/", AddressSpec((Arg("value", "float"),), "Set the named control; the patch checks its range"),
-          _control),
-    Route("/learn", AddressSpec((Arg("control", "str"),), "MIDI learn: the next moved controller is bound to "
-                                f"this control ({', '.join(CONTROL_TARGETS)}) and saved in the patch"),
-          _learn),
-    Route("/game/", AddressSpec((), "Reserved for the game mode: dropped until registered"), None),
-    Route("/transport/", AddressSpec((), "Reserved for transport: dropped until registered"), None),
-)
-
-
-class _Drop(Exception):
-    """Why a datagram or message is dropped: a kind to count and a detail for the one warning."""
-
-    def __init__(self, kind: str, detail: str, address: str = "") -> None:
-        super().__init__(detail)
-        self.kind, self.detail, self.address = kind, detail, address
-
-
-class AddressTable:
-    """The address space of one input: an exact address first, else the longest matching prefix."""
-
-    def __init__(self, routes: tuple[Route, ...] = ADDRESS_TABLE) -> None:
-        self.routes: dict[str, Route] = {}
-        self._prefixes: tuple[Route, ...] = ()
-        for route in routes:
-            self.register(route.pattern, route.spec, route.handler)
-
-    def register(self, pattern: str, spec: AddressSpec, handler: Handler | None) -> None:
-        """Add or replace an address, or a prefix ending in "/" (e.g. "/game/guess" or "/game/")."""
-        if not pattern.startswith("/") or pattern == "/":
-            raise InputError(f"OSC address {pattern!r} must start with '/' and name something")
-        self.routes[pattern] = Route(pattern, spec, handler)
-        prefixes = [route for route in self.routes.values() if route.pattern.endswith("/")]
-        self._prefixes = tuple(sorted(prefixes, key=lambda route: -len(route.pattern)))
-
-    def event(self, address: str, tags: str, values: list) -> Event | None:
-        """Check one parsed message against its entry and build its event; raises _Drop."""
-        route = self.routes.get(address)
-        if route is None or route.pattern.endswith("/"):
-            route = next((r for r in self._prefixes if address.startswith(r.pattern)), None)
-        if route is None:
-            raise _Drop("unknown-address", "no such address in the OSC table")
-        if route.handler is None:
-            raise _Drop("reserved-address", f"{route.pattern} is reserved and has no handler yet")
-        args = route.spec.args
-        if not sum(arg.default is None for arg in args) <= len(values) <= len(args):
-            raise _Drop("type", f"expects {_signature(route.spec)}, got type tags ',{tags}'")
-        checked = [_check_value(arg, value) for arg, value in zip(args, values)]
-        checked += [arg.default for arg in args[len(values):]]
-        try:
-            return route.handler(address, tuple(checked))
-        except InputError as err:  # a handler may name its own kind of drop (e.g. an unknown game name)
-            raise _Drop(getattr(err, "drop_kind", "value"), str(err)) from None
-
-
-def _check_value(arg: Arg, value: Any) -> int | float | str:
-    if isinstance(value, str) or arg.kind == "str":
-        if not (isinstance(value, str) and arg.kind == "str"):
-            raise _Drop("type", f"{arg.name} {value!r} is not {'a name' if arg.kind == 'str' else 'a number'}")
-        if len(value) > 64 or not _CONTROL_NAME.fullmatch(value):
-            raise _Drop("range", f"{arg.name} {value[:64]!r} must be 1-64 letters, digits, '_', '.' or '-'")
-        return value
-    if not math.isfinite(value):
-        raise _Drop("range", f"{arg.name} {value} is not a finite number")
-    if arg.kind == "int" and value != int(value):
-        raise _Drop("range", f"{arg.name} {value} is not a whole number")
-    value = int(value) if arg.kind == "int" else float(value)
-    if arg.low is not None and not arg.low <= value <= arg.high:
-        raise _Drop("range", f"{arg.name} {value} is outside {arg.low}-{arg.high}")
-    return value
-
-
-def _signature(spec: AddressSpec) -> str:
-    return ", ".join(arg.describe() for arg in spec.args) or "-"
-
-
-def address_table_markdown(table: AddressTable | None = None) -> str:
-    """The address table as markdown, so the README shows exactly what the code accepts."""
-    lines = ["| Address | Arguments | Meaning |", "| --- | --- | --- |"]
-    for route in (table or AddressTable()).routes.values():
-        lines.append(f"| `{route.shown()}` | {_signature(route.spec)} | {route.spec.meaning} |")
-    return "\n".join(lines) + "\n"
-
-
-def _read_string(data: bytes, index: int, address: str) -> tuple[str, int]:
-    end = data.find(b"\x00", index)
-    if end < 0:
-        raise _Drop("malformed", "a string has no terminating NUL", address)
-    raw = data[index:end]
-    try:
-        return raw.decode("utf-8"), index + (len(raw) // 4 + 1) * 4
-    except UnicodeDecodeError:
-        raise _Drop("encoding", "a string is not UTF-8", address or raw.decode("utf-8", "replace")) from None
-
-
-def _parse_message(data: bytes) -> tuple[str, str, list]:
-    address, index = _read_string(data, 0, "")
-    if index >= len(data):
-        return address, "", []  # no type tag string: no arguments
-    tags, index = _read_string(data, index, address)
-    if not tags.startswith(","):
-        raise _Drop("malformed", f"type tags {tags!r} do not start with ','", address)
-    values: list = []
-    for tag in tags[1:]:
-        if tag == "s":
-            text, index = _read_string(data, index, address)
-            values.append(text)
-            continue
-        if tag not in _FIXED_SIZE_TAGS:
-            raise _Drop("type", f"type tag {tag!r} is not a number or name (only i h f d s are accepted)", address)
-        fmt, size = _FIXED_SIZE_TAGS[tag]
-        if index + size > len(data):
-            raise _Drop("malformed", f"arguments end before type tags {tags!r} do", address)
-        values.append(struct.unpack_from(fmt, data, index)[0])
-        index += size
-    return address, tags[1:], values
-
-
-def _parse_packet(data: bytes, depth: int = 0) -> list[tuple[str, str, list]]:
-    if data.startswith(b"/"):
-        return [_parse_message(data)]
-    if not data.startswith(_BUNDLE_HEAD):
-        raise _Drop("malformed", "neither an OSC message nor a bundle")
-    if depth >= MAX_BUNDLE_DEPTH:
-        raise _Drop("bundle-depth", f"bundles nested more than {MAX_BUNDLE_DEPTH} deep")
-    if len(data) < 16:
-        raise _Drop("malformed", "bundle shorter than its header")
-    messages, index = [], 16  # bytes 8-16 hold the timetag, ignored on purpose (see module doc)
-    while index < len(data):
-        size = struct.unpack_from(">i", data, index)[0] if index + 4 <= len(data) else -1
-        index += 4
-        if size <= 0 or size % 4 or index + size > len(data):
-            raise _Drop("malformed", f"bundle element size {size} does not fit the bundle")
-        messages += _parse_packet(data[index:index + size], depth + 1)
-        index += size
-    return messages
-
-
-class _Tally:
+class DropTally:
     """Counts drops per kind and keeps one warning line per kind for a status thread to take."""
 
     def __init__(self) -> None:
@@ -327,7 +122,7 @@ class OscInput:
         """`sock` adopts a socket already bound (the intake process gets its parent's); with
         `kernel_filtered`, a socket filter drops foreign senders, so the kernel's count includes them."""
         self.clock, self.table = clock, table or AddressTable()
-        self._tally, self._listener = _Tally(), None
+        self._tally, self._listener = DropTally(), None
         self._closed, self._close_lock = False, threading.Lock()
         self._allowed = resolve_allowed(allow)
         self._sock = sock if sock is not None else open_socket(host, port, receive_buffer_bytes)
@@ -437,8 +232,8 @@ class OscInput:
         if self._allowed is not None and sender[0] not in self._allowed:
             return self._drop("sender", "sender not in the allow list " + str(sorted(self._allowed)), "", sender)
         try:
-            messages = _parse_packet(data)
-        except _Drop as drop:
+            messages = decode_packet(data)
+        except Drop as drop:
             return self._drop(drop.kind, drop.detail, drop.address, sender)
         for address, tags, values in messages:
             try:
@@ -447,7 +242,7 @@ class OscInput:
                 if event is not None and listener is not None:
                     listener(event, arrival_ns)
                     self.delivered += 1
-            except _Drop as drop:
+            except Drop as drop:
                 self._drop(drop.kind, drop.detail, address, sender)
             except Exception as err:  # a registered handler or the listener failed; keep serving
                 self._drop("callback", f"handler or listener failed: {err!r}", address, sender)
@@ -457,16 +252,6 @@ class OscInput:
             return
         where = f"{address[:80] or 'datagram'} from {sender[0]}:{sender[1]}"
         self._tally.count(kind, f"{self.name}: dropped {where}: {detail}")
-
-
-def _osc_string(text: str) -> bytes:
-    raw = text.encode("utf-8")
-    return raw + b"\x00" * (4 - len(raw) % 4)
-
-
-def encode_message(address: str, *ints: int) -> bytes:
-    """An OSC message whose arguments are all int32, the only kind OscOutput sends."""
-    return _osc_string(address) + _osc_string("," + "i" * len(ints)) + struct.pack(f">{len(ints)}i", *ints)
 
 
 class OscOutput:
@@ -486,7 +271,9 @@ class OscOutput:
         except OSError as err:
             raise PortError(f"OSC output cannot resolve host {host!r}: {err}") from err
         self.name, self.prefix = f"osc-out {host}:{port}", prefix
-        self.notes, self._tally = HeldNotes(), _Tally()
+        self._note_on = MessageEncoder(prefix + "/note/on", "iii")  # headers built once, not per note
+        self._note_off = MessageEncoder(prefix + "/note/off", "ii")
+        self.notes, self._tally = HeldNotes(), DropTally()
         self._lock, self._closed = threading.Lock(), False
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self._sock.setblocking(False)
@@ -517,17 +304,20 @@ class OscOutput:
 
     @property
     def errors(self) -> dict[str, int]:
+        """Messages not sent, per kind: 'send' (the socket refused), 'range', 'closed'."""
         return self._tally.snapshot()
 
     def take_warnings(self) -> list[str]:
+        """One line for the first failure of each kind; the app's supervisor collects them."""
         return self._tally.take()
 
     def _send_locked(self, message: NoteMessage) -> None:
         if message.is_on:
-            packet = encode_message(self.prefix + "/note/on", message.pitch, message.velocity, message.channel)
+            packet = self._note_on(message.pitch, message.velocity, message.channel)
         else:
-            packet = encode_message(self.prefix + "/note/off", message.pitch, message.channel)
+            packet = self._note_off(message.pitch, message.channel)
         try:
             self._sock.sendto(packet, self._target)
         except OSError as err:  # a full buffer (BlockingIOError), no route, ...: count, never raise
-            self._tally.count("send", f"{self.name}: send failed: {err}")
+            if not self._tally.bump("send"):
+                self._tally.count("send", f"{self.name}: send failed: {err}")

@@ -1,0 +1,170 @@
+"""The OSC address table: address -> (argument types and ranges, meaning, handler), checked in one place.
+
+The README's table is generated from it (`address_table_markdown`), so the docs and the code agree.
+`AddressTable.event` checks one decoded message against its entry and builds the event; a message
+failing its check raises osccodec's `Drop`. Decisions, shown in the README with the table:
+- Arguments are numbers (type tags i h f d) or, where the table says `name:str`, a short name (tag s:
+  letters, digits, '_', '.', '-', at most 64); anything else is dropped. An int argument also takes a
+  float that is a whole number (many controllers send only floats): 60.0 is 60, 60.5 is dropped.
+- `/note/on` with velocity 0 is a note-off, as in MIDI.
+- Address patterns with wildcards are not expanded: they are unknown addresses.
+- An entry is an exact address, or a prefix ending in "/" (`/control/<name>`); a prefix without a
+  handler is reserved (`/game/...`, `/transport/...`) until a mode registers its addresses.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from ..errors import InputError
+from ..events import Event, LearnRequest, NamedControl, NoteMessage
+from ..settings import CONTROL_TARGETS
+from .osccodec import Drop
+
+_CONTROL_NAME = re.compile(r"[A-Za-z0-9_.\-]+")
+
+Handler = Callable[[str, tuple], Event | None]  # (address, checked values) -> event; InputError drops
+
+
+@dataclass(frozen=True, slots=True)
+class Arg:
+    """One argument: name, kind, inclusive range, and a default if it may be left out."""
+
+    name: str
+    kind: Literal["int", "float", "str"]
+    low: float | None = None
+    high: float | None = None
+    default: int | float | None = None
+
+    @property
+    def tags(self) -> str:
+        """The OSC type tags this argument accepts (an int also takes a whole float)."""
+        return "s" if self.kind == "str" else "ihfd"
+
+    def describe(self) -> str:
+        if self.kind == "str":
+            return f"{self.name}:str"
+        text = f"{self.name}:{self.kind} " + (f"{self.low}-{self.high}" if self.low is not None else "(finite)")
+        return text if self.default is None else f"[{text} = {self.default}]"
+
+
+@dataclass(frozen=True, slots=True)
+class AddressSpec:
+    """What an address takes and what it means to a musician."""
+
+    args: tuple[Arg, ...]
+    meaning: str
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """A table entry: an exact address or a prefix ending in "/"; no handler means reserved."""
+
+    pattern: str
+    spec: AddressSpec
+    handler: Handler | None
+
+    def shown(self) -> str:
+        """How the README writes the address: /control/<name>, /game/... for a reserved prefix."""
+        suffix = ("<name>" if self.handler else "...") if self.pattern.endswith("/") else ""
+        return self.pattern + suffix
+
+
+def _control(address: str, values: tuple) -> Event:
+    name = address[len("/control/"):]
+    if not _CONTROL_NAME.fullmatch(name):
+        raise InputError(f"control name {name!r} must be letters, digits, '_', '.' or '-'")
+    return NamedControl(name, values[0])
+
+
+def _learn(address: str, values: tuple) -> Event:
+    if values[0] not in CONTROL_TARGETS:
+        raise InputError(f"cannot learn {values[0]!r}; controls: {', '.join(CONTROL_TARGETS)}")
+    return LearnRequest(values[0])
+
+
+_PITCH, _CHANNEL = Arg("pitch", "int", 0, 127), Arg("channel", "int", 0, 15, default=0)
+ADDRESS_TABLE: tuple[Route, ...] = (  # the one place the OSC address space is defined
+    Route("/note/on", AddressSpec((_PITCH, Arg("velocity", "int", 0, 127), _CHANNEL),
+                                  "Note-on (velocity 0 is a note-off, as in MIDI)"),
+          lambda address, values: NoteMessage(*values)),
+    Route("/note/off", AddressSpec((_PITCH, _CHANNEL), "Note-off"),
+          lambda address, values: NoteMessage(values[0], 0, values[1])),
+    Route("/control/", AddressSpec((Arg("value", "float"),), "Set the named control; the patch checks its range"),
+          _control),
+    Route("/learn", AddressSpec((Arg("control", "str"),), "MIDI learn: the next moved controller is bound to "
+                                f"this control ({', '.join(CONTROL_TARGETS)}) and saved in the patch"),
+          _learn),
+    Route("/game/", AddressSpec((), "Reserved for the game mode: dropped until registered"), None),
+    Route("/transport/", AddressSpec((), "Reserved for transport: dropped until registered"), None),
+)
+
+
+class AddressTable:
+    """The address space of one input: an exact address first, else the longest matching prefix."""
+
+    def __init__(self, routes: tuple[Route, ...] = ADDRESS_TABLE) -> None:
+        self.routes: dict[str, Route] = {}
+        self._prefixes: tuple[Route, ...] = ()
+        for route in routes:
+            self.register(route.pattern, route.spec, route.handler)
+
+    def register(self, pattern: str, spec: AddressSpec, handler: Handler | None) -> None:
+        """Add or replace an address, or a prefix ending in "/" (e.g. "/game/guess" or "/game/")."""
+        if not pattern.startswith("/") or pattern == "/":
+            raise InputError(f"OSC address {pattern!r} must start with '/' and name something")
+        self.routes[pattern] = Route(pattern, spec, handler)
+        prefixes = [route for route in self.routes.values() if route.pattern.endswith("/")]
+        self._prefixes = tuple(sorted(prefixes, key=lambda route: -len(route.pattern)))
+
+    def event(self, address: str, tags: str, values: list) -> Event | None:
+        """Check one decoded message against its entry and build its event; raises Drop."""
+        route = self.routes.get(address)
+        if route is None or route.pattern.endswith("/"):
+            route = next((r for r in self._prefixes if address.startswith(r.pattern)), None)
+        if route is None:
+            raise Drop("unknown-address", "no such address in the OSC table")
+        if route.handler is None:
+            raise Drop("reserved-address", f"{route.pattern} is reserved and has no handler yet")
+        args = route.spec.args
+        if not sum(arg.default is None for arg in args) <= len(values) <= len(args):
+            raise Drop("type", f"expects {_signature(route.spec)}, got type tags ',{tags}'")
+        checked = [_check_value(arg, value) for arg, value in zip(args, values)]
+        checked += [arg.default for arg in args[len(values):]]
+        try:
+            return route.handler(address, tuple(checked))
+        except InputError as err:  # a handler may name its own kind of drop (e.g. an unknown game name)
+            raise Drop(getattr(err, "drop_kind", "value"), str(err)) from None
+
+
+def _check_value(arg: Arg, value: Any) -> int | float | str:
+    if isinstance(value, str) or arg.kind == "str":
+        if not (isinstance(value, str) and arg.kind == "str"):
+            raise Drop("type", f"{arg.name} {value!r} is not {'a name' if arg.kind == 'str' else 'a number'}")
+        if len(value) > 64 or not _CONTROL_NAME.fullmatch(value):
+            raise Drop("range", f"{arg.name} {value[:64]!r} must be 1-64 letters, digits, '_', '.' or '-'")
+        return value
+    if not math.isfinite(value):
+        raise Drop("range", f"{arg.name} {value} is not a finite number")
+    if arg.kind == "int" and value != int(value):
+        raise Drop("range", f"{arg.name} {value} is not a whole number")
+    value = int(value) if arg.kind == "int" else float(value)
+    if arg.low is not None and not arg.low <= value <= arg.high:
+        raise Drop("range", f"{arg.name} {value} is outside {arg.low}-{arg.high}")
+    return value
+
+
+def _signature(spec: AddressSpec) -> str:
+    return ", ".join(arg.describe() for arg in spec.args) or "-"
+
+
+def address_table_markdown(table: AddressTable | None = None) -> str:
+    """The address table as markdown, so the README shows exactly what the code accepts."""
+    lines = ["| Address | Arguments | Meaning |", "| --- | --- | --- |"]
+    for route in (table or AddressTable()).routes.values():
+        lines.append(f"| `{route.shown()}` | {_signature(route.spec)} | {route.spec.meaning} |")
+    return "\n".join(lines) + "\n"
