@@ -72,7 +72,7 @@ def _run(args: argparse.Namespace) -> None:
 
 
 def _replay(args: argparse.Namespace) -> None:
-    from .record import replay_session
+    from .replay import replay_session
 
     r = replay_session(args.session, args.out)
     verdict = "the same notes as live" if r["same_pitches"] else "DIFFERENT notes from the live session"

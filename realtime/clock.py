@@ -144,6 +144,11 @@ class TempoClock:
         """The moment a beat falls on at the current tempo."""
         return self._anchor_ns + round((beat - self._anchor_beat) * self.ns_per_beat)
 
+    @property
+    def anchor(self) -> tuple[int, float]:
+        """(moment ns, the beat falling on it): with the tempo, everything the grid depends on."""
+        return self._anchor_ns, self._anchor_beat
+
     def set_anchor(self, at_ns: int, beat: float, tempo_bpm: float | None = None) -> None:
         """Say which beat falls at a moment (and optionally the tempo from then on): MIDI clock in, restarts."""
         if tempo_bpm is not None:

@@ -56,13 +56,13 @@ class TappedInbox(deque):
         return item
 
 
-def tap_inbox(engine) -> TappedInbox:
-    """Give the engine a tapped inbox (once); messages already waiting are kept."""
-    if not isinstance(engine._inbox, TappedInbox):
+def tap_inbox(owner, attribute: str = "_inbox") -> TappedInbox:
+    """Give the engine (or a mode: "inbox") a tapped inbox, once; messages already waiting are kept."""
+    if not isinstance(getattr(owner, attribute), TappedInbox):
         inbox = TappedInbox()
-        inbox.extend(engine._inbox)
-        engine._inbox = inbox
-    return engine._inbox
+        inbox.extend(getattr(owner, attribute))
+        setattr(owner, attribute, inbox)
+    return getattr(owner, attribute)
 
 
 def tap_sent(scheduler, listener: Callable[[NoteMessage, int, int], None]) -> None:
@@ -75,6 +75,19 @@ def tap_sent(scheduler, listener: Callable[[NoteMessage, int, int], None]) -> No
         listener(message, deadline_ns, sent_ns)
 
     scheduler.on_sent = both
+
+
+def tap_tempo(tempo, listener: Callable[[int, float], None]) -> None:
+    """Also call `listener(at_ns, tempo_bpm)` whenever a TempoClock's tempo changes (on its caller's thread)."""
+    set_anchor = tempo.set_anchor
+
+    def told(at_ns: int, beat: float, tempo_bpm: float | None = None) -> None:
+        before = tempo.tempo_bpm
+        set_anchor(at_ns, beat, tempo_bpm)
+        if tempo.tempo_bpm != before:
+            listener(at_ns, tempo.tempo_bpm)
+
+    tempo.set_anchor = told  # set_tempo and restart go through set_anchor too
 
 
 class Taps:

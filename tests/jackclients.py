@@ -5,6 +5,7 @@ engine as any other program would. Also `realtime run` started as a user starts 
 from __future__ import annotations
 
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -258,6 +259,31 @@ def run_realtime(patch: Path, *flags: str) -> subprocess.Popen:
         proc.kill()
         raise RuntimeError(f"realtime run did not start: {line} {proc.communicate()[1][-400:]}")
     return proc
+
+
+class Running:
+    """`realtime run PATCH FLAGS` for a with-block, stopped with Ctrl-C (SIGINT) at its end and killed if it
+    does not stop (or the block failed); then `out`, `err` and `returncode` as a user would see them."""
+
+    def __init__(self, patch: Path, *flags: str) -> None:
+        self.proc = run_realtime(patch, *flags)
+        self.out = self.err = ""
+        self.returncode: int | None = None
+
+    def __enter__(self) -> Running:
+        return self
+
+    def __exit__(self, failed, *_) -> None:
+        proc = self.proc
+        try:
+            if failed is None:
+                proc.send_signal(signal.SIGINT)
+                self.out, self.err = proc.communicate(timeout=20)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+            self.returncode = proc.returncode
 
 
 def start_realtime(folder: Path, *flags: str, output: str = "") -> tuple[subprocess.Popen, Path]:

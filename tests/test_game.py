@@ -234,3 +234,24 @@ def test_game_patch_errors_name_the_key():
         with pytest.raises(PatchError) as info:
             parse_patch(merged, "x.toml")
         assert str(info.value).startswith("x.toml: ") and words in str(info.value), str(info.value)
+
+
+def test_midi_clock_in_moves_the_tempo_only_on_the_engine_thread_and_cannot_crowd_out_the_game(patch):
+    from dataclasses import replace
+
+    from realtime.engine.game import CLOCK_ROOM
+
+    rig = Rig(replace(patch, game=replace(patch.game, midi_clock_in=True)))
+    pulse_ns = round(60e9 / 100 / 24)
+    rig.mode.on_raw_midi(bytes([START]), rig.clock.now_ns())
+    for _ in range(48):
+        rig.clock.advance_ms(pulse_ns / 1e6)
+        rig.mode.on_raw_midi(bytes([TIMING_CLOCK]), rig.clock.now_ns())
+    assert rig.mode.tempo.tempo_bpm == 84.0, "the input's thread only queued the pulses"
+    rig.engine.tick()
+    assert rig.mode.tempo.tempo_bpm == pytest.approx(100.0, abs=0.01), "the tick followed them"
+    for _ in range(3 * CLOCK_ROOM):  # a flood of clock bytes from a hostile or broken device
+        rig.mode.on_raw_midi(bytes([TIMING_CLOCK]), rig.clock.now_ns())
+    assert len(rig.mode.inbox) == CLOCK_ROOM and rig.mode.inbox_drops == 2 * CLOCK_ROOM
+    rig.mode.post(GameMessage("state", "combat"), rig.clock.now_ns())
+    assert rig.mode.inbox[-1][0] == GameMessage("state", "combat"), "the game still gets through"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
 import time
@@ -11,10 +10,11 @@ from pathlib import Path
 
 import mido
 import pytest
-from jackclients import ROOT, Keyboard, start_realtime, wait_for
+from jackclients import ROOT, RUN_PATCH, Keyboard, Running, wait_for
 
 from realtime.io import midi
-from realtime.record import RecordError, replay_session
+from realtime.record import RecordError
+from realtime.replay import replay_session
 
 
 def note_ons(path: Path) -> dict[str, list[tuple[float, int]]]:
@@ -45,23 +45,19 @@ def live_sends(folder: Path) -> list[list[int]]:
 def session(jack, tmp_path: Path) -> Path:
     """`realtime run --record` on JACK, a keyboard client playing two phrases, the second cutting in."""
     folder = tmp_path / "show"
-    proc, _ = start_realtime(tmp_path, "--record", str(folder))
+    tmp_path.joinpath("jack.toml").write_text(RUN_PATCH.format(output=""))
     keys = Keyboard()
     try:
-        keys.play_into(midi.resolve_port(midi.list_ports("jack")["outputs"], "realtime-in", "output", "jack"))
-        keys.phrase(gap_s=0.1)
-        time.sleep(0.9)  # the answer starts 300 ms after the phrase and plays on
-        keys.phrase((60, 64, 67, 72), gap_s=0.12)  # cuts into the answer: it yields and is taken back
-        time.sleep(1.5)
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=20)
+        with Running(tmp_path / "jack.toml", "--record", str(folder)) as run:
+            keys.play_into(midi.resolve_port(midi.list_ports("jack")["outputs"], "realtime-in", "output", "jack"))
+            keys.phrase(gap_s=0.1)
+            time.sleep(0.9)  # the answer starts 300 ms after the phrase and plays on
+            keys.phrase((60, 64, 67, 72), gap_s=0.12)  # cuts into the answer: it yields and is taken back
+            time.sleep(1.5)
     finally:
         keys.close()
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    assert proc.returncode == 0, err
-    assert "recorded " in out and " player notes and " in out, out
+    assert run.returncode == 0, run.err
+    assert "recorded " in run.out and " player notes and " in run.out, run.out
     return folder
 
 

@@ -1,13 +1,20 @@
 """The shared-memory event ring between the OSC intake process and the engine: records, wrap-around, a full ring.
 
-Unit tests on one process's view of both ends (the ring is the same bytes either way); the two-process
-path is tested in test_intake.py.
+Unit tests on one process's view of both ends (the ring is the same bytes either way), and one with a
+producer process racing the consumer; the intake's two-process path is tested in test_intake.py.
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import pytest
 
+import realtime
 from realtime.engine.game import GameMessage
 from realtime.events import ControlChange, LearnRequest, NamedControl, NoteMessage
 from realtime.io.ring import MESSAGE_KINDS, NAME_BYTES, EventRing
@@ -93,3 +100,41 @@ def test_close_twice_is_safe():
     ring.close()
     ring.close()
     assert ring.closed
+
+
+
+PRODUCER = """
+import sys
+from realtime.events import NoteMessage
+from realtime.io.ring import EventRing
+ring, sent, count = EventRing.attach(sys.argv[1], int(sys.argv[2])), 0, int(sys.argv[3])
+while sent < count:
+    if ring.push(NoteMessage(60, 100), sent):  # the arrival stamp numbers the events
+        sent += 1
+ring.close()
+"""
+
+
+def test_a_consumer_racing_a_producer_process_never_reads_a_counter_halfway_stored():
+    """struct.pack_into zero-fills before it writes: a consumer reading head meanwhile saw it at 0, so
+    len() went negative (about 1 in 300 events here) and the engine's reader thread died of it."""
+    count, capacity = 100_000, 64
+    consumer = EventRing.create(capacity)
+    package_root = str(Path(realtime.__file__).resolve().parents[1])  # the producer runs the code under test
+    producer = subprocess.Popen([sys.executable, "-P", "-c", PRODUCER, consumer.name, str(capacity), str(count)],
+                                env=dict(os.environ, PYTHONPATH=package_root))
+    expected, negative, deadline = 0, 0, time.monotonic() + 60
+    try:
+        while expected < count and time.monotonic() < deadline:
+            try:
+                len(consumer)
+            except ValueError:  # __len__() should return >= 0
+                negative += 1
+            item = consumer.pop()
+            if item is not None:
+                assert item[1] == expected, "every event once, in order"
+                expected += 1
+    finally:
+        producer.wait(timeout=10)
+        consumer.close()
+    assert expected == count and negative == 0

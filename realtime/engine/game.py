@@ -16,10 +16,8 @@ line; one batched model call per pass for all voices that played a note.
 
 from __future__ import annotations
 
-import math
 import time
 from collections import deque
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -27,68 +25,16 @@ from ..clock import TempoClock
 from ..events import NoteMessage
 from ..io.midiclock import MidiClockIn, MidiClockOut
 from ..model import controls as ctl
-from ..model.sampling import NOTE_NAMES, Constraints, key_pitch_classes
+from ..model.sampling import Constraints, key_pitch_classes
 from ..model.tokens import DURATION_BEATS, IOI_BEATS, VELOCITY_LEVELS, ioi_bucket
 from ..scheduler import Scheduler
 from ..settings import GameSettings, SectionSettings, StingerSettings, VoiceSettings
+from .gameparts import GameMessage, SmoothedParam, Voice, key_tonic
 from .voices import VoiceBank
 
-MINOR_SCALES = ("minor", "harmonic-minor", "dorian", "minor-pentatonic", "blues")
 MAX_PASSES = 64  # note choices per voice per tick, at most (a model stuck on chord tones cannot loop forever)
 INBOX_LIMIT = 1024
-
-
-@dataclass(frozen=True, slots=True)
-class GameMessage:
-    """What the game said: kind is "param", "state", "event", "tempo", "start" or "stop"."""
-
-    kind: str
-    name: str = ""
-    value: float = 0.0
-
-
-class SmoothedParam:
-    """A value that glides exponentially to its target: value(t) = target + (v0 - target) e^(-(t - t0)/tau)."""
-
-    def __init__(self, initial: float, low: float, high: float, tau_ns: float) -> None:
-        self.low, self.high, self.tau_ns = low, high, tau_ns
-        self.target = self._from = initial
-        self._from_ns = 0
-
-    def value_at(self, ns: int) -> float:
-        if self.tau_ns <= 0 or ns <= self._from_ns:
-            return self.target if self.tau_ns <= 0 or ns > self._from_ns else self._from
-        return self.target + (self._from - self.target) * math.exp(-(ns - self._from_ns) / self.tau_ns)
-
-    def set(self, value: float, at_ns: int) -> None:
-        self._from, self._from_ns, self.target = self.value_at(at_ns), at_ns, value
-
-    def normalized_at(self, ns: int) -> float:
-        return (self.value_at(ns) - self.low) / (self.high - self.low)
-
-
-def key_tonic(key: str) -> tuple[int, bool]:
-    """(tonic pitch class, is minor) of a key written like "D minor" or "Bb dorian"."""
-    parts = key.split()
-    tonic = NOTE_NAMES[parts[0][0].upper()] + sum(1 if a == "#" else -1 for a in parts[0][1:])
-    return tonic % 12, len(parts) > 1 and parts[1].lower() in MINOR_SCALES
-
-
-class _Voice:
-    """The musical side of one layer (the model side is a row of the VoiceBank)."""
-
-    __slots__ = ("settings", "index", "active", "last_onset_beats", "next", "forced_onset_beats", "gain",
-                 "maps", "notes_played")
-
-    def __init__(self, settings: VoiceSettings, index: int) -> None:
-        self.settings, self.index = settings, index
-        self.active = False
-        self.last_onset_beats: float | None = None
-        self.next: tuple[tuple[int, int, int, int], float] | None = None  # (note, onset beats)
-        self.forced_onset_beats: float | None = None  # the first note of a section lands here
-        self.gain = settings.gain
-        self.maps: tuple = ()
-        self.notes_played = 0
+CLOCK_ROOM = INBOX_LIMIT // 2  # MIDI clock in may fill half the inbox: a flood of it cannot crowd out the game
 
 
 class GameMode:
@@ -104,7 +50,7 @@ class GameMode:
         self.params = {p.name: SmoothedParam(p.initial, p.min, p.max, tau_ns) for p in game.params}
         self.states = {s.name: s for s in game.states}
         self.events = {e.name: e for e in game.events}
-        self.voices = [_Voice(v, i) for i, v in enumerate(game.voices)]
+        self.voices = [Voice(v, i) for i, v in enumerate(game.voices)]
         for voice in self.voices:
             voice.maps = tuple(m for m in game.maps if not m.voices or voice.settings.name in m.voices)
             if voice.settings.max_polyphony:
@@ -118,7 +64,7 @@ class GameMode:
         self.pending: tuple[SectionSettings, float] | None = None  # (section, bar line in beats)
         self._covered_ns = 0  # notes with onsets up to here have been chosen and handed to the output
         self.running = False
-        self.inbox: deque[tuple[GameMessage, int]] = deque()
+        self.inbox: deque[tuple[GameMessage | bytes, int]] = deque()  # bytes: MIDI clock in
         self.clock_out = MidiClockOut(tempo) if clock_scheduler is not None else None
         self.clock_scheduler = clock_scheduler
         self.clock_in = MidiClockIn(tempo) if clock_in else None
@@ -132,9 +78,9 @@ class GameMode:
         self._apply_section(self.state, None)
 
     # --- hearing the game (any thread) -------------------------------------------------------------
-    def post(self, message: GameMessage, at_ns: int) -> None:
+    def post(self, message: GameMessage | bytes, at_ns: int, limit: int = INBOX_LIMIT) -> None:
         """Hand a game message over (called on the OSC thread): a deque append, bounded and counted."""
-        if len(self.inbox) >= INBOX_LIMIT:
+        if len(self.inbox) >= limit:
             self.inbox_drops += 1
             return
         self.inbox.append((message, at_ns))
@@ -143,14 +89,10 @@ class GameMode:
         """Notes from MIDI or OSC inputs: the game mode does not listen to players."""
 
     def on_raw_midi(self, data: bytes, at_ns: int) -> None:
-        """MIDI clock from a device or DAW, when the patch follows one (start, stop, tempo)."""
-        if self.clock_in is None:
-            return
-        what = self.clock_in.feed(data, at_ns)
-        if what == "start":
-            self.post(GameMessage("start"), at_ns)
-        elif what == "stop":
-            self.post(GameMessage("stop"), at_ns)
+        """MIDI clock from a device or DAW (when the patch follows one), queued with the game's messages:
+        the tick feeds it on, so the TempoClock moves only on the engine thread, never mid-choice."""
+        if self.clock_in is not None:
+            self.post(data, at_ns, CLOCK_ROOM)
 
     def apply_control(self, target: str, value: float) -> None:
         """[[controls]] of the patch: temperature and top_p for every voice."""
@@ -166,6 +108,9 @@ class GameMode:
         moved = False
         while self.inbox:
             message, at_ns = self.inbox.popleft()
+            if isinstance(message, bytes):
+                self._follow_clock(message, at_ns, now_ns)
+                continue
             self._handle(message, at_ns, now_ns)
             moved |= message.kind == "param"
         if moved and self.running:
@@ -221,6 +166,11 @@ class GameMode:
             self._start_transport(after_ns)
         elif kind == "stop":
             self._stop_transport(max(at_ns, now_ns))
+
+    def _follow_clock(self, data: bytes, at_ns: int, now_ns: int) -> None:
+        what = self.clock_in.feed(data, at_ns)  # steers the TempoClock (tempo and beat phase)
+        if what == "start" or what == "stop":
+            self._handle(GameMessage(what), at_ns, now_ns)
 
     def start(self, now_ns: int) -> None:
         """Start the transport a lookahead from now (the patch's autostart)."""
@@ -317,7 +267,7 @@ class GameMode:
         self.bank.refresh()
 
     # --- choosing notes ----------------------------------------------------------------------------
-    def _set_controls(self, voice: _Voice, at_ns: int) -> None:
+    def _set_controls(self, voice: Voice, at_ns: int) -> None:
         """The voice's control row for its next step: its own settings, the key, then the mapped params."""
         row, s, index = self.bank.controls, voice.settings, self.control_index
         voice.gain = s.gain
@@ -336,7 +286,7 @@ class GameMode:
             elif row is not None:
                 row[voice.index, index[m.control]] = value
 
-    def _choose(self, voice: _Voice) -> tuple[tuple[int, int, int, int], float]:
+    def _choose(self, voice: Voice) -> tuple[tuple[int, int, int, int], float]:
         if voice.forced_onset_beats is not None:  # the first note of a section: on the bar line
             onset = voice.forced_onset_beats
             gap = onset - voice.last_onset_beats if voice.last_onset_beats is not None else 1.0

@@ -12,7 +12,10 @@ is pickled on the way: each event is one fixed-size record packed with `struct`,
 Head and tail only grow (u64 never wraps in practice); slot = counter % capacity. The producer writes a
 record, then stores head; the consumer reads head, then the records, then stores tail. Both counters sit
 on their own cache line. On x86 (total store order) and with CPython storing in program order that is
-enough; a weakly ordered CPU would need a fence between record and counter (not provided here).
+enough; a weakly ordered CPU would need a fence between record and counter (not provided here). Each
+counter is loaded and stored as one aligned 8-byte word (a memoryview cast to native "Q"), never with
+`struct.pack_into`: that zero-fills its target before writing, so the other process could read a
+counter as 0 halfway through a store (the engine's reader saw a negative length, and its thread died).
 
 A full ring refuses the record (`push` returns False): the producer counts the drop, the consumer never
 waits. Control names longer than NAME_BYTES do not fit a record and are refused the same way.
@@ -32,11 +35,10 @@ RECORD_BYTES = 128
 NAME_BYTES = 100  # control or game names; the OSC table allows longer control names, refused here
 # kind, a, b, c, name length, spare, arrival ns, value, name
 _RECORD = struct.Struct(f"<BBBBBxxxqd{NAME_BYTES}s")
-_HEAD, _TAIL, _COUNTERS = 0, 64, 128
+_HEAD, _TAIL, _COUNTERS = 0, 8, 16  # in 8-byte words: bytes 0, 64 and 128
 COUNTER_SLOTS = 32
 HEADER_BYTES = 512
-_U64 = struct.Struct("<Q")
-assert _RECORD.size <= RECORD_BYTES and _COUNTERS + 8 * COUNTER_SLOTS <= HEADER_BYTES
+assert _RECORD.size <= RECORD_BYTES and 8 * (_COUNTERS + COUNTER_SLOTS) <= HEADER_BYTES
 
 NOTE, CONTROL_CHANGE, NAMED_CONTROL, MESSAGE, LEARN = 1, 2, 3, 4, 5  # LEARN: /learn <control>
 # The game's message kinds (GameMessage.kind), by index: a record carries the index, not the string
@@ -54,6 +56,7 @@ class EventRing:
                  message_type: Callable[[str, str, float], Any] | None = None) -> None:
         self._memory, self.capacity, self._owner = memory, capacity, owner
         self._buf = memory.buf
+        self._words = memory.buf[:HEADER_BYTES].cast("Q")  # the counters: one aligned load or store each
         self.message_type = message_type
         self.name = memory.name
 
@@ -80,36 +83,38 @@ class EventRing:
     # --- producer -----------------------------------------------------------------------------------
     def push(self, event: Any, at_ns: int) -> bool:
         """Write one event; False (nothing written) when the ring is full or the event has no record."""
-        buf = self._buf
-        head = _U64.unpack_from(buf, _HEAD)[0]
-        if head - _U64.unpack_from(buf, _TAIL)[0] >= self.capacity:
+        words = self._words
+        head = words[_HEAD]
+        if head - words[_TAIL] >= self.capacity:
             return False
-        if not _encode_into(buf, HEADER_BYTES + (head % self.capacity) * RECORD_BYTES, event, at_ns):
+        if not _encode_into(self._buf, HEADER_BYTES + (head % self.capacity) * RECORD_BYTES, event, at_ns):
             return False
-        _U64.pack_into(buf, _HEAD, head + 1)  # publish after the record is in place
+        words[_HEAD] = head + 1  # publish after the record is in place
         return True
 
     def publish(self, slot: int, value: int) -> None:
         """Store one of the producer's counters (drops per kind, datagrams received)."""
-        _U64.pack_into(self._buf, _COUNTERS + 8 * slot, value)
+        self._words[_COUNTERS + slot] = value
 
     # --- consumer -----------------------------------------------------------------------------------
     def __len__(self) -> int:
-        return _U64.unpack_from(self._buf, _HEAD)[0] - _U64.unpack_from(self._buf, _TAIL)[0]
+        words = self._words
+        tail = words[_TAIL]  # first: the producer only moves head on, so the difference is never negative
+        return words[_HEAD] - tail
 
     def pop(self) -> tuple[Any, int] | None:
         """The oldest event and its arrival ns, or None when the ring is empty; never waits."""
-        buf = self._buf
-        tail = _U64.unpack_from(buf, _TAIL)[0]
-        if tail == _U64.unpack_from(buf, _HEAD)[0]:
+        words = self._words
+        tail = words[_TAIL]
+        if tail == words[_HEAD]:
             return None
         offset = HEADER_BYTES + (tail % self.capacity) * RECORD_BYTES
-        item = _decode(_RECORD.unpack_from(buf, offset), self.message_type)
-        _U64.pack_into(buf, _TAIL, tail + 1)  # the slot is free only after it was read
+        item = _decode(_RECORD.unpack_from(self._buf, offset), self.message_type)
+        words[_TAIL] = tail + 1  # the slot is free only after it was read
         return item
 
     def counter(self, slot: int) -> int:
-        return _U64.unpack_from(self._buf, _COUNTERS + 8 * slot)[0]
+        return self._words[_COUNTERS + slot]
 
     @property
     def closed(self) -> bool:
@@ -119,6 +124,7 @@ class EventRing:
         """Let go of the mapping (the creator also removes it); safe to call twice."""
         if self._memory is None:
             return
+        self._words.release()
         self._buf = None
         self._memory.close()
         if self._owner:
