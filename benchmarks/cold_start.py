@@ -5,8 +5,9 @@ sampler is compiled at start-up) or holding what the cold process left ("warm", 
  - ready: `realtime run patches/duet.toml --no-midi --osc-port 0` (the shipped patch, no hardware), from
    process start to its "running" line (model loaded and warmed up, ports open, threads started);
  - notes: a child builds and starts the engine as `realtime run` does (realtime.app.LiveEngine, the duet
-   patch, memory ports in place of MIDI and OSC), stops its threads, and times the next notes one by one:
-   "step" is the model hearing a note, "note" the whole decision (that step, then the next note sampled).
+   patch, realtime.patchports.MemoryPorts in place of MIDI and OSC), stops its threads, and times the
+   next notes one by one: "step" is the model hearing a note, "note" the whole decision (that step,
+   then the next note sampled).
    Each pace runs in its own process, so note 1 is the first note after start-up:
      back_to_back  no pause, note 1 right after the warm-up: what a first call still costs;
      paced         a pause (--gap-ms) before every note, as live, where notes come 100s of ms apart;
@@ -50,19 +51,12 @@ def child(pace: str, events: int, gap_ms: float) -> dict:
     """Runs in the fresh process: start-up phases, then the first notes one by one (ns)."""
     t0 = time.monotonic_ns()
     from realtime.app import LiveEngine
-    from realtime.io.ports import MemoryInput, MemoryOutput
     from realtime.model.tokens import Token
     from realtime.patch import load_patch
+    from realtime.patchports import MemoryPorts
     imported = time.monotonic_ns()
 
-    class Quiet(LiveEngine):
-        def _open_outputs(self) -> None:
-            self._add_output(MemoryOutput(self.clock, "bench"))
-
-        def _open_inputs(self) -> None:
-            self.inputs.append(MemoryInput(self.clock, "bench"))
-
-    live = Quiet(load_patch(DUET))
+    live = LiveEngine(load_patch(DUET), ports=MemoryPorts())
     built = time.monotonic_ns()
     live.start()
     started = time.monotonic_ns()

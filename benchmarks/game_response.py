@@ -24,7 +24,6 @@ import dataclasses
 import os
 import socket
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -35,16 +34,13 @@ sys.path.insert(0, str(ROOT))
 
 from realtime.bench.common import write_json  # noqa: E402
 from realtime.clock import FakeClock, SystemClock  # noqa: E402
-from realtime.engine.engine import Engine  # noqa: E402
-from realtime.engine.gameosc import register_game_api  # noqa: E402
-from realtime.engine.gamesetup import build_game_mode  # noqa: E402
+from realtime.app import LiveEngine  # noqa: E402
 from realtime.engine.voices import VoiceBank  # noqa: E402
-from realtime.io.osc import OscInput  # noqa: E402
 from realtime.io.osccodec import encode_message  # noqa: E402
-from realtime.io.ports import MemoryOutput  # noqa: E402
 from realtime.model.runner import ModelRunner  # noqa: E402
 from realtime.model.sampling import key_pitch_classes  # noqa: E402
-from realtime.patch import compile_patch, load_patch  # noqa: E402
+from realtime.patch import load_patch  # noqa: E402
+from realtime.patchports import MemoryPorts  # noqa: E402
 
 PATCH = ROOT / "patches" / "game.toml"
 STINGER_CHANNELS = None  # filled from the patch
@@ -73,14 +69,14 @@ def _patch_at(patch, state: str, intensity: float, seed: int):
 
 def run_fake(patch, bars: int) -> tuple[list, object]:
     """Generate `bars` bars on a fake clock; returns (deadline, message) of every note sent, and the mode."""
-    clock = FakeClock(0)
-    out = MemoryOutput(clock)
-    mode, scheduler, _ = build_game_mode(compile_patch(patch), clock, out)
-    engine = Engine(mode, clock, [], scheduler, poll_ms=5.0)
+    live = LiveEngine(patch, FakeClock(0), MemoryPorts())  # built as `realtime run` builds it; no threads
+    live.engine.poll_ns = 5_000_000  # a tick at least every 5 ms
     sent: list = []
-    scheduler.on_sent = lambda message, deadline, at: sent.append((deadline, message))
+    live.scheduler.on_sent = lambda message, deadline, at: sent.append((deadline, message))
+    mode = live.mode
     mode.start(0)
-    engine.loop(mode.tempo.ns_at(bars * patch.game.beats_per_bar))  # the engine's own loop, time jumping
+    live.engine.loop(mode.tempo.ns_at(bars * patch.game.beats_per_bar))  # the engine's own loop, time jumping
+    live.stop()
     return sent, mode
 
 
@@ -110,9 +106,9 @@ def intensity_sweep(patch, levels: int, seeds: int, bars: int, state: str) -> di
 
 def osc_response(patch, trials: int) -> dict:
     """Real engine on the real clock: send /game/param over UDP, wait for the first note chosen after it."""
-    clock = SystemClock()
-    out = MemoryOutput(clock)
-    mode, scheduler, _ = build_game_mode(compile_patch(patch), clock, out)
+    ports = MemoryPorts(osc=True)
+    live = LiveEngine(patch, SystemClock(), ports)  # started below as `realtime run` starts it
+    clock, mode, scheduler, osc = live.clock, live.mode, live.scheduler, ports.osc
     pushes: list = []  # (push time, deadline, message)
     original_push = scheduler.push
 
@@ -122,13 +118,7 @@ def osc_response(patch, trials: int) -> dict:
     scheduler.push = push
     sent: dict = {}
     scheduler.on_sent = lambda message, deadline, at: sent.setdefault((deadline, id(message)), at)
-    osc = OscInput(clock, "127.0.0.1", 0)
-    register_game_api(osc, compile_patch(patch).game, mode.post)
-    engine = Engine(mode, clock, [osc], scheduler)
-    scheduler.start(realtime_priority=False)
-    mode.start(clock.now_ns())
-    thread = threading.Thread(target=engine.run, daemon=True)
-    thread.start()
+    live.start()  # the output thread, the engine thread, and the patch's autostart
     sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     response_ms, next_any_ms = [], []
     try:
@@ -155,9 +145,7 @@ def osc_response(patch, trials: int) -> dict:
                 if any_next is not None:
                     next_any_ms.append((any_next - t_send) / 1e6)
     finally:
-        engine.stop()
-        thread.join(timeout=3)
-        osc.close()
+        live.stop()
         sender.close()
     a = np.asarray(response_ms)
     return {"trials": trials, "answered": int(len(a)), "lookahead_ms": patch.game.lookahead_ms,

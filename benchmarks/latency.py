@@ -39,8 +39,9 @@ import numpy as np
 from realtime.app import LiveEngine
 from realtime.bench.common import write_json
 from realtime.bench.receiver import jack_server
-from realtime.io.ports import MemoryInput, MemoryOutput
+from realtime.io.ports import FanOut, MemoryOutput
 from realtime.patch import parse_patch
+from realtime.patchports import MemoryPorts, PatchPorts
 
 PHRASE_END_MS = 40.0
 PHRASE = [(60, 90), (64, 80), (67, 85)]  # three short notes, 30 ms apart
@@ -77,16 +78,9 @@ def _patch(extra: dict | None = None) -> dict:
     return raw
 
 
-class _RecordingLive(LiveEngine):
+def _recording_live(patch) -> LiveEngine:
     """The live engine with a memory keyboard and a recording output in place of real ports."""
-
-    def _open_outputs(self) -> None:
-        self.recorder = MemoryOutput(self.clock, "recorder")
-        self._add_output(self.recorder)
-
-    def _open_inputs(self) -> None:
-        self.keyboard = MemoryInput(self.clock, "keyboard")
-        self.inputs.append(self.keyboard)
+    return LiveEngine(patch, ports=MemoryPorts())
 
 
 PUNCTUALITY = ("engine punctuality, not a reaction time: the first answer note-on as sent minus the moment the "
@@ -98,7 +92,7 @@ ANSWER_READY = ("compute time: the player's last note-off (clock read just befor
 
 def in_process(trials: int) -> dict:
     """Punctuality of the first answer note and note-off -> answer-ready compute, with memory ports and the real threads."""
-    live = _RecordingLive(parse_patch(_patch(), "<latency>"))
+    live = _recording_live(parse_patch(_patch(), "<latency>"))
     scheduled_ns: list[int] = []  # when each note-on was handed to the scheduler (engine clock)
     push = live.scheduler.push
 
@@ -112,17 +106,17 @@ def in_process(trials: int) -> dict:
     live.start()
     try:
         for _ in range(trials):
-            sent_before = len(live.recorder.sent)
+            sent_before = len(live.ports.recorder.sent)
             for pitch, velocity in PHRASE:
-                live.keyboard.play(pitch, velocity)
+                live.ports.keyboard.play(pitch, velocity)
                 time.sleep(0.03)
                 scheduled_before = len(scheduled_ns)  # every note-off prepares an answer; the last one counts
                 released_ns = live.clock.now_ns()  # the port stamps the note-off just after this
-                live.keyboard.play(pitch, 0)
+                live.ports.keyboard.play(pitch, 0)
             deadline = time.monotonic() + 1.0
             answered = False
             while time.monotonic() < deadline:
-                ons = [t for t, m in live.recorder.sent[sent_before:] if m.is_on]
+                ons = [t for t, m in live.ports.recorder.sent[sent_before:] if m.is_on]
                 if ons:
                     punctuality.append(ons[0] - released_ns - int(PHRASE_END_MS * 1e6))
                     if len(scheduled_ns) > scheduled_before:
@@ -145,7 +139,7 @@ def in_process(trials: int) -> dict:
 
 def long_run(minutes: float) -> dict:
     """A scripted player for `minutes`; deadline misses at a 3 ms budget and jitter of every note."""
-    live = _RecordingLive(parse_patch(_patch({"continuation": {"answer_notes": 16, "answer_beats": 8.0,
+    live = _recording_live(parse_patch(_patch({"continuation": {"answer_notes": 16, "answer_beats": 8.0,
                                                                  "phrase_end_ms": 300.0}}), "<soak>"))
     rng = np.random.default_rng(0)
     live.start()
@@ -165,9 +159,9 @@ def long_run(minutes: float) -> dict:
         while time.monotonic() < end:
             for _ in range(int(rng.integers(3, 9))):
                 pitch = int(rng.integers(55, 80))
-                live.keyboard.play(pitch, int(rng.integers(50, 110)))
+                live.ports.keyboard.play(pitch, int(rng.integers(50, 110)))
                 time.sleep(float(rng.choice([0.15, 0.3, 0.45])))
-                live.keyboard.play(pitch, 0)
+                live.ports.keyboard.play(pitch, 0)
             phrases += 1
             time.sleep(float(rng.uniform(0.5, 4.0)))  # sometimes the answer finishes, sometimes we cut in
     finally:
@@ -210,12 +204,12 @@ def through_jack(period: int, trials: int, backend: str) -> dict:
 
 # --- the loaded row: real inputs (OSC intake process, JACK MIDI) with two CPU burners -------------
 
-class _InputsLive(LiveEngine):
-    """The live engine with its real inputs (OSC in its intake process, JACK MIDI) and a recording output."""
+class _RecordedPorts(PatchPorts):
+    """The patch's real inputs (OSC in its intake process, JACK MIDI), and a recording output."""
 
-    def _open_outputs(self) -> None:
-        self.recorder = MemoryOutput(self.clock, "recorder")
-        self._add_output(self.recorder)
+    def open_outputs(self, clock, voices=()) -> FanOut:
+        self.recorder = self.add_output(MemoryOutput(clock, "recorder"))
+        return FanOut(self.outputs)
 
 
 def loaded_inputs(trials: int, n_burners: int = 2, period: int = 64) -> dict:
@@ -232,8 +226,9 @@ def loaded_inputs(trials: int, n_burners: int = 2, period: int = 64) -> dict:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
             probe.bind(("127.0.0.1", 0))
             osc_port = probe.getsockname()[1]
-        live = _InputsLive(parse_patch(_patch({"midi": {"enabled": True, "backend": "jack", "client_name": "rt-loaded"},
-                                                "osc": {"enabled": True, "port": osc_port}}), "<loaded>"))
+        patch = parse_patch(_patch({"midi": {"enabled": True, "backend": "jack", "client_name": "rt-loaded"},
+                                    "osc": {"enabled": True, "port": osc_port}}), "<loaded>")
+        live = LiveEngine(patch, ports=_RecordedPorts(patch))
         heard: dict[tuple[int, int], int] = {}
         hear = live.mode.on_message
 
@@ -277,7 +272,7 @@ def loaded_inputs(trials: int, n_burners: int = 2, period: int = 64) -> dict:
             keyboard.close_port()
             live.stop()
     result = {"burners": n_burners, "jack_period_frames": period, "misses": live.scheduler.late_count,
-              "notes_out": live.scheduler.sent_count, "held_after_stop": len(live.recorder.held)}
+              "notes_out": live.scheduler.sent_count, "held_after_stop": len(live.ports.recorder.held)}
     for source, items in sends.items():
         latencies = [heard[key] - at for key, at in items if key in heard]
         result[source] = {"heard": summary_ms(latencies), "sent": len(items), "lost": len(items) - len(latencies)}

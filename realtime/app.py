@@ -1,37 +1,22 @@
-"""Build a running engine from a patch: open ports, load the model, start the threads, report.
+"""`realtime run`: a session from a patch (realtime/session.py), its status line, signals and the cockpit.
 
-Start-up is all-or-nothing: if any port, model or synth fails to open, what was already open is
-closed again and the error (one line, naming what failed) is raised. Stopping, for any reason
-(Ctrl-C, SIGTERM, an error), always ends with every output silent.
+Command-line flags win over the patch (`Overrides`). `run_patch` builds the session on the patch's
+own ports, starts it, prints a one-line status until Ctrl-C or SIGTERM, swaps in a re-read patch
+on SIGHUP, and stops with every output silent.
 """
 
 from __future__ import annotations
 
-import gc
 import signal
 import sys
 import threading
 import time
 from collections.abc import Callable
-from contextlib import ExitStack
 from dataclasses import dataclass, replace
 
-import numpy as np
-
-from . import priority
-from .clock import SystemClock
-from .engine.continuation import Continuation
-from .engine.engine import Engine
-from .errors import RealtimeError
-from .io.ports import FanOut, Input, Output
 from .learn import save_learned  # here, not in the status loop: its ~10 ms import ran under the first notes
-from .model.generator import build_generator
-from .model.sampling import Constraints, key_pitch_classes
-from .patch import Patch, compile_patch
-from .priority import try_fifo
-from .scheduler import Scheduler
-
-SWITCH_INTERVAL_S = 0.0005  # a busy Python thread otherwise holds the GIL for up to 5 ms
+from .patch import Patch
+from .session import Session
 
 
 @dataclass
@@ -57,240 +42,7 @@ def apply_overrides(patch: Patch, overrides: Overrides) -> Patch:
     return replace(patch, midi=midi, osc=osc)
 
 
-class LiveEngine:
-    """Everything a patch describes, running: ports, model, engine thread, output thread."""
-
-    def __init__(self, patch: Patch, clock: SystemClock | None = None) -> None:
-        self.patch = patch
-        self.settings = compile_patch(patch)  # what the engine runs with; ports come from the patch
-        self.clock = clock or SystemClock()
-        self.inputs: list[Input] = []
-        self.outputs: list[Output] = []
-        self.supervised: list = []  # ports with check(): polled for vanishing and returning
-        self.warnings: list[str] = []
-        self._stack = ExitStack()
-        self._thread: threading.Thread | None = None
-        self._old_switch = sys.getswitchinterval()
-        self._build()
-
-    # --- start-up --------------------------------------------------------------------------------
-    def _build(self) -> None:
-        s = self.settings
-        self.clock_scheduler: Scheduler | None = None
-        try:
-            if s.mode == "game":
-                self._build_game()
-                return
-            m = s.model
-            constraints = Constraints(key_pitch_classes(m.key) if m.key else None, m.lowest, m.highest,
-                                      m.max_polyphony)
-            self.generator = build_generator(m.name, s.seed, m.temperature, m.top_p, constraints)
-            runner = self.generator.runner
-            self.generator.warm_up()  # whole notes decided before any port opens (benchmarks/cold_start.py)
-            self._open_outputs()
-            self.output = FanOut(self.outputs)
-            self.scheduler = Scheduler(self.output, self.clock, late_tolerance_ns=int(s.budget_ms * 1e6))
-            self.mode = Continuation(self.generator, self.scheduler, s.continuation,
-                                     model_velocity=runner.meta.get("velocity_level_mean", 80.0),
-                                     fallback=m.fallback, clock=self.clock)
-            self._open_inputs()
-            self.engine = Engine(self.mode, self.clock, self.inputs, self.scheduler, controls=s.controls)
-        except BaseException:
-            self._stack.close()
-            raise
-
-    def _build_game(self) -> None:
-        """mode = "game": every voice in one batched model, the game's OSC API, MIDI clock out."""
-        from .engine.gameosc import register_game_api
-        from .engine.gamesetup import build_game_mode, voice_osc_outputs
-
-        s, osc = self.settings, self.patch.osc
-        self._open_outputs()
-        for port in voice_osc_outputs(s.game, osc.out_host, osc.out_port):
-            self._add_output(port)
-        self.output = FanOut(self.outputs)
-        raw_send = next((port.send_raw for port in self.outputs if hasattr(port, "send_raw")), None)
-        self.mode, self.scheduler, self.clock_scheduler = build_game_mode(s, self.clock, self.output, raw_send)
-        self._open_inputs()
-        if hasattr(self, "osc_input"):
-            register_game_api(self.osc_input, s.game, self.mode.post)
-        self.engine = Engine(self.mode, self.clock, self.inputs, self.scheduler, controls=s.controls)
-
-    def _open_outputs(self) -> None:
-        p = self.patch
-        if p.synth.kind == "fluidsynth":
-            from .io.fluidsynth import FluidSynthProcess
-
-            synth = self._stack.enter_context(FluidSynthProcess(soundfont=p.synth.soundfont, gain=p.synth.gain))
-            self.synth_port = synth.midi_port
-        if p.midi.enabled:
-            from .io.midibackend import open_output
-
-            output_port = p.midi.output
-            if p.synth.kind == "fluidsynth" and output_port is None:
-                output_port = self.synth_port
-            self._add_output(open_output(self.clock, output_port, p.midi.backend, client_name=p.midi.client_name,
-                                         latency_ms=p.midi.latency_ms))
-        if p.osc.out_host:
-            from .io.osc import OscOutput
-
-            self._add_output(OscOutput(p.osc.out_host, p.osc.out_port))
-        if p.synth.kind == "builtin":
-            from .io.livesynth import LiveSynth
-
-            synth = LiveSynth()
-            synth.open()
-            self._add_output(synth)
-
-    def _add_output(self, port: Output) -> None:
-        self.outputs.append(port)
-        self._stack.callback(port.close)
-        if hasattr(port, "check"):
-            self.supervised.append(port)
-
-    def _open_inputs(self) -> None:
-        p = self.patch
-        if p.midi.enabled:
-            from .io.midibackend import open_input
-
-            follow_clock = p.engine.mode == "game" and p.game.midi_clock_in
-            port = open_input(self.clock, p.midi.input, p.midi.backend, client_name=p.midi.client_name,
-                              accept_clock=follow_clock)
-            if follow_clock:
-                port.set_raw_listener(self.mode.on_raw_midi)
-            self.inputs.append(port)
-            self._stack.callback(port.close)
-            self.supervised.append(port)
-        if p.osc.enabled:
-            from .io.intake import OscIntake  # receives and parses in its own process (see intake.py)
-
-            osc = OscIntake(self.clock, p.osc.host, p.osc.port, allow=p.osc.allow)
-            self.inputs.append(osc)
-            self._stack.callback(osc.close)
-            self.osc_input = osc
-
-    # --- running ---------------------------------------------------------------------------------
-    def start(self) -> None:
-        """Start the output thread and the engine thread; the caller may then watch `status()`."""
-        if self.patch.engine.mode != "game":
-            self.generator.warm_up()
-        sys.setswitchinterval(SWITCH_INTERVAL_S)
-        self._caller = threading.get_ident(), priority.current()  # the main thread, as a rule: realtime/priority.py
-        main_note = priority.try_fifo("main thread", priority.MAIN_PRIORITY, inherit=False)
-        gc.collect()
-        gc.freeze()  # start-up objects are never scanned again; one gen-2 pass cost 25 ms here
-        self.scheduler.start(realtime_priority=True)
-        if self.clock_scheduler is not None:
-            self.clock_scheduler.start(realtime_priority=True)
-        if self.patch.engine.mode == "game" and self.patch.game.autostart:
-            self.mode.start(self.clock.now_ns())
-        self._engine_fifo_note: str | None = None
-        self._thread = threading.Thread(target=self._run_engine, name="realtime-engine", daemon=True)
-        self._thread.start()
-        time.sleep(0.05)
-        notes = [self.scheduler.realtime_note, self._engine_fifo_note, main_note]
-        notes += getattr(getattr(self, "osc_input", None), "realtime_notes", [])
-        if any(notes):  # one line, however many threads were refused
-            self.warnings.append("; ".join(note for note in notes if note))
-
-    def _run_engine(self) -> None:
-        self._engine_fifo_note = try_fifo("engine thread")
-        self.engine.run()
-
-    def supervise(self) -> list[str]:
-        """Poll ports for vanishing/returning and collect warnings; call from outside the hot path."""
-        messages = []
-        for port in self.supervised:
-            message = port.check()
-            if message:
-                messages.append(message)
-        if hasattr(self, "osc_input"):
-            messages += self.osc_input.take_warnings()
-        for port in self.outputs:  # an OSC output warns once per kind of note it could not send
-            if hasattr(port, "take_warnings"):
-                messages += port.take_warnings()
-        if self.mode.last_error:
-            messages.append(self.mode.last_error)
-            self.mode.last_error = None
-        messages += self.warnings
-        self.warnings = []
-        return messages
-
-    def status(self) -> str:
-        """One line: notes in and out, answer latency, output jitter, deadline misses, fallback notes."""
-        s, m = self.scheduler, self.mode
-        if hasattr(m, "status_line"):  # the game mode: section, bar, tempo, layers, parameters
-            return f"out {s.sent_count} | {m.status_line(self.clock.now_ns())} | misses {self.misses()}"
-        n = min(s.sent_count, len(s.lateness_ns))
-        jitter = np.abs(s.lateness_ns[:n]) / 1e6 if n else None
-        answers = np.array(m.answer_latency_ns[-200:]) / 1e6
-        parts = [f"in {self.engine.messages_in}", f"out {s.sent_count}", f"phrases {m.phrases}"]
-        if len(answers):
-            parts.append(f"answer latency p50 {np.percentile(answers, 50):.2f} ms p99 {np.percentile(answers, 99):.2f} ms")
-        if jitter is not None:
-            parts.append(f"jitter p99 {np.percentile(jitter, 99):.2f} ms")
-        parts.append(f"misses {self.misses()}")
-        if m.fallback_notes:
-            parts.append(f"fallback notes {m.fallback_notes}")
-        dropped = self.dropped()
-        if dropped:
-            parts.append(f"dropped {dropped}")
-        return " | ".join(parts)
-
-    def misses(self) -> int:
-        """Notes handed over late, and notes a port that keeps time wrote after their frame."""
-        return self.scheduler.late_count + sum(getattr(port, "late", 0) for port in self.outputs)
-
-    def dropped(self) -> int:
-        """Messages refused so far: bad or foreign OSC, kernel overflow, a full engine inbox, and notes
-        an OSC output could not send."""
-        osc = sum(self.osc_input.drops.values()) if hasattr(self, "osc_input") else 0
-        unsent = sum(sum(port.errors.values()) for port in self.outputs
-                     if isinstance(getattr(port, "errors", None), dict))  # OscOutput's, per kind
-        return osc + self.engine.inbox_drops + unsent
-
-    def stop(self) -> None:
-        """Idempotent: stop the threads, silence and close every port, restore the interpreter."""
-        if self._thread is not None:
-            self.engine.stop()
-            self._thread.join(timeout=2.0)
-            self._thread = None
-        else:
-            self.engine.close()
-        if self.clock_scheduler is not None:
-            self.clock_scheduler.stop()
-        self._stack.close()
-        gc.unfreeze()
-        sys.setswitchinterval(self._old_switch)
-        caller = getattr(self, "_caller", None)
-        if caller is not None and caller[0] == threading.get_ident():
-            priority.restore(caller[1])
-
-    def __enter__(self) -> LiveEngine:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-
-def _reloaded(live: LiveEngine, reload: Callable[[], Patch]) -> LiveEngine:
-    """SIGHUP: read the patch again; if it is good, stop (all notes off) and start it, else keep playing."""
-    try:
-        patch = reload()
-    except RealtimeError as err:
-        print(f"\nrealtime: reload refused, still running the previous patch: {err}", file=sys.stderr, flush=True)
-        return live
-    live.stop()
-    try:
-        fresh = LiveEngine(patch)
-        fresh.start()
-    except RealtimeError as err:
-        print(f"\nrealtime: the reloaded patch did not start ({err}); back to the previous one", file=sys.stderr,
-              flush=True)
-        fresh = LiveEngine(live.patch)
-        fresh.start()
-    print(f"\nrealtime: reloaded {patch.path}; every note of the previous patch was ended", flush=True)
-    return fresh
+LiveEngine = Session  # the name `realtime run`'s callers, tests and benchmarks have always used
 
 
 def run_patch(patch: Patch, status_every_s: float = 0.5, duration_s: float | None = None,
@@ -335,7 +87,7 @@ def run_patch(patch: Patch, status_every_s: float = 0.5, duration_s: float | Non
                     break
                 hangup.clear()
                 stop.clear()
-                live = _reloaded(live, reload)
+                live = live.reloaded(reload)
             for message in live.supervise():
                 print(f"\nrealtime: {message}", file=sys.stderr, flush=True)
             print("\r" + live.status() + " " * 4, end="", flush=True)

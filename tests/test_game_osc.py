@@ -7,21 +7,19 @@ from the deadlines the output thread sent notes at.
 from __future__ import annotations
 
 import subprocess
-import threading
 import time
 
 import pytest
 from conftest import require_tools
 from pythonosc.udp_client import SimpleUDPClient
 
+from realtime.app import LiveEngine
 from realtime.clock import SystemClock
-from realtime.engine.engine import Engine
 from realtime.engine.gameosc import register_game_api
-from realtime.engine.gamesetup import build_game_mode
 from realtime.io.osc import OscInput
-from realtime.io.ports import MemoryOutput
 from realtime.model.runner import models_dir
 from realtime.patch import compile_patch, load_patch
+from realtime.patchports import MemoryPorts
 
 @pytest.fixture
 def needs_oscsend() -> None:
@@ -39,27 +37,19 @@ def wait_until(condition, seconds: float = 5.0) -> bool:
 
 @pytest.fixture
 def live():
-    """A game engine on the real clock: OSC in on a free port, notes into a memory output."""
-    settings = compile_patch(load_patch(models_dir().parent / "patches" / "game.toml"))
-    clock = SystemClock()
-    out = MemoryOutput(clock)
-    mode, scheduler, _ = build_game_mode(settings, clock, out)
+    """A game session on the real clock, built as `realtime run` builds one: OSC in on a free port, notes
+    into a memory output."""
+    ports = MemoryPorts(osc=True)
+    session = LiveEngine(load_patch(models_dir().parent / "patches" / "game.toml"), SystemClock(), ports)
     sent: list[tuple[int, object]] = []
-    scheduler.on_sent = lambda message, deadline, at: sent.append((deadline, message))
-    osc = OscInput(clock, "127.0.0.1", 0)
-    register_game_api(osc, settings.game, mode.post)
-    engine = Engine(mode, clock, [osc], scheduler)
-    scheduler.start(realtime_priority=False)
-    mode.start(clock.now_ns())
-    thread = threading.Thread(target=engine.run, daemon=True)
-    thread.start()
-    rig = type("Live", (), {"mode": mode, "osc": osc, "sent": sent, "out": out, "clock": clock,
-                            "port": osc.address[1], "lookahead_ns": mode.lookahead_ns})
+    session.scheduler.on_sent = lambda message, deadline, at: sent.append((deadline, message))
+    session.start()
+    rig = type("Live", (), {"mode": session.mode, "osc": ports.osc, "sent": sent, "out": ports.recorder,
+                            "clock": session.clock, "port": ports.osc.address[1],
+                            "lookahead_ns": session.mode.lookahead_ns})
     yield rig
-    engine.stop()
-    thread.join(timeout=3)
-    osc.close()
-    assert out.held == set()  # stopping leaves every note off
+    session.stop()
+    assert ports.held_at_close == set()  # stopping leaves every note off
 
 
 def oscsend(port: int, address: str, types: str, *values) -> None:

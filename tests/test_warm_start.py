@@ -13,29 +13,34 @@ import realtime
 from realtime.app import LiveEngine
 from realtime.clock import FakeClock
 from realtime.events import NoteMessage
-from realtime.io.ports import MemoryInput, MemoryOutput
 from realtime.model import fastsample
 from realtime.model import generator as generator_module
 from realtime.model.runner import ModelRunner
 from realtime.patch import load_patch
+from realtime.patchports import MemoryPorts
 
 DUET = Path(__file__).resolve().parents[1] / "patches" / "duet.toml"
 
 
-class _LoggedLive(LiveEngine):
-    """The live engine from the shipped duet patch, with memory ports whose opening is logged."""
+class _LoggedPorts(MemoryPorts):
+    """Memory ports whose opening is logged."""
 
     def __init__(self, log: list) -> None:
+        super().__init__()
         self.log = log
-        super().__init__(load_patch(DUET), FakeClock(1_000_000_000))
 
-    def _open_outputs(self) -> None:
+    def open_outputs(self, clock, voices=()):
         self.log.append(("port", "output"))
-        self._add_output(MemoryOutput(self.clock, "out"))
+        return super().open_outputs(clock, voices)
 
-    def _open_inputs(self) -> None:
+    def open_inputs(self, clock, raw_midi=None) -> None:
         self.log.append(("port", "input"))
-        self.inputs.append(MemoryInput(self.clock, "keyboard"))
+        super().open_inputs(clock, raw_midi)
+
+
+def _logged_live(log: list) -> LiveEngine:
+    """The live engine from the shipped duet patch, with memory ports whose opening is logged."""
+    return LiveEngine(load_patch(DUET), FakeClock(1_000_000_000), _LoggedPorts(log))
 
 
 @pytest.fixture
@@ -69,7 +74,7 @@ def log(monkeypatch) -> list:
 
 
 def test_model_and_sampler_are_warm_before_any_port_opens(log):
-    live = _LoggedLive(log)
+    live = _logged_live(log)
     first_port = log.index(("port", "output"))
     before = log[:first_port]
     assert ("session",) in before, f"no ONNX session before the first port opened: {log[:5]}"
@@ -81,7 +86,7 @@ def test_model_and_sampler_are_warm_before_any_port_opens(log):
 
 
 def test_first_note_creates_no_session_and_compiles_nothing(log):
-    live = _LoggedLive(log)
+    live = _logged_live(log)
     heard_from = len(log)
     mode, now = live.mode, live.clock.now_ns()
     for i, pitch in enumerate((60, 64, 67)):  # a phrase, as the engine hands it to the mode

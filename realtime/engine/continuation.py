@@ -22,6 +22,7 @@ from ..model.tokens import DURATION_BEATS, IOI_BEATS, Token, duration_bucket, io
 from ..model.tokens import VELOCITY_LEVELS
 from ..scheduler import Scheduler
 from ..settings import ContinuationSettings
+from .status import Figures, continuation_fields
 
 
 HISTORY_NOTES = 512  # heard pitches and rhythms kept for the fallback (it looks at the last 64 at most)
@@ -316,3 +317,16 @@ class Continuation:
     def stop(self, now_ns: int) -> None:
         self.answering = False
         self._next = None
+
+    # --- the session's side (realtime/session.py), outside the loop -------------------------------
+    def warm_up(self) -> None:
+        self.generator.warm_up()  # whole throwaway notes; the seed's sequence is put back
+
+    def begin(self, now_ns: int) -> None:
+        """Nothing to start: the duet waits for the player."""
+
+    def status_fields(self, figures: Figures, now_ns: int) -> list[str]:
+        return continuation_fields(self, figures)
+
+    def drops(self) -> int:
+        return 0  # every note reaching the mode is heard (the engine's inbox counts its own drops)

@@ -27,6 +27,7 @@ from ..events import ControlChange, LearnRequest, NamedControl, NoteMessage
 from ..io.ports import Input
 from ..scheduler import Scheduler
 from ..settings import CONTROL_TARGETS, ControlMapping
+from .status import Figures
 
 
 INBOX_LIMIT = 4096  # messages waiting for the engine; a player never gets near this between two ticks
@@ -34,6 +35,10 @@ NOTE_OFF_RESERVE = 16 * 128  # room kept for note-offs past the limit: one per c
 
 
 class Mode(Protocol):
+    """What every mode implements: the engine calls the first five, the session (realtime/session.py) the rest."""
+
+    last_error: str | None  # one line for the user, taken (and cleared) by the session outside the loop
+
     def on_message(self, message: NoteMessage, at_ns: int) -> None: ...
 
     def tick(self, now_ns: int) -> None: ...
@@ -43,6 +48,18 @@ class Mode(Protocol):
     def stop(self, now_ns: int) -> None: ...
 
     def apply_control(self, target: str, value: float) -> None: ...
+
+    def warm_up(self) -> None:
+        """Just before the threads start: whatever makes the first real note cost what later ones do."""
+
+    def begin(self, now_ns: int) -> None:
+        """The threads have started: what the mode does at once (the game's autostart)."""
+
+    def status_fields(self, figures: Figures, now_ns: int) -> list[str]:
+        """The status line's fields (realtime/engine/status.py), from the session's figures and the mode's own."""
+
+    def drops(self) -> int:
+        """Messages the mode itself refused so far (a full inbox of its own)."""
 
 
 class Engine:

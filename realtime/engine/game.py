@@ -9,7 +9,8 @@ its arrival time, and takes effect the way Wwise/FMOD users expect:
 - an event plays its stinger motif from the first beat after arrival + lookahead;
 - transport start/stop/tempo move the TempoClock (and the MIDI clock out, if any).
 
-Notes are chosen `lookahead_ms` before they sound and scheduled on absolute deadlines. Contract for
+Notes are chosen `lookahead_ms` before they sound and scheduled on absolute deadlines (how each voice
+chooses them is gamenotes.py's; the status line's fields are engine/status.py's). Contract for
 `tick` (the engine's loop): no logging, no locks, no waiting; counts and timings are kept for a status
 line; one batched model call per pass for all voices that played a note.
 """
@@ -26,19 +27,23 @@ from ..events import NoteMessage
 from ..io.midiclock import MidiClockIn, MidiClockOut
 from ..model import controls as ctl
 from ..model.sampling import Constraints, key_pitch_classes
-from ..model.tokens import DURATION_BEATS, IOI_BEATS, VELOCITY_LEVELS, ioi_bucket
 from ..scheduler import Scheduler
 from ..settings import GameSettings, SectionSettings, StingerSettings, VoiceSettings
+from .gamenotes import VoiceNotes
 from .gameparts import GameMessage, SmoothedParam, Voice, key_tonic
+from .status import Figures, game_fields
 from .voices import VoiceBank
 
-MAX_PASSES = 64  # note choices per voice per tick, at most (a model stuck on chord tones cannot loop forever)
 INBOX_LIMIT = 1024
 CLOCK_ROOM = INBOX_LIMIT // 2  # MIDI clock in may fill half the inbox: a flood of it cannot crowd out the game
 
 
-class GameMode:
-    """Adaptive music for a game: sections, layers, stingers and smoothed parameters over N voices."""
+class GameMode(VoiceNotes):
+    """Adaptive music for a game: sections, layers, stingers and smoothed parameters over N voices.
+
+    What the game asks for is decided here; how each voice chooses its notes is VoiceNotes'
+    (gamenotes.py).
+    """
 
     def __init__(self, bank: VoiceBank, scheduler: Scheduler, game: GameSettings, tempo: TempoClock,
                  clock_scheduler: Scheduler | None = None, clock_in: bool = False) -> None:
@@ -148,6 +153,20 @@ class GameMode:
     def stop(self, now_ns: int) -> None:
         """The engine is closing: stop the transport (and the MIDI clock), leave pending notes to the engine."""
         self._stop_transport(now_ns)
+
+    # --- the session's side (realtime/session.py), outside the loop --------------------------------
+    def warm_up(self) -> None:
+        """Nothing left to warm: the VoiceBank compiled its sampler when it was made."""
+
+    def begin(self, now_ns: int) -> None:
+        if self.game.autostart:
+            self.start(now_ns)
+
+    def status_fields(self, figures: Figures, now_ns: int) -> list[str]:
+        return game_fields(self, figures, now_ns)
+
+    def drops(self) -> int:
+        return self.inbox_drops  # game messages past INBOX_LIMIT between two ticks
 
     # --- what the game asked for -------------------------------------------------------------------
     def _handle(self, message: GameMessage, at_ns: int, now_ns: int) -> None:
@@ -266,85 +285,9 @@ class GameMode:
             voice.next = None
         self.bank.refresh()
 
-    # --- choosing notes ----------------------------------------------------------------------------
-    def _set_controls(self, voice: Voice, at_ns: int) -> None:
-        """The voice's control row for its next step: its own settings, the key, then the mapped params."""
-        row, s, index = self.bank.controls, voice.settings, self.control_index
-        voice.gain = s.gain
-        self.bank.inv_temperature[voice.index] = self._base_inv_temperature[voice.index]
-        if row is not None:
-            r = row[voice.index]
-            r[index["density"]], r[index["polyphony"]] = s.density, s.polyphony
-            r[index["register"]], r[index["dynamics"]] = s.register, s.dynamics
-            r[ctl.PITCH_CLASS_SLICE] = self._key_histogram
-        for m in voice.maps:
-            value = m.value(self.params[m.param].normalized_at(at_ns))
-            if m.control == "temperature":
-                self.bank.inv_temperature[voice.index] = 1.0 / value
-            elif m.control == "gain":
-                voice.gain = value
-            elif row is not None:
-                row[voice.index, index[m.control]] = value
-
-    def _choose(self, voice: Voice) -> tuple[tuple[int, int, int, int], float]:
-        if voice.forced_onset_beats is not None:  # the first note of a section: on the bar line
-            onset = voice.forced_onset_beats
-            gap = onset - voice.last_onset_beats if voice.last_onset_beats is not None else 1.0
-            fixed = ioi_bucket(max(gap, 1 / 8))
-            note = self.bank.sample(voice.index, onset - IOI_BEATS[fixed], fixed)
-            return note, onset
-        last = voice.last_onset_beats
-        note = self.bank.sample(voice.index, last, earliest_beats=self.tempo.beat_at(self._covered_ns))
-        return note, last + IOI_BEATS[note[1]]
-
-    def _generate(self, until_ns: int, stop_beats: float | None) -> None:
-        """Schedule every voice's notes with onsets up to `until_ns` (and before `stop_beats`), batched."""
-        tempo, bank = self.tempo, self.bank
-        for _ in range(MAX_PASSES):
-            played = False
-            for voice in self.voices:
-                if not voice.active:
-                    continue
-                if voice.next is None:
-                    voice.next = self._choose(voice)
-                note, onset = voice.next
-                if stop_beats is not None and onset >= stop_beats - 1e-9:
-                    continue  # waits for the next section
-                onset_ns = tempo.ns_at(onset)
-                if onset_ns > until_ns:
-                    continue
-                end = onset + DURATION_BEATS[note[2]]
-                if stop_beats is not None and end > stop_beats:
-                    end = stop_beats  # a section change cuts every note at its bar line
-                velocity = min(127, max(1, round(VELOCITY_LEVELS[note[3]] * voice.gain)))
-                channel = voice.settings.channel
-                self.scheduler.push(NoteMessage(note[0], velocity, channel), onset_ns)
-                self.scheduler.push(NoteMessage(note[0], 0, channel), tempo.ns_at(end))
-                bank.accept(voice.index, note, onset, end)
-                voice.last_onset_beats, voice.next, voice.forced_onset_beats = onset, None, None
-                voice.notes_played += 1
-                self.notes_out += 1
-                self._set_controls(voice, onset_ns)
-                played = True
-            if not played:
-                break
-            bank.step()
-        self._covered_ns = max(self._covered_ns, until_ns)  # music up to here is chosen and handed out
-
     def _clock_out(self, now_ns: int) -> None:
         if self.clock_out is None:
             return
         for at_ns, data in self.clock_out.due(now_ns + self.lookahead_ns):
             self.clock_scheduler.push(data, at_ns)
         self.clock_scheduler.dispatch_due(now_ns)
-
-    def status_line(self, now_ns: int) -> str:
-        n = min(self.ticks, len(self.tick_ns))
-        parts = [f"section {self.state.name}" + (f" -> {self.pending[0].name}" if self.pending else ""),
-                 f"bar {int(self.tempo.beat_at(now_ns) // self.game.beats_per_bar) if self.running else '-'}",
-                 f"{self.tempo.tempo_bpm:.0f} BPM",
-                 "layers " + ",".join(v.settings.name for v in self.voices if v.active),
-                 " ".join(f"{name} {p.target:.2f}" for name, p in self.params.items())]
-        if n:
-            parts.append(f"tick p99 {np.percentile(self.tick_ns[:n], 99) / 1e6:.2f} ms")
-        return " | ".join(parts)

@@ -1,4 +1,7 @@
-"""Build a game mode from the engine settings: the batched model, the voices, the tempo clock and the schedulers."""
+"""Build a game mode from the engine settings: the batched model, the voices, the tempo clock and the schedulers.
+
+realtime/modes.py calls these for a session (model first, then the ports); tests call them for a rig.
+"""
 
 from __future__ import annotations
 
@@ -7,18 +10,24 @@ from ..io.midiclock import RawOutput, RawSend
 from ..io.ports import Output
 from ..model.runner import ModelRunner
 from ..scheduler import Scheduler
-from ..settings import EngineSettings, GameSettings, sampling
+from ..settings import EngineSettings, VoiceSettings, sampling
 from .game import GameMode
 from .voices import VoiceBank
 
 
-def build_game_mode(settings: EngineSettings, clock: Clock, output: Output, raw_send: RawSend | None = None,
-                    model: str | None = None) -> tuple[GameMode, Scheduler, Scheduler | None]:
-    """(mode, note scheduler, clock scheduler or None); nothing is started."""
-    game = settings.game
-    runner = ModelRunner(model or settings.model.name, batch=len(game.voices))
+def load_voice_bank(settings: EngineSettings, model: str | None = None) -> VoiceBank:
+    """The batched model, one row per voice, with its sampler compiled: what can be made before any port opens."""
+    runner = ModelRunner(model or settings.model.name, batch=len(settings.game.voices))
     temperature, top_p = sampling(runner.meta, settings.model.temperature, settings.model.top_p)
-    bank = VoiceBank(runner, settings.seed, temperature, top_p)
+    return VoiceBank(runner, settings.seed, temperature, top_p)
+
+
+def build_game_mode(settings: EngineSettings, clock: Clock, output: Output, raw_send: RawSend | None = None,
+                    model: str | None = None, bank: VoiceBank | None = None
+                    ) -> tuple[GameMode, Scheduler, Scheduler | None]:
+    """(mode, note scheduler, clock scheduler or None); nothing is started. `bank`: one load_voice_bank made."""
+    game = settings.game
+    bank = bank if bank is not None else load_voice_bank(settings, model)
     late_tolerance_ns = int(settings.budget_ms * 1e6)
     scheduler = Scheduler(output, clock, late_tolerance_ns=late_tolerance_ns)
     clock_scheduler = None
@@ -47,11 +56,11 @@ class ChannelFilter:
         self.output.close()
 
 
-def voice_osc_outputs(game: GameSettings, out_host: str | None, out_port: int) -> list[Output]:
+def voice_osc_outputs(voices: tuple[VoiceSettings, ...], out_host: str | None, out_port: int) -> list[Output]:
     """With an OSC out host, each voice with an osc_prefix also sends PREFIX/note/on and /note/off."""
     if not out_host:
         return []
     from ..io.osc import OscOutput
 
     return [ChannelFilter(OscOutput(out_host, out_port, voice.osc_prefix), voice.channel)
-            for voice in game.voices if voice.osc_prefix]
+            for voice in voices if voice.osc_prefix]

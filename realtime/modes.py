@@ -1,0 +1,59 @@
+"""Which mode a session runs: `MODES` maps the patch's [engine] mode to the builder that makes it.
+
+A builder makes the mode's model first and warms it (whole notes decided, the sampler compiled),
+so nothing is compiled under the first notes and a model that cannot load opens no port; then it
+opens the outputs through the session's `Ports` (realtime/patchports.py), makes the note scheduler
+and the mode, and opens the inputs with what the mode hears beyond notes (the game's OSC addresses
+and MIDI clock). It returns the mode and its output threads, the notes' first. A new mode adds a
+builder here and implements `Mode` (realtime/engine/engine.py); the session does not change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from .clock import Clock
+from .engine.continuation import Continuation
+from .engine.engine import Mode
+from .model.generator import build_generator
+from .model.sampling import Constraints, key_pitch_classes
+from .patchports import Ports
+from .scheduler import Scheduler
+from .settings import EngineSettings
+
+Built = tuple[Mode, tuple[Scheduler, ...]]  # the mode, and its output threads: the notes' first
+
+
+def build_continuation(settings: EngineSettings, clock: Clock, ports: Ports) -> Built:
+    """The duet: one model stream answering the player's phrases on one channel."""
+    m = settings.model
+    constraints = Constraints(key_pitch_classes(m.key) if m.key else None, m.lowest, m.highest, m.max_polyphony)
+    generator = build_generator(m.name, settings.seed, m.temperature, m.top_p, constraints)
+    generator.warm_up()  # whole notes decided before any port opens (benchmarks/cold_start.py)
+    scheduler = Scheduler(ports.open_outputs(clock), clock, late_tolerance_ns=int(settings.budget_ms * 1e6))
+    mode = Continuation(generator, scheduler, settings.continuation,
+                        model_velocity=generator.runner.meta.get("velocity_level_mean", 80.0),
+                        fallback=m.fallback, clock=clock)
+    ports.open_inputs(clock)
+    return mode, (scheduler,)
+
+
+def build_game(settings: EngineSettings, clock: Clock, ports: Ports) -> Built:
+    """Adaptive game music: every voice in one batched model, the game's OSC API, MIDI clock in and out."""
+    from .engine.gameosc import register_game_api
+    from .engine.gamesetup import build_game_mode, load_voice_bank
+
+    game = settings.game
+    bank = load_voice_bank(settings)  # before any port opens
+    output = ports.open_outputs(clock, game.voices)
+    mode, scheduler, clock_scheduler = build_game_mode(settings, clock, output, ports.raw_send, bank=bank)
+    ports.open_inputs(clock, raw_midi=mode.on_raw_midi if game.midi_clock_in else None)
+    if ports.osc is not None:
+        register_game_api(ports.osc, game, mode.post)
+    return mode, ((scheduler,) if clock_scheduler is None else (scheduler, clock_scheduler))
+
+
+MODES: dict[str, Callable[[EngineSettings, Clock, Ports], Built]] = {
+    "continuation": build_continuation,
+    "game": build_game,
+}
