@@ -24,6 +24,7 @@ from .engine.continuation import Continuation
 from .engine.engine import Engine
 from .errors import RealtimeError
 from .io.ports import FanOut, Input, Output
+from .listen import Listener
 from .model.generator import Generator
 from .model.runner import ModelRunner
 from .model.sampling import Constraints, Sampler, key_pitch_classes
@@ -78,6 +79,8 @@ class LiveEngine:
     def _build(self) -> None:
         s = self.settings
         self.clock_scheduler: Scheduler | None = None
+        self.listener = Listener(s.listen, s.tempo_bpm)  # the player's chord, key, tempo: for every mode
+        self.listen_sender = None
         try:
             if s.mode == "game":
                 self._build_game()
@@ -94,9 +97,10 @@ class LiveEngine:
             self.scheduler = Scheduler(self.output, self.clock, late_tolerance_ns=int(s.budget_ms * 1e6))
             self.mode = Continuation(self.generator, self.scheduler, s.continuation,
                                      model_velocity=runner.meta.get("velocity_level_mean", 80.0),
-                                     fallback=m.fallback, clock=self.clock)
+                                     fallback=m.fallback, clock=self.clock, listener=self.listener)
             self._open_inputs()
-            self.engine = Engine(self.mode, self.clock, self.inputs, self.scheduler, controls=s.controls)
+            self.engine = Engine(self.mode, self.clock, self.inputs, self.scheduler, controls=s.controls,
+                                 listener=self.listener)
         except BaseException:
             self._stack.close()
             raise
@@ -116,7 +120,8 @@ class LiveEngine:
         self._open_inputs()
         if hasattr(self, "osc_input"):
             register_game_api(self.osc_input, s.game, self.mode.post)
-        self.engine = Engine(self.mode, self.clock, self.inputs, self.scheduler, controls=s.controls)
+        self.engine = Engine(self.mode, self.clock, self.inputs, self.scheduler, controls=s.controls,
+                             listener=self.listener)
 
     def _open_outputs(self) -> None:
         p = self.patch
@@ -156,10 +161,12 @@ class LiveEngine:
             from .io.midibackend import open_input
 
             follow_clock = p.engine.mode == "game" and p.game.midi_clock_in
+            listen_clock = p.listen.tempo_source == "midi_clock"
             port = open_input(self.clock, p.midi.input, p.midi.backend, client_name=p.midi.client_name,
-                              accept_clock=follow_clock)
-            if follow_clock:
-                port.set_raw_listener(self.mode.on_raw_midi)
+                              accept_clock=follow_clock or listen_clock)
+            raw = ([self.mode.on_raw_midi] if follow_clock else []) + ([self.listener.on_raw_midi] if listen_clock else [])
+            if raw:
+                port.set_raw_listener(lambda data, at_ns: [f(data, at_ns) for f in raw])
             self.inputs.append(port)
             self._stack.callback(port.close)
             self.supervised.append(port)
@@ -185,6 +192,11 @@ class LiveEngine:
         self.scheduler.start(realtime_priority=True)
         if self.clock_scheduler is not None:
             self.clock_scheduler.start(realtime_priority=True)
+        if self.patch.osc.out_host:  # /listen/* from a thread of its own, outside the engine's path
+            from .listen.osc import ListenSender
+
+            self.listen_sender = ListenSender(self.listener, self.clock, self.patch.osc.out_host,
+                                              self.patch.osc.out_port, self.settings.listen.osc_interval_ms)
         if self.patch.engine.mode == "game" and self.patch.game.autostart:
             self.mode.start(self.clock.now_ns())
         self._engine_fifo_note: str | None = None
@@ -219,8 +231,9 @@ class LiveEngine:
     def status(self) -> str:
         """One line: notes in and out, answer latency, output jitter, deadline misses, fallback notes."""
         s, m = self.scheduler, self.mode
+        listening = self.listener.snapshot(self.clock.now_ns()).line()
         if hasattr(m, "status_line"):  # the game mode: section, bar, tempo, layers, parameters
-            return f"out {s.sent_count} | {m.status_line()} | misses {self.misses()}"
+            return f"out {s.sent_count} | {m.status_line()} | misses {self.misses()} | {listening}"
         n = min(s.sent_count, len(s.lateness_ns))
         jitter = np.abs(s.lateness_ns[:n]) / 1e6 if n else None
         answers = np.array(m.answer_latency_ns[-200:]) / 1e6
@@ -235,6 +248,7 @@ class LiveEngine:
         dropped = self.dropped()
         if dropped:
             parts.append(f"dropped {dropped}")
+        parts.append(listening)
         return " | ".join(parts)
 
     def misses(self) -> int:
@@ -256,6 +270,9 @@ class LiveEngine:
             self.engine.close()
         if self.clock_scheduler is not None:
             self.clock_scheduler.stop()
+        if self.listen_sender is not None:
+            self.listen_sender.close()
+            self.listen_sender = None
         self._stack.close()
         gc.unfreeze()
         sys.setswitchinterval(self._old_switch)

@@ -77,7 +77,7 @@ class ListenState:
     key: Key
     tempo: Tempo
     phase: float  # beat phase at at_ns
-    density: float  # notes per beat (at the tracked tempo, else the patch's)
+    density: float  # notes per beat (at the tracked tempo once locked, else the patch's)
     dynamics: float  # mean velocity, recent notes weighing most; 0 before any note
 
     def line(self) -> str:
@@ -220,7 +220,7 @@ class Listener:
         at_ns, chord, key, tempo, activity, velocity_sum, last_note_ns = self._published
         now = at_ns if now_ns is None else now_ns
         decay = math.exp(-max(0, now - last_note_ns) / self._decay_ns)
-        ns_per_beat = tempo.ns_per_beat if tempo.bpm else self.prior_ns_per_beat
+        ns_per_beat = tempo.ns_per_beat if tempo.locked else self.prior_ns_per_beat
         density = activity * decay / (self._decay_ns / ns_per_beat)
         dynamics = velocity_sum / activity if activity else 0.0
         return ListenState(now, chord, key, tempo, tempo.phase(now), round(density, 3), round(dynamics, 1))
