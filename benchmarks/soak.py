@@ -20,7 +20,6 @@ import json
 import os
 import random
 import socket
-import struct
 import subprocess
 import sys
 import time
@@ -30,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from realtime.bench.common import write_json
+from realtime.io.osc import encode_message
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
@@ -38,23 +38,6 @@ PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 def rss_bytes() -> int:
     with open("/proc/self/statm") as statm:
         return int(statm.read().split()[1]) * PAGE
-
-
-def _pad(raw: bytes) -> bytes:
-    return raw + b"\x00" * (4 - len(raw) % 4)
-
-
-def osc(address: str, *args) -> bytes:
-    """A small OSC encoder for the drivers: ints, floats and strings."""
-    tags, body = ",", b""
-    for arg in args:
-        if isinstance(arg, str):
-            tags, body = tags + "s", body + _pad(arg.encode())
-        elif isinstance(arg, float):
-            tags, body = tags + "f", body + struct.pack(">f", arg)
-        else:
-            tags, body = tags + "i", body + struct.pack(">i", arg)
-    return _pad(address.encode()) + _pad(tags.encode()) + body
 
 
 # --- drivers (helper processes) ---------------------------------------------------------------------
@@ -77,16 +60,16 @@ def drive_player(port: int, seconds: float, seed: int = 0) -> dict:
         tonic = rng.choice([55, 57, 60, 62, 64])
         for _ in range(rng.randint(3, 9)):
             pitch = tonic + rng.choice(scale) + 12 * rng.choice([0, 0, 1])
-            sock.sendto(osc("/note/on", pitch, rng.randint(50, 110)), target)
+            sock.sendto(encode_message("/note/on", pitch, rng.randint(50, 110)), target)
             time.sleep(rng.choice([0.12, 0.18, 0.25, 0.35]))
-            sock.sendto(osc("/note/off", pitch), target)
+            sock.sendto(encode_message("/note/off", pitch), target)
             counts["notes"] += 1
             time.sleep(rng.choice([0.0, 0.02, 0.05]))
         if time.monotonic() > next_control:
-            sock.sendto(osc("/control/temperature", rng.uniform(0.0, 1.0)), target)
+            sock.sendto(encode_message("/control/temperature", rng.uniform(0.0, 1.0)), target)
             counts["controls"] += 1
             next_control += 2.0
-        sock.sendto(rng.choice([b"\x00junk", osc("/note/on", 300, 1), osc("/nowhere", 1)]), target)
+        sock.sendto(rng.choice([b"\x00junk", encode_message("/note/on", 300, 1), encode_message("/nowhere", 1)]), target)
         counts["junk"] += 1
         # listen to the answer: wait it out, or cut in after a while
         if rng.random() < 0.33:
@@ -109,22 +92,22 @@ def drive_game(port: int, seconds: float, seed: int = 0) -> dict:
         _sleep_until(t)
         second = int(t - start)
         if second % 2 == 0:
-            sock.sendto(osc("/game/param", "intensity", rng.uniform(0.0, 1.0)), target)
-            sock.sendto(osc("/game/param", "danger", rng.uniform(0.0, 1.0)), target)
+            sock.sendto(encode_message("/game/param", "intensity", rng.uniform(0.0, 1.0)), target)
+            sock.sendto(encode_message("/game/param", "danger", rng.uniform(0.0, 1.0)), target)
             counts["params"] += 2
         if second % 5 == 0:
-            sock.sendto(osc("/game/event", rng.choice(events)), target)
+            sock.sendto(encode_message("/game/event", rng.choice(events)), target)
             counts["events"] += 1
         if second % 15 == 0:
-            sock.sendto(osc("/game/state", states[(second // 15) % len(states)]), target)
+            sock.sendto(encode_message("/game/state", states[(second // 15) % len(states)]), target)
             counts["states"] += 1
         if second % 60 == 30:
-            sock.sendto(osc("/transport/tempo", rng.uniform(80.0, 140.0)), target)
+            sock.sendto(encode_message("/transport/tempo", rng.uniform(80.0, 140.0)), target)
             counts["tempo"] += 1
         if second % 60 == 45:
-            sock.sendto(osc("/transport/stop"), target)
+            sock.sendto(encode_message("/transport/stop"), target)
             time.sleep(0.5)
-            sock.sendto(osc("/transport/start"), target)
+            sock.sendto(encode_message("/transport/start"), target)
             counts["stops"] += 1
     return counts
 

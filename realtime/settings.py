@@ -60,7 +60,8 @@ LISTEN_RANGES: dict[str, Range] = {r.name: r for r in (
     Range("key_decay_s", 1, 600, 20.0, "s", "a note's weight in the key estimate falls by e in this long", "[listen]"),
     Range("key_margin", 0, 1, 0.05, "correlation", "how much better another key must fit to replace the current one",
           "[listen]"),
-    Range("tempo_memory_beats", 1, 16, 3.0, "beats", "onsets count toward the tempo by exp(-age / this)", "[listen]"),
+    Range("tempo_memory_beats", 1, 16, 3.0, "beats", "onsets older than two beats count toward the tempo by "
+          "exp(-(age - 2) / this)", "[listen]"),
     Range("dynamics_decay_s", 0.1, 60, 2.0, "s", "density and mean velocity forget by e in this long", "[listen]"),
     Range("osc_interval_ms", 10, 5000, 100.0, "ms", "how often /listen/tempo is sent (chord and key: when they "
           "change)", "[listen], with [osc] out_host"),

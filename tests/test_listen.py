@@ -356,3 +356,19 @@ def test_realtime_run_sends_listen_messages_to_out_host(tmp_path):
     assert chords and tuple(chords[-1][:2]) == (9, "min") and chords[-1][2] > 0.9
     bpm, phase, locked = tempo[-1]
     assert locked == 1 and abs(bpm - 100) < 4 and 0 <= phase < 1
+
+
+def test_the_readme_shows_the_listening_tables_the_code_has():
+    from pathlib import Path
+
+    from realtime.listen.osc import sent_table_markdown
+    from realtime.settings import LISTEN_RANGES, ranges_table_markdown
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert ranges_table_markdown(LISTEN_RANGES) in readme
+    assert sent_table_markdown() in readme
+    for name, r in LISTEN_RANGES.items():  # each range is the one the patch check enforces
+        assert getattr(ListenSettings(), name) == r.default
+        parse_patch({"listen": {name: type(getattr(ListenSettings(), name))(r.high)}})
+        with pytest.raises(PatchError, match=name):
+            parse_patch({"listen": {name: type(getattr(ListenSettings(), name))(r.high + 1)}})

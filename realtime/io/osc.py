@@ -464,9 +464,17 @@ def _osc_string(text: str) -> bytes:
     return raw + b"\x00" * (4 - len(raw) % 4)
 
 
-def encode_message(address: str, *ints: int) -> bytes:
-    """An OSC message whose arguments are all int32, the only kind OscOutput sends."""
-    return _osc_string(address) + _osc_string("," + "i" * len(ints)) + struct.pack(f">{len(ints)}i", *ints)
+def encode_message(address: str, *values: int | float | str) -> bytes:
+    """An OSC message: an int goes as int32 (i), a float as float32 (f), a str as a string (s)."""
+    tags, payload = ",", b""
+    for value in values:
+        if isinstance(value, str):
+            tags, payload = tags + "s", payload + _osc_string(value)
+        elif isinstance(value, float):
+            tags, payload = tags + "f", payload + struct.pack(">f", value)
+        else:
+            tags, payload = tags + "i", payload + struct.pack(">i", value)
+    return _osc_string(address) + _osc_string(tags) + payload
 
 
 class OscOutput:

@@ -8,7 +8,8 @@ reads that reference and adds what depends only on the time (beat phase, density
 
 - chord: realtime/listen/chords.py over the pitch classes held in the zone (every note, or those
   below `split_pitch`); while fewer than three are held, notes released in the last
-  `chord_release_ms` still count, fading. The last chord recognized stands until another is.
+  `chord_release_ms` still count, fading (an arpeggio), unless two or more notes were struck
+  together since (a new chord). The last chord recognized stands until another is.
 - key: realtime/listen/keys.py; tempo and beat phase: realtime/listen/tempo.py (the playing, or a
   MIDI clock fed to `on_raw_midi` from the input's thread, when `tempo_source = "midi_clock"`).
 - density (notes per beat) and dynamics (mean velocity) over a memory of `dynamics_decay_s`.
@@ -25,7 +26,7 @@ from ..events import NoteMessage
 from ..settings import ListenSettings
 from .chords import chord_name, match
 from .keys import KeyTracker
-from .tempo import ClockTempo, TempoTracker
+from .tempo import CHORD_GAP_NS, ClockTempo, TempoTracker
 
 PITCH_CLASSES = 12
 KEYS = 16 * 128  # (channel, pitch)
@@ -112,7 +113,8 @@ class Listener:
         self._activity = self._velocity_sum = 0.0
         self._last_note_ns = 0
         self._chord_dirty = self._key_dirty = False
-        self._last_release_ns = self._checked_ns = -(1 << 62)
+        self._last_release_ns = self._checked_ns = self._group_ns = -(1 << 62)
+        self._group_notes = 0  # notes in the onset group begun at _group_ns (a chord)
         self.notes_heard = self.notes_timed_out = 0
         self._chord, self._key = NO_CHORD, Key(None, "major", 0.0)
         self._tempo = Tempo(None, False, s.tempo_source, 0, self.prior_ns_per_beat)
@@ -130,6 +132,12 @@ class Listener:
                 if pitch < self._split:
                     self._zone_count[pitch % 12] += 1
             self._held_since[key] = at_ns
+            if at_ns - self._group_ns < CHORD_GAP_NS:
+                if self._group_notes == 1:  # a chord struck: what was let go before it is no longer heard
+                    self._forget_released(self._group_ns)
+                self._group_notes += 1
+            else:
+                self._group_ns, self._group_notes = at_ns, 1
             self._keys.add(pitch % 12, at_ns)
             if self._clock is None:
                 self._tracker.onset(at_ns)
@@ -151,6 +159,12 @@ class Listener:
             if not self._zone_count[pitch % 12]:
                 self._released_ns[pitch % 12] = self._last_release_ns = at_ns
         self._chord_dirty = True
+
+    def _forget_released(self, before_ns: int) -> None:
+        released = self._released_ns
+        for pc in range(PITCH_CLASSES):
+            if released[pc] <= before_ns:
+                released[pc] = -(1 << 62)
 
     def on_raw_midi(self, data: bytes, at_ns: int) -> None:
         """Raw MIDI from an input that accepts clock (its own thread): steers the tempo when told to."""

@@ -3,57 +3,54 @@
 Every `interval_ms` the sender takes a snapshot and sends `/listen/chord` and `/listen/key` when
 they changed (and once a second anyway, for a receiver that starts late) and `/listen/tempo` each
 time while there is a tempo. The messages are the table below (the README's "OSC sent" table is
-made from it and `realtime.io.osc`'s note messages). Sending never blocks: a failure is counted.
+made from it and the note messages, `sent_table_markdown`). Sending never blocks: a failure is counted.
 """
 
 from __future__ import annotations
 
 import socket
-import struct
 import threading
 
 from ..clock import Clock
 from ..errors import PortError
+from ..io.osc import encode_message
+from .chords import QUALITY_NAMES
 from .listener import Listener, ListenState
 
 # address -> (arguments as the README writes them, meaning)
 LISTEN_MESSAGES = {
-    "/listen/chord": ("root:int -1-11, quality:str, confidence:float 0-1",
-                      "The chord sounding: root pitch class (0 = C; -1 before any chord), quality (maj, min, dim, "
-                      "aug, 7, maj7, m7, m7b5, dim7, sus4)"),
-    "/listen/key": ("tonic:int -1-11, mode:str, confidence:float 0-1", "The key: tonic pitch class, major or minor"),
+    "/listen/chord": ("root:int (-1, 0-11), quality:str, confidence:float 0-1",
+                      "The chord sounding: root pitch class (0 = C; -1 and none before any chord), quality "
+                      f"({', '.join(QUALITY_NAMES)})"),
+    "/listen/key": ("tonic:int (-1, 0-11), mode:str, confidence:float 0-1",
+                    "The key: tonic pitch class (-1 before three pitch classes were heard), major or minor"),
     "/listen/tempo": ("bpm:float, phase:float 0-1, locked:int 0-1",
                       "The player's tempo (0 before there is one), where in the beat now is, and whether the "
                       "tracker is locked (or the MIDI clock runs)"),
 }
+NOTE_MESSAGES = {  # what realtime.io.osc.OscOutput sends, listed here so the README has one table of what goes out
+    "/note/on": ("pitch:int 0-127, velocity:int 1-127, channel:int 0-15", "An engine note starts"),
+    "/note/off": ("pitch:int 0-127, channel:int 0-15", "An engine note ends"),
+}
 REFRESH_NS = 1_000_000_000  # chord and key are sent again after this long even when unchanged
 
 
-def _padded(raw: bytes) -> bytes:
-    return raw + bytes(4 - len(raw) % 4)
-
-
-def encode(address: str, *values: int | float | str) -> bytes:
-    """An OSC message; ints go as i, floats as f, strings as s."""
-    tags, payload = ",", b""
-    for value in values:
-        if isinstance(value, str):
-            tags, payload = tags + "s", payload + _padded(value.encode())
-        elif isinstance(value, float):
-            tags, payload = tags + "f", payload + struct.pack(">f", value)
-        else:
-            tags, payload = tags + "i", payload + struct.pack(">i", value)
-    return _padded(address.encode()) + _padded(tags.encode()) + payload
+def sent_table_markdown() -> str:
+    """The README's "OSC sent" table: every address that goes to [osc] out_host."""
+    lines = ["| Address sent | Arguments | Meaning |", "| --- | --- | --- |"]
+    lines += [f"| `{address}` | {args} | {meaning} |" for address, (args, meaning) in
+              (NOTE_MESSAGES | LISTEN_MESSAGES).items()]
+    return "\n".join(lines) + "\n"
 
 
 def messages(state: ListenState) -> dict[str, bytes]:
     """The three messages for one snapshot."""
     chord, key, tempo = state.chord, state.key, state.tempo
     return {
-        "/listen/chord": encode("/listen/chord", -1 if chord.root is None else chord.root, chord.quality or "none",
+        "/listen/chord": encode_message("/listen/chord", -1 if chord.root is None else chord.root, chord.quality or "none",
                                 float(chord.confidence)),
-        "/listen/key": encode("/listen/key", -1 if key.tonic is None else key.tonic, key.mode, float(key.confidence)),
-        "/listen/tempo": encode("/listen/tempo", float(tempo.bpm or 0.0), float(state.phase), int(tempo.locked)),
+        "/listen/key": encode_message("/listen/key", -1 if key.tonic is None else key.tonic, key.mode, float(key.confidence)),
+        "/listen/tempo": encode_message("/listen/tempo", float(tempo.bpm or 0.0), float(state.phase), int(tempo.locked)),
     }
 
 

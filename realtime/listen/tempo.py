@@ -42,7 +42,6 @@ from ..io.midiclock import MidiClockIn
 ONSETS = 16  # 4-16 beats of playing: enough, since older onsets weigh little
 CHORD_GAP_NS = 40_000_000  # notes starting this close together are one onset (a chord, a strum)
 CANDIDATE_BPM = np.geomspace(40.0, 240.0, 96)  # ~1.9% apart; the fitted line refines the winner
-PHASES = 32  # grid offsets tried per candidate
 LOCK_SCORE = 0.35
 AGREE = 0.06  # two estimates within 6% of each other: locked
 MAX_STRIKES = 3  # disagreeing estimates in a row that end a lock
@@ -53,6 +52,9 @@ FIT_TOLERANCE = 0.12  # onsets within this many beats of a half-beat point steer
 PRIOR_WIDTH = 1.5  # octaves: the prior around the patch's tempo only leans; the onsets decide
 LOCK_ONSETS = 6  # a first lock needs this many onsets (after a tempo change, the four that showed it)
 FLAT_BEATS = 2.0  # the last two beats count fully, so whether the newest onset is on the beat matters less
+PHASES = 32  # grid offsets tried per candidate
+_PHASE_COS = np.cos(np.arange(PHASES) * 2 * math.pi / PHASES)
+_PHASE_SIN = np.sin(np.arange(PHASES) * 2 * math.pi / PHASES)
 TABLE = 256  # phases are looked up in 1/256 of a beat: math.cos costs more than the rest of a step
 _COS, _SIN = np.cos(np.arange(TABLE) * 2 * math.pi / TABLE), np.sin(np.arange(TABLE) * 2 * math.pi / TABLE)
 
@@ -60,12 +62,25 @@ _COS, _SIN = np.cos(np.arange(TABLE) * 2 * math.pi / TABLE), np.sin(np.arange(TA
 @njit(cache=True, nogil=True)
 def _weight(beats, memory_beats):
     """How much an onset this many beats (<= 0) before the newest counts: fully for FLAT_BEATS, then fading."""
-    return math.exp(min(0.0, beats + FLAT_BEATS) / memory_beats)
+    return 1.0 if beats >= -FLAT_BEATS else math.exp((beats + FLAT_BEATS) / memory_beats)
 
 
 @njit(cache=True, nogil=True)
-def _score_tempi(ages_s, n, periods_s, memory_beats, log_bpm, centre, width, phase_cos, phase_sin,
-                 weights, cos, sin, scores, offsets):
+def _grid_weight(beat, first, memory_beats):
+    """The summed weight of the grid beats at beat, beat - 1, ... down to first (closed form)."""
+    if beat < first:
+        return 0.0
+    beats = math.floor(beat - first) + 1
+    flat = min(beats, max(0, math.floor(beat + FLAT_BEATS) + 1))  # the beats in the flat part count 1 each
+    rest = beats - flat
+    if rest <= 0:
+        return float(flat)
+    q = math.exp(-1.0 / memory_beats)
+    return flat + _weight(beat - flat, memory_beats) * (1 - q ** rest) / (1 - q)
+
+
+@njit(cache=True, nogil=True)
+def _score_tempi(ages_s, n, periods_s, memory_beats, log_bpm, centre, width, weights, cos, sin, scores, offsets):
     """Each candidate's score and best grid offset (in beats from the newest onset); no allocation."""
     table = len(_COS)
     for c in range(len(periods_s)):
@@ -73,7 +88,7 @@ def _score_tempi(ages_s, n, periods_s, memory_beats, log_bpm, centre, width, pha
         for i in range(n):
             beats = -ages_s[i] / periods_s[c]
             w = weights[i] = _weight(beats, memory_beats)
-            k = int(beats * table) % table  # the phase, in 1/TABLE of a beat
+            k = int(beats * table) & (table - 1)  # the phase, in 1/TABLE of a beat (TABLE is a power of 2)
             cos[i], sin[i] = _COS[k], _SIN[k]
             total += w
             s1r += w * cos[i]
@@ -81,28 +96,31 @@ def _score_tempi(ages_s, n, periods_s, memory_beats, log_bpm, centre, width, pha
             s2r += w * (2 * cos[i] * cos[i] - 1)
             s2i += w * 2 * sin[i] * cos[i]
         best, best_k = -1e300, 0
-        for k in range(len(phase_cos)):  # cos(a - p) + cos(2 (a - p)) summed, at offset p
-            c2, s2 = 2 * phase_cos[k] * phase_cos[k] - 1, 2 * phase_sin[k] * phase_cos[k]
-            fit = s1r * phase_cos[k] + s1i * phase_sin[k] + s2r * c2 + s2i * s2
+        for k in range(PHASES):  # cos(a - p) + cos(2 (a - p)) summed, at each grid offset p
+            fit = s1r * _PHASE_COS[k] + s1i * _PHASE_SIN[k] + s2r * _PHASE_COS[2 * k % PHASES] + s2i * _PHASE_SIN[2 * k % PHASES]
             if fit > best:
                 best, best_k = fit, k
         alignment = best / (2 * total)
+        pc, ps = _PHASE_COS[best_k], _PHASE_SIN[best_k]
         on_beat = 0.0
         for i in range(n):
-            near = (1 + cos[i] * phase_cos[best_k] + sin[i] * phase_sin[best_k]) / 2
+            near = (1 + cos[i] * pc + sin[i] * ps) / 2
             near *= near
             on_beat += weights[i] * near * near
-        offset = math.atan2(phase_sin[best_k], phase_cos[best_k]) / (2 * math.pi)
+        offset = best_k / PHASES if best_k <= PHASES // 2 else best_k / PHASES - 1
         beat = offset if offset <= 0 else offset - 1  # the grid's last beat at or before the newest onset
-        first = -ages_s[0] / periods_s[c] - 0.25
-        grid = 0.0
-        while beat >= first:  # the window's beats, weighed as onsets there would be
-            grid += _weight(beat, memory_beats)
-            beat -= 1.0
+        grid = _grid_weight(beat, -ages_s[0] / periods_s[c] - 0.25, memory_beats)  # the window's beats, weighed
         fill = min(1.0, on_beat / grid) if grid > 0 else 0.0
         prior = math.exp(-0.5 * ((log_bpm[c] - centre) / width) ** 2)
         scores[c] = max(alignment, 0.0) * fill * fill * prior
         offsets[c] = offset
+
+
+@njit(cache=True, nogil=True)
+def _ages(onsets, count, n, newest_ns, out):
+    """The last n onsets of the ring, oldest first, in seconds before the newest."""
+    for i in range(n):
+        out[i] = (newest_ns - onsets[(count - n + i) % len(onsets)]) / 1e9
 
 
 @njit(cache=True, nogil=True)
@@ -156,8 +174,11 @@ class TempoTracker:
         self._scores, self._offsets = np.zeros(len(CANDIDATE_BPM)), np.zeros(len(CANDIDATE_BPM))
         self._periods_s = 60.0 / CANDIDATE_BPM
         self._log_bpm = np.log2(CANDIDATE_BPM)
-        angles = np.linspace(0.0, 2 * math.pi, PHASES, endpoint=False)
-        self._phase_cos, self._phase_sin = np.cos(angles), np.sin(angles)
+        # for each candidate, the lower of the two candidates around half and around twice it (-1: none)
+        step = (len(CANDIDATE_BPM) - 1) / (self._log_bpm[-1] - self._log_bpm[0])  # candidates per octave
+        self._octave_down, self._octave_up = (
+            [int(math.floor(i + sign * step)) if 0 <= i + sign * step <= len(CANDIDATE_BPM) - 2 else -1
+             for i in range(len(CANDIDATE_BPM))] for sign in (-1, 1))
         self._best(self._ages_s[:4])  # compile (or load the compiled kernel) now, not at the first note
 
     def onset(self, at_ns: int) -> None:
@@ -172,8 +193,8 @@ class TempoTracker:
     def _best(self, ages_s: np.ndarray) -> tuple[int, float]:
         """The best candidate for these onsets (oldest first, seconds before the newest) and its score."""
         _score_tempi(ages_s, len(ages_s), self._periods_s, self.memory_beats, self._log_bpm,
-                     math.log2(self.prior_bpm), PRIOR_WIDTH, self._phase_cos, self._phase_sin, self._weights,
-                     self._cos, self._sin, self._scores, self._offsets)
+                     math.log2(self.prior_bpm), PRIOR_WIDTH, self._weights, self._cos, self._sin, self._scores,
+                     self._offsets)
         best = int(np.argmax(self._scores))
         if self._level_bpm is not None:
             best = self._same_level(best)
@@ -185,13 +206,14 @@ class TempoTracker:
         Four eighths fit twice the tempo as well as they fit the tempo itself: a player who changes
         tempo keeps the metrical level, so when the onsets leave the level open, continuity decides.
         """
-        chosen, distance = best, abs(self._log_bpm[best] - math.log2(self._level_bpm))
-        for octave in (-1.0, 1.0):
-            index = int(np.argmin(np.abs(self._log_bpm - (self._log_bpm[best] + octave))))
-            if abs(self._log_bpm[index] - self._log_bpm[best] - octave) > 0.05:
+        level = math.log2(self._level_bpm)
+        chosen, distance = best, abs(self._log_bpm[best] - level)
+        for neighbours in (self._octave_down, self._octave_up):
+            low = neighbours[best]
+            if low < 0:
                 continue  # outside the candidates
-            index = max(index - 1, 0) + int(np.argmax(self._scores[max(index - 1, 0):index + 2]))
-            gap = abs(self._log_bpm[index] - math.log2(self._level_bpm))
+            index = low if self._scores[low] >= self._scores[low + 1] else low + 1  # the better of the two nearest
+            gap = abs(self._log_bpm[index] - level)
             if gap < distance and self._scores[index] >= LEVEL_RATIO * self._scores[best]:
                 chosen, distance = index, gap
         return chosen
@@ -214,9 +236,7 @@ class TempoTracker:
         self._decide(60.0 / period_s, self._last_ns + round(offset_s * 1e9), restarted or n >= LOCK_ONSETS)
 
     def _fill_ages(self, n: int) -> None:
-        """The last n onsets, oldest first, in seconds before the newest."""
-        for i in range(n):
-            self._ages_s[i] = (self._last_ns - int(self._onsets[(self.count - n + i) % ONSETS])) / 1e9
+        _ages(self._onsets, self.count, n, self._last_ns, self._ages_s)
 
     def _changed(self, recent_ages_s: np.ndarray) -> bool:
         """Do the last RECENT onsets, twice running, fit another tempo far better than the locked one?"""
