@@ -99,7 +99,9 @@ def beats(pieces: list[dict], seeds: int) -> dict:
             after_lock = (grid > CHANGE_BEAT + (lock or 99)) & ok
             whole = after_lock & (grid % 1 == 0)
             phase = np.array([min(s.phase, 1 - s.phase) for s in states])
+            onsets = sorted({on for on, _, _ in melody if CHANGE_BEAT < on <= CHANGE_BEAT + (lock or 0)})
             runs.append({"change": f"{before}->{after}", "cold_lock_beats": cold, "lock_beats": lock,
+                         "lock_onsets": len(onsets) if lock is not None else None,
                          "octave_lock_beats": _lock_beat(grid, octave, CHANGE_BEAT),
                          "tempo_error_pct": float(np.median(np.abs(ratio[after_lock] - 1)) * 100) if after_lock.any()
                          else None, "phase_error_beats": float(np.median(phase[whole])) if whole.any() else None})
@@ -109,10 +111,12 @@ def beats(pieces: list[dict], seeds: int) -> dict:
     errors = [r["tempo_error_pct"] for r in runs if r["tempo_error_pct"] is not None]
     phases = [r["phase_error_beats"] for r in runs if r["phase_error_beats"] is not None]
     octave = [r["octave_lock_beats"] for r in runs]
+    onsets = [r["lock_onsets"] for r in runs if r["lock_onsets"] is not None]
     return {"runs": len(runs), "jitter_ms": JITTER_MS,
             "locked_within_4_beats": round(int(sum(x <= 4 for x in found)) / len(runs), 3),
             "never_locked": sum(x is None for x in locks), "lock_beats_median": float(np.median(found)) if found else None,
             "lock_beats_p90": float(np.percentile(found, 90)) if found else None,
+            "lock_onsets_median": float(np.median(onsets)) if onsets else None,
             "octave_ok_within_4_beats": round(int(sum(x is not None and x <= 4 for x in octave)) / len(runs), 3),
             "tempo_error_pct_median": round(float(np.median(errors)), 2) if errors else None,
             "phase_error_beats_median": round(float(np.median(phases)), 3) if phases else None,
@@ -189,7 +193,7 @@ def main(argv: list[str] | None = None) -> dict:
     tuning, held_out = pieces[:TUNING], pieces[TUNING:]
     report = {"benchmark": "listening", "quick": args.quick,
               "chords_held_out": chords(held_out), "chords_tuning": chords(tuning),
-              "beats": beats(held_out, 2 if args.quick else 3),
+              "beats": beats(held_out, 2 if args.quick else 3), "beats_tuning": beats(tuning, 4),
               "keys": [keys(held_out, decay) for decay in (10.0, ListenSettings().key_decay_s, 40.0)],
               "costs": costs(1000 if args.quick else 5000)}
     c, b, k, cost = report["chords_held_out"], report["beats"], report["keys"][1], report["costs"]
@@ -200,9 +204,12 @@ def main(argv: list[str] | None = None) -> dict:
             ("chord root, tuning chorales", report["chords_tuning"]["root_accuracy"]),
             ("tempo change: locked within 4 beats", b["locked_within_4_beats"]),
             ("  lock beats median / p90", f"{b['lock_beats_median']} / {b['lock_beats_p90']}"),
+            ("  never locked after the change (runs)", f"{b['never_locked']} of {b['runs']}"),
+            ("  onsets after the change until lock, median", b["lock_onsets_median"]),
             ("  within 4 beats allowing half/double", b["octave_ok_within_4_beats"]),
             ("  tempo error after lock, median %", b["tempo_error_pct_median"]),
             ("  beat phase error after lock, median beats", b["phase_error_beats_median"]),
+            ("  the same on the tuning chorales", report["beats_tuning"]["locked_within_4_beats"]),
             ("cold start: beats to first lock, median", b["cold_lock_beats_median"]),
             ("hear() per note-on, us p50 / p99", f"{cost['hear_us']['p50_us']} / {cost['hear_us']['p99_us']}"),
             ("refresh() after a note-on, us p50 / p99",

@@ -372,3 +372,36 @@ def test_the_readme_shows_the_listening_tables_the_code_has():
         parse_patch({"listen": {name: type(getattr(ListenSettings(), name))(r.high)}})
         with pytest.raises(PatchError, match=name):
             parse_patch({"listen": {name: type(getattr(ListenSettings(), name))(r.high + 1)}})
+
+
+def test_any_mode_reads_the_listener_the_engine_feeds():
+    class Quiet:  # a mode that only listens
+        def __init__(self):
+            self.heard = []
+
+        def on_message(self, message, at_ns):
+            self.heard.append(self.listener.snapshot(at_ns).chord.name)
+
+        def tick(self, now_ns):
+            pass
+
+        def next_deadline_ns(self):
+            return None
+
+        def stop(self, now_ns):
+            pass
+
+        def apply_control(self, target, value):
+            pass
+
+    clock, mode = FakeClock(), Quiet()
+    keys = MemoryInput(clock)
+    engine = Engine(mode, clock, [keys], Scheduler(MemoryOutput(clock)), listener=Listener())
+    assert mode.listener is engine.listener
+    for pitch in (55, 59, 62, 65):  # G7
+        keys.play(pitch, 80)
+    engine.tick()
+    clock.advance_ms(5)
+    keys.play(79, 80)
+    engine.tick()
+    assert mode.heard[-1] == "G7"

@@ -29,7 +29,8 @@ class TempoMap:
         return round(ns + (beat - start) * 60e9 / bpm)
 
     def bpm_at(self, beat: float) -> float:
-        return [bpm for start, bpm in self.steps if start <= beat][-1]
+        """The tempo at a beat (before beat 0: the first)."""
+        return ([bpm for start, bpm in self.steps if start <= beat] or [self.steps[0][1]])[-1]
 
 
 def perform(notes: list[tuple[float, float, int]], tempo: TempoMap, jitter_ms: float = 0.0, seed: int = 0,

@@ -53,6 +53,8 @@ class Engine:
                  inbox_limit: int = INBOX_LIMIT, listener: Listener | None = None) -> None:
         self.mode, self.clock, self.inputs, self.scheduler = mode, clock, inputs, scheduler
         self.listener = listener  # hears the player's notes before the mode does; any mode may read it
+        if listener is not None and getattr(mode, "listener", None) is None:
+            mode.listener = listener  # what every mode reads: mode.listener.snapshot(now_ns)
         # "cc:1" / "osc:temperature" -> mappings; looked up per control event, never per note
         self.controls: dict[str, list[ControlMapping]] = {}
         for mapping in controls:

@@ -21,9 +21,9 @@ agree within AGREE and score LOCK_SCORE, from LOCK_ONSETS onsets at least. Once 
 - the metrical level is kept: of the winner, half and twice it, the one nearest the last tempo
   locked is taken while it fits at least LEVEL_RATIO as well (four eighths fit twice the tempo
   just as well as the tempo);
-- a tempo change: when the last RECENT onsets alone, twice running, fit another tempo CHANGE_RATIO
-  times better than the locked one, the window restarts at them and locks there at once. With one
-  onset a beat that is four beats after the change.
+- a tempo change: when the last RECENT onsets alone fit another tempo CHANGE_RATIO times better
+  than the locked one twice running (or CLEAR_RATIO times better once), the window restarts at them
+  and locks there at once: with one onset a beat, three or four beats after the change.
 
 The scoring is compiled (numba, no allocation) and runs once per onset on the engine thread
 (`update`, ~30 us here). `ClockTempo` reads a MIDI clock instead (realtime/io/midiclock.py counts).
@@ -47,7 +47,8 @@ AGREE = 0.06  # two estimates within 6% of each other: locked
 MAX_STRIKES = 3  # disagreeing estimates in a row that end a lock
 RECENT = 4  # onsets enough for an estimate: a tempo change is judged on the last four alone
 LEVEL_RATIO = 0.3  # half or twice the winner, scoring this share of it, is as good an answer
-CHANGE_RATIO = 1.5  # the recent onsets must fit another tempo this much better than the locked one
+CHANGE_RATIO = 1.5  # the recent onsets must fit another tempo this much better than the locked one, twice running
+CLEAR_RATIO = 5.0  # ... or this much better once
 FIT_TOLERANCE = 0.12  # onsets within this many beats of a half-beat point steer the fitted line
 PRIOR_WIDTH = 1.5  # octaves: the prior around the patch's tempo only leans; the onsets decide
 LOCK_ONSETS = 6  # a first lock needs this many onsets (after a tempo change, the four that showed it)
@@ -239,14 +240,15 @@ class TempoTracker:
         _ages(self._onsets, self.count, n, self._last_ns, self._ages_s)
 
     def _changed(self, recent_ages_s: np.ndarray) -> bool:
-        """Do the last RECENT onsets, twice running, fit another tempo far better than the locked one?"""
+        """Do the last RECENT onsets fit another tempo far better than the locked one (twice, or by far once)?"""
         best, score = self._best(recent_ages_s)
         locked_index = int(np.argmin(np.abs(self._log_bpm - math.log2(self.bpm))))
         bpm = float(CANDIDATE_BPM[best])
         contradicts = (score >= LOCK_SCORE and score > CHANGE_RATIO * self._scores[locked_index]
                        and abs(bpm / self.bpm - 1) > AGREE)
         previous, self._change_bpm = self._change_bpm, (bpm if contradicts else None)
-        return contradicts and previous is not None and abs(bpm / previous - 1) <= 2 * AGREE
+        clear = score > CLEAR_RATIO * self._scores[locked_index]  # no need to wait for a second onset
+        return contradicts and (clear or previous is not None and abs(bpm / previous - 1) <= 2 * AGREE)
 
     def _decide(self, bpm: float, anchor_ns: int, lockable: bool) -> None:
         """Follow an estimate that agrees with the lock; lock on two agreeing in a row; outlast outliers."""
