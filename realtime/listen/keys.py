@@ -61,6 +61,7 @@ class KeyTracker:
         self.notes = 0
         self.current: int | None = None  # row of _PROFILES: tonic + 12 * minor
         self.correlation = 0.0
+        _correlations(self._histogram, _PROFILES, self._correlations)  # load (or compile) the kernel now
 
     def add(self, pitch_class: int, at_ns: int) -> None:
         if self._reference_ns is None:

@@ -119,6 +119,7 @@ class Listener:
         self._chord, self._key = NO_CHORD, Key(None, "major", 0.0)
         self._tempo = Tempo(None, False, s.tempo_source, 0, self.prior_ns_per_beat)
         self._published = (0, self._chord, self._key, self._tempo, 0.0, 0.0, 0)
+        match(self._weights)  # the compiled kernels load (or compile, once) now, not at the first note
 
     # --- the engine thread -------------------------------------------------------------------------
     def hear(self, message: NoteMessage, at_ns: int) -> None:
