@@ -15,6 +15,7 @@ from collections.abc import Callable
 from .clock import Clock
 from .engine.continuation import Continuation
 from .engine.engine import Mode
+from .listen import Listener
 from .model.generator import build_generator
 from .model.sampling import Constraints, key_pitch_classes
 from .patchports import Ports
@@ -24,7 +25,19 @@ from .settings import EngineSettings
 Built = tuple[Mode, tuple[Scheduler, ...]]  # the mode, and its output threads: the notes' first
 
 
-def build_continuation(settings: EngineSettings, clock: Clock, ports: Ports) -> Built:
+def _raw_midi(*listeners):
+    """One raw-MIDI listener (clock and transport bytes) from those given, or None."""
+    chosen = [f for f in listeners if f is not None]
+    if len(chosen) < 2:
+        return chosen[0] if chosen else None
+    return lambda data, at_ns: [f(data, at_ns) for f in chosen]
+
+
+def _listen_clock(settings: EngineSettings, listener: Listener):
+    return listener.on_raw_midi if settings.listen.tempo_source == "midi_clock" else None
+
+
+def build_continuation(settings: EngineSettings, clock: Clock, ports: Ports, listener: Listener) -> Built:
     """The duet: one model stream answering the player's phrases on one channel."""
     m = settings.model
     constraints = Constraints(key_pitch_classes(m.key) if m.key else None, m.lowest, m.highest, m.max_polyphony)
@@ -33,12 +46,12 @@ def build_continuation(settings: EngineSettings, clock: Clock, ports: Ports) -> 
     scheduler = Scheduler(ports.open_outputs(clock), clock, late_tolerance_ns=int(settings.budget_ms * 1e6))
     mode = Continuation(generator, scheduler, settings.continuation,
                         model_velocity=generator.runner.meta.get("velocity_level_mean", 80.0),
-                        fallback=m.fallback, clock=clock)
-    ports.open_inputs(clock)
+                        fallback=m.fallback, clock=clock, listener=listener)
+    ports.open_inputs(clock, raw_midi=_listen_clock(settings, listener))
     return mode, (scheduler,)
 
 
-def build_game(settings: EngineSettings, clock: Clock, ports: Ports) -> Built:
+def build_game(settings: EngineSettings, clock: Clock, ports: Ports, listener: Listener) -> Built:
     """Adaptive game music: every voice in one batched model, the game's OSC API, MIDI clock in and out."""
     from .engine.gameosc import register_game_api
     from .engine.gamesetup import build_game_mode, load_voice_bank
@@ -47,13 +60,14 @@ def build_game(settings: EngineSettings, clock: Clock, ports: Ports) -> Built:
     bank = load_voice_bank(settings)  # before any port opens
     output = ports.open_outputs(clock, game.voices)
     mode, scheduler, clock_scheduler = build_game_mode(settings, clock, output, ports.raw_send, bank=bank)
-    ports.open_inputs(clock, raw_midi=mode.on_raw_midi if game.midi_clock_in else None)
+    ports.open_inputs(clock, raw_midi=_raw_midi(mode.on_raw_midi if game.midi_clock_in else None,
+                                                _listen_clock(settings, listener)))
     if ports.osc is not None:
         register_game_api(ports.osc, game, mode.post)
     return mode, ((scheduler,) if clock_scheduler is None else (scheduler, clock_scheduler))
 
 
-MODES: dict[str, Callable[[EngineSettings, Clock, Ports], Built]] = {
+MODES: dict[str, Callable[[EngineSettings, Clock, Ports, Listener], Built]] = {
     "continuation": build_continuation,
     "game": build_game,
 }

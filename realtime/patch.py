@@ -18,10 +18,11 @@ from typing import Any
 from .errors import PatchError
 from .patchcheck import check_game, check_patch, control_source, control_target, named_tables, section
 from .settings import (GAME_CONTROLS, RANGES, ContinuationSettings, ControlMapping, EngineSettings,
-                       GameSettings, MapSettings, ModelSettings, ParamSettings, SectionSettings,
+                       GameSettings, ListenSettings, MapSettings, ModelSettings, ParamSettings, SectionSettings,
                        StingerSettings, VoiceSettings)
 
 _CONTINUATION = ContinuationSettings()  # the engine's defaults are the file's
+_LISTEN = ListenSettings()
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class ContinuationSection:
     lookahead_ms: float = _CONTINUATION.lookahead_ms
     channel: int = 1  # 1-16 as musicians count
     follow_velocity: bool = _CONTINUATION.follow_velocity
+    follow_tempo: bool = _CONTINUATION.follow_tempo  # hear and answer at the player's tempo once it is tracked
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,21 @@ class LinkSection:
     enabled: bool = False  # join an Ableton Link session: tempo, beat phase, start/stop (realtime/link.py)
     quantum: float = 4.0  # beats per phrase on the shared grid
     start_stop: bool = True  # follow peers' start/stop when they enable it
+
+
+@dataclass(frozen=True)
+class ListenSection:
+    """[listen]: how the player's chord, key and tempo are heard (ranges: settings.LISTEN_RANGES)."""
+
+    zone: str = _LISTEN.zone  # "all": every note makes the chord; "left": the notes below split_pitch
+    split_pitch: int = _LISTEN.split_pitch
+    chord_release_ms: float = _LISTEN.chord_release_ms
+    key_decay_s: float = _LISTEN.key_decay_s
+    key_margin: float = _LISTEN.key_margin
+    tempo_source: str = _LISTEN.tempo_source  # "playing", or "midi_clock": an incoming MIDI clock
+    tempo_memory_beats: float = _LISTEN.tempo_memory_beats
+    dynamics_decay_s: float = _LISTEN.dynamics_decay_s
+    osc_interval_ms: float = _LISTEN.osc_interval_ms
 
 
 @dataclass(frozen=True)
@@ -180,13 +197,14 @@ class Patch:
     osc: OscSection = field(default_factory=OscSection)
     synth: SynthSection = field(default_factory=SynthSection)
     link: LinkSection = field(default_factory=LinkSection)
+    listen: ListenSection = field(default_factory=ListenSection)
     controls: tuple[ControlMapping, ...] = ()
     game: GameSection | None = None
 
 
 SECTIONS = {"engine": EngineSection, "model": ModelSection, "continuation": ContinuationSection,
             "midi": MidiSection, "osc": OscSection, "synth": SynthSection,
-            "link": LinkSection}
+            "link": LinkSection, "listen": ListenSection}
 
 
 def _controls(path: str, entries: Any) -> tuple[ControlMapping, ...]:
@@ -280,9 +298,10 @@ def compile_patch(patch: Patch) -> EngineSettings:
     continuation = ContinuationSettings(
         tempo_bpm=e.tempo_bpm, phrase_end_ms=c.phrase_end_ms, phrase_end_beats=c.phrase_end_beats,
         answer_notes=c.answer_notes, answer_beats=c.answer_beats, lookahead_ms=c.lookahead_ms,
-        budget_ms=e.budget_ms, channel=c.channel - 1, follow_velocity=c.follow_velocity)
+        budget_ms=e.budget_ms, channel=c.channel - 1, follow_velocity=c.follow_velocity, follow_tempo=c.follow_tempo)
     model = ModelSettings(name=m.name, temperature=m.temperature, top_p=m.top_p, key=m.key, lowest=m.lowest,
                           highest=m.highest, max_polyphony=m.max_polyphony, fallback=m.fallback == "markov")
     return EngineSettings(mode=e.mode, seed=e.seed, budget_ms=e.budget_ms, tempo_bpm=e.tempo_bpm, model=model,
                           continuation=continuation, controls=patch.controls,
-                          game=_compile_game(patch.game) if patch.game is not None else None)
+                          game=_compile_game(patch.game) if patch.game is not None else None,
+                          listen=ListenSettings(**asdict(patch.listen)))

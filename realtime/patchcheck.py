@@ -14,7 +14,7 @@ from typing import Any
 from .errors import PatchError
 from .io.midiparse import MIDI_BACKENDS
 from .model.sampling import key_pitch_classes
-from .settings import CONTROL_TARGETS, GAME_CONTROLS, GAME_CURVES, RANGES
+from .settings import CONTROL_TARGETS, GAME_CONTROLS, GAME_CURVES, LISTEN_RANGES, LISTEN_ZONES, RANGES, TEMPO_SOURCES
 
 SYNTHS = ("none", "builtin", "fluidsynth")
 NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
@@ -149,6 +149,19 @@ def check_patch(path: str, patch) -> None:
         _fail(path, "link", "enabled needs engine.mode = \"game\" (the mode with a beat grid)")
     if not 0 < synth.gain <= 5:
         _fail(path, "synth", f"gain must be between 0 and 5, got {synth.gain}")
+    check_listen(path, patch.listen)
+    if patch.listen.tempo_source == "midi_clock" and not midi.enabled:
+        _fail(path, "listen", "tempo_source = \"midi_clock\" needs [midi] enabled (the clock comes in there)")
+
+
+def check_listen(path: str, listen) -> None:
+    """[listen]: its choices, and every number within its LISTEN_RANGES entry."""
+    for key, value, choices in (("zone", listen.zone, LISTEN_ZONES), ("tempo_source", listen.tempo_source,
+                                                                    TEMPO_SOURCES)):
+        if value not in choices:
+            _fail(path, "listen", f"{key} must be {' or '.join(repr(c) for c in choices)}, got {value!r}")
+    for name, r in LISTEN_RANGES.items():
+        _between(path, "listen", name, getattr(listen, name), r.low, r.high, f" {r.unit}" if r.unit in ("ms", "s") else "")
 
 
 def control_source(where: str, source: Any) -> None:

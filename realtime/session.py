@@ -26,6 +26,7 @@ from .clock import Clock, SystemClock
 from .engine.engine import Engine, Mode
 from .engine.status import measure
 from .errors import RealtimeError
+from .listen import Listener
 from .modes import MODES
 from .patch import Patch, compile_patch
 from .patchports import PatchPorts, Ports
@@ -43,8 +44,9 @@ def build_session(settings: EngineSettings, ports: Ports, clock: Clock
     On any failure every port already open is closed again before the error goes on.
     """
     try:
-        mode, schedulers = MODES[settings.mode](settings, clock, ports)
-        engine = Engine(mode, clock, ports.inputs, schedulers[0], controls=settings.controls)
+        listener = Listener(settings.listen, settings.tempo_bpm)  # the player's chord, key, tempo: every mode's
+        mode, schedulers = MODES[settings.mode](settings, clock, ports, listener)
+        engine = Engine(mode, clock, ports.inputs, schedulers[0], controls=settings.controls, listener=listener)
     except BaseException:
         ports.close()
         raise
@@ -68,6 +70,17 @@ class Session:
         self.scheduler = self.schedulers[0]  # the notes' (the others keep the MIDI clock)
         self.inputs, self.outputs = self.ports.inputs, self.ports.outputs
         self.output = self.scheduler.output  # one output that sends to all (FanOut)
+        self.listener = self.engine.listener
+        self.listen_sender = None
+        if patch.osc.out_host:  # /listen/* from a thread of its own, outside the engine's path
+            from .listen.osc import ListenSender
+
+            try:
+                self.listen_sender = ListenSender(self.listener, self.clock, patch.osc.out_host, patch.osc.out_port,
+                                                  self.settings.listen.osc_interval_ms)
+            except BaseException:
+                self.ports.close()
+                raise
 
     @property
     def generator(self):
@@ -114,7 +127,8 @@ class Session:
     def status(self) -> str:
         """One line: the session's counts (in, out, jitter, misses, drops) and the mode's own fields."""
         figures = measure(self.scheduler, self.engine.messages_in, self.misses(), self.dropped())
-        return " | ".join(self.mode.status_fields(figures, self.clock.now_ns()))
+        now_ns = self.clock.now_ns()
+        return " | ".join([*self.mode.status_fields(figures, now_ns), self.listener.snapshot(now_ns).line()])
 
     def misses(self) -> int:
         """Notes handed over late, and notes a port that keeps time wrote after their frame."""
@@ -134,6 +148,9 @@ class Session:
             self.engine.close()
         for scheduler in self.schedulers[1:]:  # the engine stopped the notes' own
             scheduler.stop()
+        if self.listen_sender is not None:
+            self.listen_sender.close()
+            self.listen_sender = None
         self.ports.close()
         gc.unfreeze()
         sys.setswitchinterval(self._old_switch)

@@ -51,6 +51,24 @@ RANGES: dict[str, Range] = {r.name: r for r in (
     Range("gain", 0.0, 2.0, 1.0, "x velocity", "a voice's velocity multiplier", "[game.voices.NAME], [[game.map]]"),
 )}
 
+# [listen]: what the listener (realtime/listen/) hears with; the README's "Listening" table
+LISTEN_RANGES: dict[str, Range] = {r.name: r for r in (
+    Range("split_pitch", 0, 127, 60, "MIDI pitch", "with zone = \"left\", only notes below this make the chord",
+          "[listen]"),
+    Range("chord_release_ms", 0, 5000, 250.0, "ms", "a released note fades from the chord over this long, "
+          "while fewer than three pitch classes are held (arpeggios)", "[listen]"),
+    Range("key_decay_s", 1, 600, 20.0, "s", "a note's weight in the key estimate falls by e in this long", "[listen]"),
+    Range("key_margin", 0, 1, 0.05, "correlation", "how much better another key must fit to replace the current one",
+          "[listen]"),
+    Range("tempo_memory_beats", 1, 16, 3.0, "beats", "onsets older than two beats count toward the tempo by "
+          "exp(-(age - 2) / this)", "[listen]"),
+    Range("dynamics_decay_s", 0.1, 60, 2.0, "s", "density and mean velocity forget by e in this long", "[listen]"),
+    Range("osc_interval_ms", 10, 5000, 100.0, "ms", "how often /listen/tempo is sent (chord and key: when they "
+          "change)", "[listen], with [osc] out_host"),
+)}
+LISTEN_ZONES = ("all", "left")  # the chord from every note, or from the notes below split_pitch
+TEMPO_SOURCES = ("playing", "midi_clock")
+
 # what [[controls]] and /learn may steer live, and what [[game.map]] may steer per voice
 CONTROL_TARGETS: dict[str, Range] = {n: RANGES[n] for n in ("temperature", "top_p", "answer_notes", "phrase_end_ms")}
 GAME_CONTROLS: dict[str, Range] = {n: RANGES[n] for n in
@@ -65,10 +83,10 @@ def sampling(card: dict, temperature: float | None, top_p: float | None) -> tupl
             top_p if top_p is not None else defaults.get("top_p", RANGES["top_p"].default))
 
 
-def ranges_table_markdown() -> str:
-    """The README's "Patch values" table, from RANGES."""
+def ranges_table_markdown(ranges: dict[str, Range] | None = None) -> str:
+    """The README's "Patch values" table, from RANGES (or its "Listening" table, from LISTEN_RANGES)."""
     lines = ["| value | range | default | unit | meaning | set by |", "| --- | --- | --- | --- | --- | --- |"]
-    for r in RANGES.values():
+    for r in (RANGES if ranges is None else ranges).values():
         default = "-" if r.default is None else f"{r.default:g}"
         lines.append(f"| `{r.name}` | {r.span()} | {default} | {r.unit or '-'} | {r.doc} | {r.where} |")
     return "\n".join(lines)
@@ -110,6 +128,7 @@ class ContinuationSettings:
     budget_ms: float = 3.0  # less slack than this after scheduling a note: the model is behind
     channel: int = 0
     follow_velocity: bool = True  # answer at the phrase's loudness
+    follow_tempo: bool = True  # hear and answer at the player's tempo while the listener is locked on it
     max_note_ms: float = 30_000.0  # a player's note held longer is taken as ended (its note-off was lost)
 
     @property
@@ -118,8 +137,11 @@ class ContinuationSettings:
 
     @property
     def phrase_end_ns(self) -> int:
-        ms = self.phrase_end_ms if self.phrase_end_ms is not None else self.phrase_end_beats * self.ms_per_beat
-        return int(ms * 1e6)
+        return self.phrase_end_ns_at(self.ms_per_beat * 1e6)
+
+    def phrase_end_ns_at(self, ns_per_beat: float) -> int:
+        """The phrase-end silence when a beat lasts this long (phrase_end_ms, if set, wins)."""
+        return int(self.phrase_end_ms * 1e6) if self.phrase_end_ms is not None else int(self.phrase_end_beats * ns_per_beat)
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,6 +240,25 @@ class ModelSettings:
     fallback: bool  # the live Markov model answers a note the model cannot choose in time
 
 
+def _listen_default(name: str) -> float:
+    return LISTEN_RANGES[name].default
+
+
+@dataclass(frozen=True)
+class ListenSettings:
+    """The listener's: chord zone, memories, where the tempo comes from (ranges: LISTEN_RANGES)."""
+
+    zone: str = "all"
+    split_pitch: int = int(_listen_default("split_pitch"))
+    chord_release_ms: float = _listen_default("chord_release_ms")
+    key_decay_s: float = _listen_default("key_decay_s")
+    key_margin: float = _listen_default("key_margin")
+    tempo_source: str = "playing"
+    tempo_memory_beats: float = _listen_default("tempo_memory_beats")
+    dynamics_decay_s: float = _listen_default("dynamics_decay_s")
+    osc_interval_ms: float = _listen_default("osc_interval_ms")
+
+
 @dataclass(frozen=True)
 class EngineSettings:
     """Everything the engine and its modes need from a patch (ports are the app's business)."""
@@ -230,3 +271,4 @@ class EngineSettings:
     continuation: ContinuationSettings
     controls: tuple[ControlMapping, ...] = ()
     game: GameSettings | None = None
+    listen: ListenSettings = ListenSettings()

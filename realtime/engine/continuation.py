@@ -4,7 +4,8 @@ While the player plays, each finished note is fed to the model in onset order, s
 is primed by the time the phrase ends and the first answer note is already chosen. The answer
 is generated a little ahead (`lookahead_ms`) and scheduled on absolute deadlines. When the
 player starts again the pending answer is dropped, held notes are released, and the model is
-rolled back to the last answer note that actually sounded.
+rolled back to the last answer note that actually sounded. With a listener whose tempo tracker is
+locked (and `follow_tempo`), the player's tempo, not the patch's, times what is heard and answered.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 
 from ..clock import Clock
 from ..events import Event, NoteMessage
+from ..listen import Listener
 from ..model.markov import MarkovModel
 from ..model.generator import Generator
 from ..model.tokens import DURATION_BEATS, IOI_BEATS, Token, duration_bucket, ioi_bucket, velocity_bucket
@@ -34,8 +36,9 @@ class Continuation:
 
     def __init__(self, generator: Generator, scheduler: Scheduler, settings: ContinuationSettings,
                  model_velocity: float = 80.0, max_timings: int = 100_000, fallback: bool = True,
-                 clock: Clock | None = None) -> None:
+                 clock: Clock | None = None, listener: Listener | None = None) -> None:
         self.clock = clock  # for checking slack while generating; None: trust the tick's time
+        self.listener = listener  # its locked tempo, when there is one, replaces the patch's
         self.generator, self.scheduler, self.settings = generator, scheduler, settings
         self.model_velocity = model_velocity
         self.ns_per_beat = settings.ms_per_beat * 1e6
@@ -113,8 +116,14 @@ class Continuation:
         onset, velocity = self._sounding.pop(key)
         self._finished.append((onset, end_ns, key[1], velocity))
 
+    def _follow_tempo(self) -> None:
+        """The player's beat, while the listener is locked on it, is the beat notes are heard and answered in."""
+        if self.listener is not None and self.settings.follow_tempo:
+            self.ns_per_beat = self.listener.locked_ns_per_beat() or self.ns_per_beat
+
     def _feed_finished(self) -> None:
         """Feed finished notes in onset order, up to the earliest note still sounding."""
+        self._follow_tempo()
         while self._unheard:  # answer notes the model missed come first: they came first
             self._timed_feed(self._unheard.pop(0))
         earliest_sounding = min((on for on, _ in self._sounding.values()), default=None)
@@ -152,7 +161,7 @@ class Continuation:
     def _phrase_end_ns(self) -> int | None:
         if self.answering or self._sounding or self._last_activity_ns is None or not self._phrase_velocities:
             return None
-        return self._last_activity_ns + self.settings.phrase_end_ns
+        return self._last_activity_ns + self.settings.phrase_end_ns_at(self.ns_per_beat)
 
     def next_deadline_ns(self) -> int | None:
         if not self.answering:
@@ -176,7 +185,7 @@ class Continuation:
 
     def _begin_answer(self, start_ns: int, now_ns: int) -> None:
         """As soon as the phrase may end, prepare and schedule the answer's start (tentatively)."""
-        self._feed_finished()
+        self._feed_finished()  # (and takes the player's tempo, if it is tracked)
         if len(self._heard_pitches) > 2 * HISTORY_NOTES:  # a long show must not grow without bound; here
             del self._heard_pitches[:-HISTORY_NOTES]  # no rollback index into these lists is held
             del self._phrase_rhythm[:-HISTORY_NOTES]

@@ -14,6 +14,8 @@ player's note sounding in the engine's ears. A tick handles at most what was wai
 so a flood cannot keep the mode from computing, and only notes wake the loop early (a control waits
 for the next tick, at most `poll_ms`). A player's note-on while the mode answers cancels the answer
 from the input's own thread (appending to the scheduler's inbox is as lock-free as ours).
+A listener (realtime/listen/), when given, hears each of the player's notes before the mode and
+analyses them once per tick; modes read its `snapshot()`.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Protocol
 from ..clock import Clock
 from ..events import ControlChange, LearnRequest, NamedControl, NoteMessage
 from ..io.ports import Input
+from ..listen import Listener
 from ..scheduler import Scheduler
 from ..settings import CONTROL_TARGETS, ControlMapping
 from .status import Figures
@@ -67,8 +70,11 @@ class Engine:
 
     def __init__(self, mode: Mode, clock: Clock, inputs: list[Input], scheduler: Scheduler,
                  poll_ms: float = 20.0, controls: tuple[ControlMapping, ...] = (),
-                 inbox_limit: int = INBOX_LIMIT) -> None:
+                 inbox_limit: int = INBOX_LIMIT, listener: Listener | None = None) -> None:
         self.mode, self.clock, self.inputs, self.scheduler = mode, clock, inputs, scheduler
+        self.listener = listener  # hears the player's notes before the mode does; any mode may read it
+        if listener is not None and getattr(mode, "listener", None) is None:
+            mode.listener = listener  # what every mode reads: mode.listener.snapshot(now_ns)
         # "cc:1" / "osc:temperature" -> mappings; looked up per control event, never per note
         self.controls: dict[str, list[ControlMapping]] = {}
         for mapping in controls:
@@ -106,14 +112,18 @@ class Engine:
         """One pass: send what is due, hear what arrived, let the mode compute, send again."""
         now = self.clock.now_ns()
         self.scheduler.dispatch_due(now)
-        inbox = self._inbox
+        inbox, listener = self._inbox, self.listener
         for _ in range(len(inbox)):  # only what was waiting: a flood must not starve the mode
             message, at_ns = inbox.popleft()
             self.messages_in += 1
             if isinstance(message, NoteMessage):
+                if listener is not None:
+                    listener.hear(message, at_ns)
                 self.mode.on_message(message, at_ns)
             else:
                 self._control(message)
+        if listener is not None:
+            listener.refresh(now)
         self.mode.tick(self.clock.now_ns())
         self.scheduler.dispatch_due(self.clock.now_ns())
 

@@ -93,8 +93,8 @@ def measure(tokens: np.ndarray, velocities: np.ndarray | None = None) -> np.ndar
 
 
 # Krumhansl-Kessler key profiles: how often music in a key uses each degree, as a listener hears it
-_MAJOR_PROFILE = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
-_MINOR_PROFILE = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
+MAJOR_PROFILE = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
+MINOR_PROFILE = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
 
 
 def key_histogram(pitch_classes: frozenset[int] | None, tonic: int | None = None, minor: bool = False) -> np.ndarray:
@@ -102,7 +102,7 @@ def key_histogram(pitch_classes: frozenset[int] | None, tonic: int | None = None
     if pitch_classes is None:
         return np.full(12, 1 / 12, dtype=np.float32)
     weights = np.zeros(12)
-    profile = _MINOR_PROFILE if minor else _MAJOR_PROFILE
+    profile = MINOR_PROFILE if minor else MAJOR_PROFILE
     root = tonic if tonic is not None else min(pitch_classes)
     for pc in pitch_classes:
         weights[pc] = profile[(pc - root) % 12]
