@@ -111,10 +111,12 @@ def test_oscsend_transport_stop_silences_and_start_restarts_at_beat_zero(live):
     time.sleep(0.3)
     oscsend(live.port, "/transport/stop", "")
     assert wait_until(lambda: not live.mode.running and live.out.held == set())
+    started = len(live.mode.transitions)
     oscsend(live.port, "/transport/start", "")
-    assert wait_until(lambda: live.mode.running)
-    start_ns = live.mode.transitions[-1][2]
-    assert live.mode.transitions[-1][1] == 0.0 and live.mode.tempo.beat_at(start_ns) == 0.0
+    # the engine thread sets `running` first and logs the restart's section after the voices are reset
+    assert wait_until(lambda: live.mode.running and len(live.mode.transitions) > started)
+    start_ns = live.mode.transitions[started][2]
+    assert live.mode.transitions[started][1] == 0.0 and live.mode.tempo.beat_at(start_ns) == 0.0
     assert wait_until(lambda: any(t >= start_ns and m.velocity for t, m in live.sent))
     assert min(t for t, m in live.sent if t >= start_ns and m.velocity) == start_ns
 
