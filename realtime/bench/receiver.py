@@ -95,9 +95,14 @@ def _wait_for_ports(player: PlayerListener, engine: subprocess.Popen, timeout_s:
             raise RuntimeError(f"the engine exited: {engine.stderr.read().strip()[-300:]}")
         names = [p.name for p in player.client.get_ports(is_midi=True)]
         if "realtime-in:in" in names and "realtime-out:out" in names:
-            player.client.connect(player.out, "realtime-in:in")
-            player.client.connect("realtime-out:out", player.inp)
-            return
+            try:
+                if not player.out.is_connected_to("realtime-in:in"):
+                    player.client.connect(player.out, "realtime-in:in")
+                if not player.inp.is_connected_to("realtime-out:out"):
+                    player.client.connect("realtime-out:out", player.inp)
+                return
+            except player.jack.JackError:
+                pass  # a port is listed from its registration, connectable once its client is active
         time.sleep(0.05)
     raise RuntimeError("the engine's JACK MIDI ports did not appear")
 
