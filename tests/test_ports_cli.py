@@ -3,20 +3,30 @@
 import subprocess
 import sys
 
-import rtmidi
+
+
+def jack_client(name: str, port: str, output: bool):
+    import jack
+
+    client = jack.Client(name, no_start_server=True)
+    (client.midi_outports if output else client.midi_inports).register(port)
+    client.activate()
+    return client
 
 
 def test_ports_lists_other_clients_per_backend(jack) -> None:
-    keyboard = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, "stage keyboard")
-    keyboard.open_virtual_port("out")
-    synth = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, "stage synth")
-    synth.open_virtual_port("in")
+    # the other programs are JACK-Client clients: deleting a python-rtmidi JACK input races its own
+    # process callback (rtmidi unregisters the port while JACK's thread may be reading it) and crashed
+    # a full run here once with a segfault
+    keyboard = jack_client("stage keyboard", "out", output=True)
+    synth = jack_client("stage synth", "in", output=False)
     try:
         done = subprocess.run([sys.executable, "-m", "realtime.cli", "ports"], capture_output=True, text=True,
                               timeout=60)
     finally:
-        keyboard.delete()
-        synth.delete()
+        for client in (keyboard, synth):
+            client.deactivate()
+            client.close()
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     jack_at = lines.index("jack:")
