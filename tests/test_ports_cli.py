@@ -4,7 +4,6 @@ import subprocess
 import sys
 
 
-
 def jack_client(name: str, port: str, output: bool):
     import jack
 
