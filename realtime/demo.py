@@ -57,13 +57,11 @@ def run_demo(out_dir: str = "out", model: str = "bach-folk-lstm.int8", seed: int
                                + (settings.answer_beats + 4) * settings.ms_per_beat) * 1e6)
     how = "offline (a fake clock: no waiting)" if offline else f"at {phrase.tempo_bpm:.0f} bpm"
     print(f"playing the {len(phrase.notes)}-note prompt into the engine {how} ...")
-    saved = priority.current()
-    if not offline:  # the engine's loop runs here: at the engine thread's priority, as `realtime run` runs it
-        priority.try_fifo("the demo's engine loop", priority.ENGINE_PRIORITY)
-    try:
+    if offline:
         duet.perform(phrase, start_ns, until_ns)
-    finally:
-        priority.restore(saved)
+    else:  # the engine's loop runs here: at the engine thread's priority, as `realtime run` runs it
+        with priority.raised("the demo's engine loop", priority.ENGINE_PRIORITY):
+            duet.perform(phrase, start_ns, until_ns)
     gc.unfreeze()
 
     prompt_notes = [(o / 1000 + LEAD_IN_NS / 1e9, n.duration / 1000, n.pitch, n.velocity)

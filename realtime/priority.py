@@ -17,6 +17,7 @@ preempted it there, JACK callbacks in Python missed whole periods (events lost, 
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 OUTPUT_PRIORITY = 4  # the scheduler's output thread (it spins the last fraction of a ms)
@@ -61,3 +62,14 @@ def is_fifo() -> bool:
     if not hasattr(os, "sched_getscheduler"):
         return False
     return os.sched_getscheduler(0) & ~getattr(os, "SCHED_RESET_ON_FORK", 0) == os.SCHED_FIFO
+
+
+@contextlib.contextmanager
+def raised(what: str, priority: int, inherit: bool = True):
+    """The calling thread at SCHED_FIFO `priority` for a block (if granted), given back its own after."""
+    saved = current()
+    try_fifo(what, priority, inherit)
+    try:
+        yield
+    finally:
+        restore(saved)

@@ -69,12 +69,10 @@ def as_the_engine_process():
 
     old_switch = sys.getswitchinterval()
     sys.setswitchinterval(0.0005)
-    saved = priority.current()
-    priority.try_fifo("the test", priority.MAIN_PRIORITY, inherit=False)
     try:
-        yield
+        with priority.raised("the test", priority.MAIN_PRIORITY, inherit=False):
+            yield
     finally:
-        priority.restore(saved)
         sys.setswitchinterval(old_switch)
 
 
