@@ -37,7 +37,7 @@ from realtime.clock import FakeClock, SystemClock  # noqa: E402
 from realtime.app import LiveEngine  # noqa: E402
 from realtime.engine.voices import VoiceBank  # noqa: E402
 from realtime.io.osccodec import encode_message  # noqa: E402
-from realtime.model.runner import ModelRunner  # noqa: E402
+from realtime.model.generator import ModelRunner  # noqa: E402
 from realtime.model.sampling import key_pitch_classes  # noqa: E402
 from realtime.patch import load_patch  # noqa: E402
 from realtime.patchports import MemoryPorts  # noqa: E402

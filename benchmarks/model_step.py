@@ -24,7 +24,8 @@ import numpy as np
 from realtime.bench.common import cdf_us, write_json
 from realtime.model.generator import Generator
 from realtime.model.reference import NumpyLSTM, weights_path
-from realtime.model.runner import ModelRunner, resolve_model
+from realtime.model.generator import ModelRunner
+from realtime.model.modelfile import resolve_model
 from realtime.model.sampling import Sampler
 
 

@@ -35,7 +35,7 @@ from realtime.bench.common import (SETTLE_EVENTS, EngineEvents, cache_dir, cdf_u
                                    summary_us, write_json)
 from realtime.bench.graphs import multiply_adds, parameter_count, random_graphs
 from realtime.bench.notochord_env import NotochordUnavailable, NotochordWorker, ensure_env
-from realtime.model.runner import resolve_model
+from realtime.model.modelfile import resolve_model
 
 SAME_HIDDEN = 1024  # Notochord's default rnn_hidden (2 layers)
 TARGET = "engine at least 10x faster than Notochord at the same size, per event, p50 and p99"

@@ -34,7 +34,8 @@ from realtime.bench import music_stats
 from realtime.bench.common import write_json
 from realtime.model.generator import Generator
 from realtime.model.markov import MarkovModel
-from realtime.model.runner import ModelRunner, load_metadata, models_dir, resolve_model
+from realtime.model.generator import ModelRunner
+from realtime.model.modelfile import load_metadata, models_dir, resolve_model
 from realtime.model.sampling import Sampler
 from realtime.model.tokens import Token
 from realtime.training.card_metrics import check_split, lstm_scores

@@ -24,8 +24,8 @@ import numpy as np
 from realtime.bench.common import (SETTLE_EVENTS, EngineEvents, cache_dir, pin_to_one_core, quiet_gc, summary_us,
                                    write_json)
 from realtime.bench.graphs import parameter_count, random_graphs
-from realtime.model.fastsample import sample_note, warm_up
-from realtime.model.runner import ModelRunner, field_slices, resolve_model
+from realtime.model.generator import ModelRunner, compile_sampler, sample_note
+from realtime.model.modelfile import field_slices, resolve_model
 from realtime.model.tokens import FIELD_SIZES, IOI_BEATS
 
 HIDDEN_SIZES = (256, 512, 1024)
@@ -79,7 +79,7 @@ class BatchedStreams:
         self.uniforms, self.out = np.empty(4), np.empty(4, dtype=np.int64)
         self.weights, self.order = np.empty(128), np.empty(128, dtype=np.int64)
         self.ends, self.pitches = np.zeros(4), np.zeros(4, dtype=np.int64)
-        warm_up()
+        compile_sampler()
 
     def run(self, calls: int) -> np.ndarray:
         """Per-call wall times (ns): one batched step, then a sampled next note for every stream."""

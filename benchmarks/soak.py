@@ -116,7 +116,7 @@ def drive_game(port: int, seconds: float, seed: int = 0) -> dict:
 # --- the engine side ----------------------------------------------------------------------------------
 
 def _patch(part: str, sink_port: int):
-    from realtime.model.runner import models_dir
+    from realtime.model.modelfile import models_dir
     from realtime.patch import load_patch, parse_patch
 
     if part == "duet":

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from .errors import RealtimeError
-from .io.midiparse import MIDI_BACKENDS
+from .io.ports import MIDI_BACKENDS
 
 
 TRAIN_FLAGS = ("midi_dir", "limit", "out_dir", "name", "checkpoint_dir", "hidden", "layers", "epochs", "seed",

@@ -12,7 +12,7 @@ from dataclasses import fields
 from typing import Any
 
 from .errors import PatchError
-from .io.midiparse import MIDI_BACKENDS
+from .io.ports import MIDI_BACKENDS
 from .model.sampling import key_pitch_classes
 from .settings import CONTROL_TARGETS, GAME_CONTROLS, GAME_CURVES, LISTEN_RANGES, LISTEN_ZONES, RANGES, TEMPO_SOURCES
 

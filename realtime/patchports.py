@@ -15,7 +15,7 @@ from contextlib import ExitStack
 from .clock import Clock
 from .engine.gamesetup import voice_osc_outputs
 from .io.midiclock import RawSend
-from .io.midiparse import RawListener
+from .io.ports import RawListener
 from .io.ports import FanOut, Input, MemoryInput, MemoryOutput, Output
 from .patch import Patch
 from .settings import VoiceSettings

@@ -17,7 +17,7 @@ import sys
 
 import pytest
 
-from realtime.model.runner import models_dir
+from realtime.model.modelfile import models_dir
 
 SHIPPED = "bach-folk-lstm.int8"
 REQUIRE_VARIABLE = "REALTIME_REQUIRE_SYSTEM"

@@ -23,7 +23,7 @@ from realtime.bench.machine import cache_line, caches, machine_info
 from realtime.bench.runner import TIMEOUT_S, discover, run_all
 from realtime.cli import main as cli_main
 from realtime.model.markov import MarkovModel
-from realtime.model.runner import ModelRunner
+from realtime.model.generator import ModelRunner
 from realtime.model.tokens import FIELDS, START
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -238,7 +238,7 @@ def test_batched_scoring_equals_scoring_each_piece_alone(shipped_model):
 
 
 def runner_slices():
-    from realtime.model.runner import field_slices
+    from realtime.model.modelfile import field_slices
 
     return field_slices()
 

@@ -10,7 +10,7 @@ from realtime.engine.continuation import Continuation, ContinuationSettings
 from realtime.engine.engine import Engine
 from realtime.io.ports import MemoryInput, MemoryOutput
 from realtime.model.generator import Generator
-from realtime.model.runner import ModelRunner
+from realtime.model.generator import ModelRunner
 from realtime.model.sampling import Sampler
 from realtime.scheduler import Scheduler
 

@@ -17,7 +17,7 @@ from realtime.io.midiclock import START, STOP, TIMING_CLOCK
 from realtime.io.oscaddress import AddressTable
 from realtime.io.osccodec import Drop
 from realtime.io.ports import MemoryOutput
-from realtime.model.runner import models_dir
+from realtime.model.modelfile import models_dir
 from realtime.model.sampling import key_pitch_classes
 from realtime.patch import compile_patch, load_patch, parse_patch
 

@@ -17,7 +17,7 @@ from realtime.app import LiveEngine
 from realtime.clock import SystemClock
 from realtime.engine.gameosc import register_game_api
 from realtime.io.osc import OscInput
-from realtime.model.runner import models_dir
+from realtime.model.modelfile import models_dir
 from realtime.patch import compile_patch, load_patch
 from realtime.patchports import MemoryPorts
 

@@ -25,7 +25,7 @@ from realtime.events import NamedControl, NoteMessage
 from realtime.io.intake import OscIntake
 from realtime.io.osccodec import encode_message
 from realtime.io.sockfilter import attach_allowlist
-from realtime.model.runner import models_dir
+from realtime.model.modelfile import models_dir
 from realtime.patch import compile_patch, load_patch
 
 ROOT = Path(__file__).resolve().parents[1]

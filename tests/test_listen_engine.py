@@ -26,7 +26,7 @@ from realtime.io.ports import MemoryInput, MemoryOutput
 from realtime.listen import Listener
 from realtime.listen.osc import LISTEN_MESSAGES, ListenSender, sent_table_markdown
 from realtime.model.generator import Generator
-from realtime.model.runner import ModelRunner
+from realtime.model.generator import ModelRunner
 from realtime.model.sampling import Sampler
 from realtime.model.tokens import IOI_BEATS
 from realtime.patch import parse_patch

@@ -19,7 +19,7 @@ from realtime.errors import PortError
 from realtime.events import ControlChange, NoteMessage
 from realtime.io import midi
 from realtime.io.midibackend import open_input, open_output
-from realtime.io.midiparse import MidiParser
+from realtime.io.ports import MidiParser
 
 
 class Client:

@@ -229,7 +229,7 @@ def write_session(folder: Path, *lines: str) -> Path:
 @pytest.fixture(scope="module")
 def game_header() -> dict:
     """A real header for patches/game.toml (its text, the shipped game model's hash), as a recording writes it."""
-    from realtime.model.runner import ModelRunner
+    from realtime.model.generator import ModelRunner
     from realtime.patch import load_patch
     from realtime.record import session_identity
 

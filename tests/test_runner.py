@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from realtime.errors import ModelFileError
-from realtime.model.runner import N_LOGITS, ModelRunner, field_slices
+from realtime.model.generator import ModelRunner
+from realtime.model.modelfile import N_LOGITS, field_slices
 
 
 def _copy(model, tmp_path):

@@ -3,7 +3,7 @@ import pytest
 
 from realtime.errors import InputError
 from realtime.model.generator import Generator
-from realtime.model.runner import ModelRunner
+from realtime.model.generator import ModelRunner
 from realtime.model.sampling import Constraints, Sampler, key_pitch_classes
 from realtime.model.tokens import DURATION_BEATS, IOI_BEATS
 
@@ -22,7 +22,7 @@ def test_key_names():
 
 def _pitch_draws(model, sampler: Sampler, probabilities: list[float], n: int) -> list[int]:
     """n pitches drawn by the live sampler when the model gives pitches 60, 61, ... these probabilities."""
-    from realtime.model.runner import N_LOGITS, field_slices
+    from realtime.model.modelfile import N_LOGITS, field_slices
 
     generator = Generator(ModelRunner(model), sampler)
     logits = np.zeros((1, N_LOGITS), dtype=np.float32)
@@ -90,7 +90,7 @@ def test_constraints_refuse_nonsense():
 
 @pytest.mark.parametrize("top_p", [1.0, 0.8])
 def test_fused_sampling_draws_each_head_from_its_exact_distribution(shipped_model, top_p):
-    from realtime.model.runner import N_LOGITS, field_slices
+    from realtime.model.modelfile import N_LOGITS, field_slices
 
     generator = Generator(ModelRunner(shipped_model), Sampler(4, 0.7, top_p))
     generator.reset()

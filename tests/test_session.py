@@ -10,7 +10,7 @@ from realtime.app import LiveEngine
 from realtime.clock import FakeClock, SystemClock
 from realtime.engine.game import INBOX_LIMIT, GameMessage
 from realtime.errors import ModelFileError, PortError
-from realtime.model.runner import models_dir
+from realtime.model.modelfile import models_dir
 from realtime.patch import load_patch
 from realtime.patchports import MemoryPorts
 

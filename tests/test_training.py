@@ -8,7 +8,9 @@ from conftest import require_module
 
 torch = require_module("torch", "the train extra: pip install -e '.[train]'")
 
-from realtime.model.runner import ModelRunner, field_slices  # noqa: E402
+from realtime.model.generator import ModelRunner  # noqa: E402
+
+from realtime.model.modelfile import field_slices
 from realtime.model.tokens import FIELD_SIZES, FIELDS  # noqa: E402
 from realtime.training.export import export_all  # noqa: E402
 from realtime.training.lstm import NoteLSTM, SingleStep  # noqa: E402

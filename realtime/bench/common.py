@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..model.generator import Generator
-from ..model.runner import ModelRunner
+from ..model.generator import ModelRunner
 from ..model.sampling import Sampler
 from ..model.tokens import Token
 

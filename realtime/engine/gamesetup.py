@@ -8,7 +8,7 @@ from __future__ import annotations
 from ..clock import Clock, TempoClock
 from ..io.midiclock import RawOutput, RawSend
 from ..io.ports import Output
-from ..model.runner import ModelRunner
+from ..model.generator import ModelRunner
 from ..scheduler import Scheduler
 from ..settings import EngineSettings, VoiceSettings, sampling
 from .game import GameMode

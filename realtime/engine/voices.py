@@ -1,7 +1,7 @@
 """Many voices, one model call: each voice has its own state, masks and timeline in one batch.
 
 Every voice (melody, bass, pads, ...) is one row of the model's batch. Choosing a note samples that
-voice's row of logits (compiled sampler, fastsample.py); the notes chosen in one pass are fed back in
+voice's row of logits (compiled sampler, generator.py `sample_note`); the notes chosen in one pass are fed back in
 a single batched step (`ModelRunner.step_some`), rows that played nothing keeping their state. One
 call for 64 voices costs far less than 64 calls, which is what lets many layers fit the budget.
 
@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..model.fastsample import sample_note, warm_up
-from ..model.runner import ModelRunner, field_slices
+from ..model.generator import ModelRunner, compile_sampler, sample_note
+from ..model.modelfile import field_slices
 from ..model.tokens import IOI_BEATS
 
 _IOI = np.asarray(IOI_BEATS)
@@ -46,7 +46,7 @@ class VoiceBank:
         self._pitches = np.zeros((self.n, MAX_SOUNDING), dtype=np.int64)
         self._count = np.zeros(self.n, dtype=np.int64)
         self.steps = 0  # batched model calls
-        warm_up()
+        compile_sampler()
         self.reset()
 
     def reset(self) -> None:

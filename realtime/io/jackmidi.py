@@ -28,8 +28,7 @@ from collections import deque
 from ..clock import Clock
 from ..events import NoteMessage
 from .jackport import JackPort, available, jack
-from .midiparse import PANIC_CONTROLS, MidiParser
-from .ports import HeldNotes, Listener
+from .ports import PANIC_CONTROLS, HeldNotes, Listener, MidiParser
 
 __all__ = ["JackMidiInput", "JackMidiOutput", "available"]
 

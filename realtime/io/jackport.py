@@ -14,7 +14,7 @@ from ..clock import Clock
 from ..errors import PortError
 from .jackclock import FrameClock
 from .jackwatch import hold, release_dead_clients
-from .midiparse import Supervised, resolve_port
+from .ports import Supervised, resolve_port
 
 try:
     import jack

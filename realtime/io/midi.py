@@ -31,8 +31,7 @@ from ..events import NoteMessage
 from ..priority import try_fifo
 from .jackwatch import jack_watch
 from .midibackend import compiled_backends, create_rtmidi, list_ports
-from .midiparse import PANIC_CONTROLS, MidiParser, RawListener, Supervised, resolve_port
-from .ports import HeldNotes, Listener
+from .ports import PANIC_CONTROLS, HeldNotes, Listener, MidiParser, RawListener, Supervised, resolve_port
 
 __all__ = ["MidiInput", "MidiOutput", "PANIC_CONTROLS", "resolve_port", "list_ports", "compiled_backends",
            "jack_watch"]

@@ -13,7 +13,7 @@ import sys
 
 from ..clock import Clock
 from ..errors import PortError
-from .midiparse import MIDI_BACKENDS, PLATFORM_BACKENDS
+from .ports import MIDI_BACKENDS, PLATFORM_BACKENDS
 
 RTMIDI_APIS = {"alsa": "API_LINUX_ALSA", "coremidi": "API_MACOSX_CORE", "jack": "API_UNIX_JACK",
                "winmm": "API_WINDOWS_MM"}  # our name -> python-rtmidi's constant

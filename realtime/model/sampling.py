@@ -2,7 +2,7 @@
 
 Masks are applied before anything else so that the top-p nucleus is taken over allowed
 choices only; masking after the nucleus could leave nothing to choose. The draw itself is
-compiled (fastsample.py); this module holds the key and range masks and the sampling settings.
+compiled (`sample_note` in generator.py); this module holds the key and range masks and the sampling settings.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ class Constraints:
 class Sampler:
     """The seeded random generator and the temperature and top-p that notes are drawn with.
 
-    The drawing itself is compiled (fastsample.py: masks, temperature and top-p over all four heads);
+    The drawing itself is compiled (generator.py `sample_note`: masks, temperature and top-p over all four heads);
     this holds what it draws with, so a controller can change temperature or top-p between notes.
     """
 

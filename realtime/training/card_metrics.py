@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from ..model.runner import ModelRunner, field_slices, load_metadata, resolve_model
+from ..model.generator import ModelRunner
+from ..model.modelfile import field_slices, load_metadata, resolve_model
 from ..model.tokens import FIELDS, START
 from .data import Split, load_collection, split_by_piece
 
