@@ -17,6 +17,7 @@ import threading
 import time
 
 from .errors import RealtimeError
+from .priority import MAIN_PRIORITY, try_fifo
 
 POLL_S = 0.005
 
@@ -40,6 +41,7 @@ class LinkSync:
         self._ready.wait(5.0)
 
     def _run(self) -> None:
+        try_fifo("the Link thread", MAIN_PRIORITY)  # never preempted while it holds the GIL
         asyncio.run(self._serve())
 
     async def _serve(self) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import rtmidi
 
+from realtime import priority
 from realtime.io.midi import resolve_port
 
 PHRASE = (67, 71, 74, 72, 71, 69, 67)
@@ -64,6 +65,9 @@ class MidiDump:
         return subprocess.run(["jack_lsp"], capture_output=True, text=True).stdout
 
     def _read(self) -> None:
+        # at normal priority, preempted by a busy machine while it holds the GIL, this thread would stall
+        # the JACK-Client callbacks of the test's own ports (the sender whose events it counts)
+        priority.try_fifo("the jack_midi_dump reader", priority.MAIN_PRIORITY)
         for line in self.proc.stdout:
             match = re.match(r"^\s*(\d+):((?: [0-9a-f]{2})+)", line)
             if match:

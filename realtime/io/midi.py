@@ -311,6 +311,7 @@ class MidiOutput(_MidiPort):
         """The pacer thread, the backlog's only consumer: PANIC_BURST messages a JACK period, each sent
         before it is taken off, so a sender that sees the backlog empty has nothing left to wait for.
         While the server is down they are dropped and counted, as every send then is."""
+        try_fifo(f"MIDI output {self.name}'s panic pacer")  # as the threads whose GIL it shares
         backlog = self._backlog
         while not self._pacer_stop:
             self._pacer_wake.wait()

@@ -14,6 +14,7 @@ import threading
 from ..clock import Clock
 from ..errors import PortError
 from ..io.osc import encode_message
+from ..priority import MAIN_PRIORITY, try_fifo
 from .chords import QUALITY_NAMES
 from .listener import Listener, ListenState
 
@@ -72,6 +73,8 @@ class ListenSender:
         self._thread.start()
 
     def _run(self) -> None:
+        try_fifo("the /listen/* sender", MAIN_PRIORITY)  # holding the GIL at normal priority, a busy
+        # machine could preempt it there and stall the engine's threads and JACK callbacks behind it
         while not self._stop.wait(self.interval_s):
             self.send_once()
 
