@@ -10,7 +10,7 @@ import torch
 
 from ..model.controls import describe as describe_controls
 from ..model.reference import weights_path
-from ..model.runner import graph_sha256, signature
+from ..model.modelfile import graph_sha256, signature
 from ..model.tokens import START, vocabulary
 from .lstm import ControlledNoteLSTM, ControlledSingleStep, NoteLSTM, SingleStep
 
@@ -50,10 +50,17 @@ def _export_controlled(model: ControlledNoteLSTM, path: Path) -> None:
 
 
 def quantize_int8(source: Path, target: Path) -> None:
-    """Dynamic int8 weights: ~2x faster single steps, and the weights fit in cache longer."""
+    """Dynamic int8 weights: ~1.3x faster single steps, and the weights fit in cache longer.
+
+    7-bit weights with a scale per output channel. On an x86 CPU without VNNI (AVX2 only, as many AMD
+    EPYC) onnxruntime's 8-bit kernels saturate their 16-bit sums: on 200 random notes the carried
+    state of a fresh 64x1 LSTM drifted 0.64 from fp32 (7 bits per channel: 0.029), and on 80 held-out
+    pieces game-lstm's pitch NLL rose from 1.439 (fp32) to 1.459 (8 bits) against 1.443 (7 bits per
+    channel; 7 bits per tensor: 1.505). Same speed (bach-folk-lstm: 159 us a step both ways).
+    """
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8)
+    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, reduce_range=True, per_channel=True)
 
 
 def write_metadata(path: Path, model: NoteLSTM, precision: str, info: dict) -> None:
