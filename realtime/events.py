@@ -72,7 +72,16 @@ class LearnRequest:
     target: str
 
 
-Event = NoteMessage | ControlChange | NamedControl | LearnRequest  # what inputs hand to the engine
+@dataclass(frozen=True, slots=True)
+class ModeRequest:
+    """Play another mode from the next bar on: by name (OSC `/mode accompany`) or by its number in the
+    patch's `[engine] modes` list (a MIDI program change, 0-based as on the wire)."""
+
+    name: str | None = None
+    program: int | None = None
+
+
+Event = NoteMessage | ControlChange | NamedControl | LearnRequest | ModeRequest  # what inputs hand to the engine
 
 
 @dataclass(slots=True)

@@ -37,16 +37,29 @@ def _listen_clock(settings: EngineSettings, listener: Listener):
     return listener.on_raw_midi if settings.listen.tempo_source == "midi_clock" else None
 
 
-def build_continuation(settings: EngineSettings, clock: Clock, ports: Ports, listener: Listener) -> Built:
-    """The duet: one model stream answering the player's phrases on one channel."""
+def _duet_generator(settings: EngineSettings):
+    """The duet's model, warmed: whole notes decided before any port opens (benchmarks/cold_start.py)."""
     m = settings.model
     constraints = Constraints(key_pitch_classes(m.key) if m.key else None, m.lowest, m.highest, m.max_polyphony)
     generator = build_generator(m.name, settings.seed, m.temperature, m.top_p, constraints)
-    generator.warm_up()  # whole notes decided before any port opens (benchmarks/cold_start.py)
-    scheduler = Scheduler(ports.open_outputs(clock), clock, late_tolerance_ns=int(settings.budget_ms * 1e6))
-    mode = Continuation(generator, scheduler, settings.continuation,
+    generator.warm_up()
+    return generator
+
+
+def make_continuation(settings: EngineSettings, clock: Clock, scheduler: Scheduler, listener: Listener,
+                      generator=None) -> Mode:
+    """The duet over a scheduler made elsewhere (its own session's, or a switch's shared one)."""
+    generator = generator if generator is not None else _duet_generator(settings)
+    return Continuation(generator, scheduler, settings.continuation,
                         model_velocity=generator.runner.meta.get("velocity_level_mean", 80.0),
-                        fallback=m.fallback, clock=clock, listener=listener)
+                        fallback=settings.model.fallback, clock=clock, listener=listener)
+
+
+def build_continuation(settings: EngineSettings, clock: Clock, ports: Ports, listener: Listener) -> Built:
+    """The duet: one model stream answering the player's phrases on one channel."""
+    generator = _duet_generator(settings)
+    scheduler = Scheduler(ports.open_outputs(clock), clock, late_tolerance_ns=int(settings.budget_ms * 1e6))
+    mode = make_continuation(settings, clock, scheduler, listener, generator)
     ports.open_inputs(clock, raw_midi=_listen_clock(settings, listener))
     return mode, (scheduler,)
 
@@ -71,3 +84,25 @@ MODES: dict[str, Callable[[EngineSettings, Clock, Ports, Listener], Built]] = {
     "continuation": build_continuation,
     "game": build_game,
 }
+MAKERS: dict[str, Callable[..., Mode]] = {  # the stage modes, which can share one session's scheduler
+    "continuation": make_continuation,
+}
+
+
+def build_switch(settings: EngineSettings, clock: Clock, ports: Ports, listener: Listener) -> Built:
+    """Several stage modes over one scheduler, switched live (`/mode NAME`, a program change) on the bar."""
+    from .engine.switch import ModeSwitch
+
+    generator = _duet_generator(settings) if "continuation" in settings.modes else None  # before any port
+    scheduler = Scheduler(ports.open_outputs(clock), clock, late_tolerance_ns=int(settings.budget_ms * 1e6))
+    modes = {name: (make_continuation(settings, clock, scheduler, listener, generator) if name == "continuation"
+                    else MAKERS[name](settings, clock, scheduler, listener)) for name in settings.modes}
+    mode = ModeSwitch(modes, settings.mode, scheduler, settings.beats_per_bar)
+    mode.listener = listener
+    ports.open_inputs(clock, raw_midi=_listen_clock(settings, listener))
+    return mode, (scheduler,)
+
+
+def builder(settings: EngineSettings) -> Callable[[EngineSettings, Clock, Ports, Listener], Built]:
+    """What builds this session's mode: a switch when the patch lists several modes, else the mode's own."""
+    return build_switch if len(settings.modes) > 1 else MODES[settings.mode]

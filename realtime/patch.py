@@ -31,6 +31,8 @@ class EngineSection:
     budget_ms: float = _CONTINUATION.budget_ms
     tempo_bpm: float = RANGES["tempo_bpm"].default
     seed: int = 0
+    modes: tuple[str, ...] = ()  # the modes switchable live (/mode, program change n = the n-th); () = mode alone
+    beats_per_bar: int = 4  # a live switch waits for the next bar line of the player's beat
 
 
 @dataclass(frozen=True)
@@ -302,6 +304,7 @@ def compile_patch(patch: Patch) -> EngineSettings:
     model = ModelSettings(name=m.name, temperature=m.temperature, top_p=m.top_p, key=m.key, lowest=m.lowest,
                           highest=m.highest, max_polyphony=m.max_polyphony, fallback=m.fallback == "markov")
     return EngineSettings(mode=e.mode, seed=e.seed, budget_ms=e.budget_ms, tempo_bpm=e.tempo_bpm, model=model,
+                          modes=e.modes or (e.mode,), beats_per_bar=e.beats_per_bar,
                           continuation=continuation, controls=patch.controls,
                           game=_compile_game(patch.game) if patch.game is not None else None,
                           listen=ListenSettings(**asdict(patch.listen)))

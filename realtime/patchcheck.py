@@ -115,6 +115,22 @@ def _key(path: str, where: str, key: str | None, sep: str = ":") -> None:
             _fail(path, where, f"key{sep} {err}")
 
 
+STAGE_MODES = ("continuation",)  # the modes a live switch can hold (realtime/modes.py MAKERS)
+
+
+def _modes(path: str, mode: str, modes: tuple[str, ...]) -> None:
+    """[engine] modes: stage modes only, each once, the starting mode among them."""
+    if not modes:
+        return
+    for name in modes:
+        if name not in STAGE_MODES:
+            _fail(path, "engine", f"modes: {name!r} cannot be switched live (stage modes: {', '.join(STAGE_MODES)})")
+    if len(set(modes)) != len(modes):
+        _fail(path, "engine", f"modes lists a mode twice: {list(modes)}")
+    if mode not in modes:
+        _fail(path, "engine", f"mode {mode!r} must be one of modes {list(modes)} (the one the session starts in)")
+
+
 def check_patch(path: str, patch) -> None:
     """Ranges and choices of the plain sections (the game's are `check_game`'s)."""
     e, m, c, midi, osc, synth = patch.engine, patch.model, patch.continuation, patch.midi, patch.osc, patch.synth
@@ -122,6 +138,8 @@ def check_patch(path: str, patch) -> None:
         _fail(path, "engine", f"mode must be \"continuation\" or \"game\", got {e.mode!r}")
     if e.mode == "game" and patch.game is None:
         _fail(path, "engine", "mode is \"game\" but the patch has no [game] section")
+    _modes(path, e.mode, e.modes)
+    _between(path, "engine", "beats_per_bar", e.beats_per_bar, 1, 16)
     _between(path, "engine", "budget_ms", e.budget_ms, 0.5, 500, " milliseconds")
     _shared(path, "engine", "tempo_bpm", e.tempo_bpm)
     _shared(path, "model", "temperature", m.temperature)

@@ -27,7 +27,7 @@ from .engine.engine import Engine, Mode
 from .engine.status import measure
 from .errors import RealtimeError
 from .listen import Listener
-from .modes import MODES
+from .modes import builder
 from .patch import Patch, compile_patch
 from .patchports import PatchPorts, Ports
 from .priority import try_fifo
@@ -45,7 +45,7 @@ def build_session(settings: EngineSettings, ports: Ports, clock: Clock
     """
     try:
         listener = Listener(settings.listen, settings.tempo_bpm)  # the player's chord, key, tempo: every mode's
-        mode, schedulers = MODES[settings.mode](settings, clock, ports, listener)
+        mode, schedulers = builder(settings)(settings, clock, ports, listener)
         engine = Engine(mode, clock, ports.inputs, schedulers[0], controls=settings.controls, listener=listener)
     except BaseException:
         ports.close()

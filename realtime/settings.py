@@ -272,3 +272,5 @@ class EngineSettings:
     controls: tuple[ControlMapping, ...] = ()
     game: GameSettings | None = None
     listen: ListenSettings = ListenSettings()
+    modes: tuple[str, ...] = ()  # switchable live (realtime/engine/switch.py) when more than one; mode among them
+    beats_per_bar: int = 4

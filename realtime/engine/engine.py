@@ -25,7 +25,7 @@ from collections import deque
 from typing import Protocol
 
 from ..clock import Clock
-from ..events import ControlChange, LearnRequest, NamedControl, NoteMessage
+from ..events import ControlChange, LearnRequest, ModeRequest, NamedControl, NoteMessage
 from ..io.ports import Input
 from ..listen import Listener
 from ..scheduler import Scheduler
@@ -80,6 +80,7 @@ class Engine:
         for mapping in controls:
             self.controls.setdefault(mapping.source, []).append(mapping)
         self.controls_applied = 0
+        self.mode_requests_ignored = 0  # /mode or a program change in a session of one mode
         self.learning: str | None = None  # MIDI learn: a target waiting for the next moved controller
         self.learned: deque[ControlMapping] = deque()  # bindings made, for saving outside the loop
         self.poll_ns = int(poll_ms * 1e6)
@@ -127,7 +128,14 @@ class Engine:
         self.mode.tick(self.clock.now_ns())
         self.scheduler.dispatch_due(self.clock.now_ns())
 
-    def _control(self, message: ControlChange | NamedControl | LearnRequest) -> None:
+    def _control(self, message: ControlChange | NamedControl | LearnRequest | ModeRequest) -> None:
+        if isinstance(message, ModeRequest):  # only a session of several modes (realtime/engine/switch.py) switches
+            request = getattr(self.mode, "request_mode", None)
+            if request is None:
+                self.mode_requests_ignored += 1
+            else:
+                request(message, self.clock.now_ns())
+            return
         if isinstance(message, LearnRequest):
             self.learning = message.target
             return

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ..errors import InputError
-from ..events import Event, LearnRequest, NamedControl, NoteMessage
+from ..events import Event, LearnRequest, ModeRequest, NamedControl, NoteMessage
 from ..settings import CONTROL_TARGETS
 from .osccodec import Drop
 
@@ -99,6 +99,9 @@ ADDRESS_TABLE: tuple[Route, ...] = (  # the one place the OSC address space is d
     Route("/learn", AddressSpec((Arg("control", "str"),), "MIDI learn: the next moved controller is bound to "
                                 f"this control ({', '.join(CONTROL_TARGETS)}) and saved in the patch"),
           _learn),
+    Route("/mode", AddressSpec((Arg("mode", "str"),), "Play this mode from the next bar on (one of the patch's "
+                               "`[engine] modes`); every note of the old mode ends"),
+          lambda address, values: ModeRequest(name=values[0])),
     Route("/game/", AddressSpec((), "Reserved for the game mode: dropped until registered"), None),
     Route("/transport/", AddressSpec((), "Reserved for transport: dropped until registered"), None),
 )

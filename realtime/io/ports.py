@@ -15,7 +15,7 @@ from typing import Protocol
 
 from ..clock import Clock
 from ..errors import PortError
-from ..events import ControlChange, Event, NoteMessage
+from ..events import ControlChange, Event, ModeRequest, NoteMessage
 
 Listener = Callable[[Event, int], None]  # (event, arrival time ns); called on the port's own thread
 
@@ -230,6 +230,9 @@ class MidiParser:
             self.counts["notes"] += 1
         elif kind == 0xB0:
             message = ControlChange(data[1], data[2], status & 0x0F)
+            self.counts["controls"] += 1
+        elif kind == 0xC0:  # program change: the patch's [engine] modes, by number
+            message = ModeRequest(program=data[1])
             self.counts["controls"] += 1
         else:
             self.counts["ignored"] += 1
