@@ -67,7 +67,18 @@ def build_game(settings: EngineSettings, clock: Clock, ports: Ports, listener: L
     return mode, ((scheduler,) if clock_scheduler is None else (scheduler, clock_scheduler))
 
 
+def build_harmonize(settings: EngineSettings, clock: Clock, ports: Ports, listener: Listener) -> Built:
+    """Harmony voices for every player note, on a channel of their own; no model to load."""
+    from .engine.harmonize import make_harmonize
+
+    scheduler = Scheduler(ports.open_outputs(clock), clock, late_tolerance_ns=int(settings.budget_ms * 1e6))
+    mode = make_harmonize(settings, clock, scheduler, listener)
+    ports.open_inputs(clock, raw_midi=_listen_clock(settings, listener))
+    return mode, (scheduler,)
+
+
 MODES: dict[str, Callable[[EngineSettings, Clock, Ports, Listener], Built]] = {
     "continuation": build_continuation,
     "game": build_game,
 }
+MODES["harmonize"] = build_harmonize
