@@ -22,7 +22,7 @@ from itertools import combinations
 from ..listen.chords import QUALITIES
 
 SPAN = 19  # semitones: voices lie within an octave and a fifth of the melody
-DOUBLED_MELODY, DOUBLED_VOICES, NO_THIRD, NO_ROOT, CLASH = 4.0, 3.0, 3.0, 2.0, 2.0
+DOUBLED_MELODY, DOUBLED_VOICES, NO_THIRD, NO_ROOT, CLASH = 12.0, 3.0, 3.0, 2.0, 2.0
 CLOSENESS = 0.1  # per semitone from the melody: among equal motions, the closer voicing
 
 

@@ -1,5 +1,8 @@
-"""The harmonize mode heard over JACK: a player plays a melody into `realtime run` and the harmony is
-measured at a receiving client, for tests/test_harmonize_jack.py and benchmarks/harmonize.py.
+"""The harmonize mode played by a scripted player, for tests/test_harmonize*.py and benchmarks/harmonize.py.
+
+`offline` plays notes into the session a patch makes, on a fake clock, through its engine loop.
+`play` is the same over JACK: a player plays a melody into `realtime run` and the harmony is measured at
+a receiving client.
 
 The engine runs as a user runs it, in its own process, on the JACK server $JACK_DEFAULT_SERVER names.
 One JACK-Client client (realtime/bench/receiver.py `PlayerListener`) writes each melody note at a
@@ -20,12 +23,27 @@ from pathlib import Path
 import numpy as np
 
 from ..childproc import die_with_parent
+from ..clock import FakeClock
+from ..patch import Patch
+from ..patchports import MemoryPorts
 from .receiver import ROOT, PlayerListener, _stop, _wait_for_ports
 
 # a D major line: up the scale with a leap or two, and back down (pitch, beats), at `beat_s` a beat
 MELODY = ((74, 1), (76, 1), (78, 1), (79, 1), (81, 2), (83, 1), (81, 1), (79, 1), (78, 1), (76, 1), (74, 2),
           (78, 1), (81, 1), (86, 2), (85, 1), (83, 1), (81, 1), (79, 1), (78, 1), (76, 1), (74, 2))
 MELODY_KEY = frozenset({2, 4, 6, 7, 9, 11, 1})  # D major
+
+
+def offline(patch: Patch, events, until_ns: int):
+    """The session `patch` makes, on memory ports and a fake clock, played `events` (at ns, pitch, velocity,
+    channel) through its engine loop up to `until_ns`; returned running (stop it)."""
+    from ..app import LiveEngine
+
+    live = LiveEngine(patch, FakeClock(0), MemoryPorts())
+    for at_ns, pitch, velocity, channel in events:
+        live.clock.call_at(at_ns, lambda p=pitch, v=velocity, c=channel: live.ports.keyboard.play(p, v, c))
+    live.engine.loop(until_ns)
+    return live
 
 
 def _note_off(data: bytes) -> bool:
@@ -56,9 +74,10 @@ def play(patch_text: str, melody=MELODY, beat_s: float = 0.25, legato: float = 0
             frames = player.play(events)
             time.sleep(0.05 + at + 0.05 * len(held) + 0.3)
             rate, period = player.rate, player.client.blocksize
-        finally:
-            player.close()
+        finally:  # stopped while the player still listens: what a stop sends is heard too
             out = _stop(engine) if engine.poll() is None else engine.communicate()[0]
+            time.sleep(4 * player.client.blocksize / player.rate + 0.02)
+            player.close()
         heard = list(player.heard)
     played = [(frames[2 * i], frames[2 * i + 1], pitch) for i, pitch in enumerate(notes)]
     played += [(frames[2 * len(notes) + i], None, pitch) for i, pitch in enumerate(held)]
@@ -86,15 +105,12 @@ def judge(run: dict, channel: int, key: frozenset[int]) -> dict:
             end = next((f for f, data in heard if f > frame and data[1] == pitch and _note_off(data)), None)
             if off is not None:
                 ends_ms.append(float("inf") if end is None else (end - off) * 1000 / rate)
-    held: set[int] = set()
+    held: set[int] = set()  # by note-offs alone: an "all notes off" controller does not count here
     for _, data in heard:
-        kind = data[0] & 0xF0
-        if kind == 0x90 and data[2]:
+        if data[0] & 0xF0 == 0x90 and data[2]:
             held.add(data[1])
         elif _note_off(data):
             held.discard(data[1])
-        elif kind == 0xB0 and data[1] in (120, 123):
-            held.clear()
     misses = re.findall(r"misses (\d+)", run["output"])
     delays = np.asarray(delays_ms)
     return {"notes": len(played), "unanswered": unanswered, "voices_per_note": voices,
