@@ -134,6 +134,29 @@ def chorales(limit: int, json_path: str) -> dict:
                                        "within_2": round(float(np.mean(a <= 2)), 4)} if len(a) else {}}
 
 
+def _print(results: dict) -> None:
+    """One line per row: the delay's p50 / p99 / max, then what else the row found."""
+    rows = []
+    for period, r in results["jack"].items():
+        held = len(r["held_at_end"]) + len(r["held_after_stop_with_notes_down"])
+        rows.append((f"JACK -p {period}, at the receiver", r["delay_ms"],
+                     f"{r['out_of_key']} of {r['harmony_notes']} out of key; ended after the player's note p50 "
+                     f"{r['end_after_player_ms']['p50_ms']:.2f} max {r['end_after_player_ms']['max_ms']:.2f} ms; "
+                     f"held {held}; misses {r['misses']}"))
+    p = results["in_process"]
+    rows.append(("in process, sent by the output thread", p["delay"],
+                 f"voiced on the engine thread p50 {p['voiced']['p50_ms']:.3f} p99 {p['voiced']['p99_ms']:.3f} ms; "
+                 f"held {p['held_after_stop']}; misses {p['misses']}"))
+    print("player's note -> its first harmony note-on (ms): p50 / p99 / max")
+    for label, delay, remarks in rows:
+        print(" / ".join(f"{delay[k]:.3f}" for k in ("p50_ms", "p99_ms", "max_ms")).rjust(24), f"{label}: {remarks}")
+    c = results["chorales"]
+    print(f"{c['chorales']} held-out chorale sopranos, {c['harmony_notes']} harmony notes: in music21's key "
+          f"{c['in_music21_key']:.1%}, in the key heard {c['in_heard_key']:.1%}, melody doubled "
+          f"{c['melody_pitch_class_doubled']:.1%}, voice motion p50 {c['voice_motion_semitones'].get('p50')} p90 "
+          f"{c['voice_motion_semitones'].get('p90')} semitones")
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", default="out/bench/harmonize.json")
@@ -153,28 +176,13 @@ def main(argv: list[str] | None = None) -> dict:
             results["notes"].append(f"JACK -p {period} failed: {str(err).splitlines()[0][:200]}")
     results["in_process"] = in_process(40 if args.quick else 200)
     results["chorales"] = chorales(args.chorales or (40 if args.quick else 291), args.json)
-    print(f"{'player note -> harmony':34} {'p50':>8} {'p99':>8} {'max':>8} | out of key | ended p50/max | held | misses")
-    for period, r in results["jack"].items():
-        d, e = r["delay_ms"], r["end_after_player_ms"]
-        print(f"{'JACK -p ' + period + ' at the receiver':34} {d['p50_ms']:7.3f}m {d['p99_ms']:7.3f}m "
-              f"{d['max_ms']:7.3f}m | {r['out_of_key']:>4} of {r['harmony_notes']:<4} | {e['p50_ms']:.2f}/{e['max_ms']:.2f} ms"
-              f" | {len(r['held_at_end']) + len(r['held_after_stop_with_notes_down'])} | {r['misses']}")
-    p = results["in_process"]
-    print(f"{'in process (output thread sent)':34} {p['delay']['p50_ms']:7.3f}m {p['delay']['p99_ms']:7.3f}m "
-          f"{p['delay']['max_ms']:7.3f}m | voiced on the engine thread p50 {p['voiced']['p50_ms']:.3f} p99 "
-          f"{p['voiced']['p99_ms']:.3f} ms | held {p['held_after_stop']} | misses {p['misses']}")
-    c = results["chorales"]
-    print(f"{c['chorales']} held-out chorale sopranos, {c['harmony_notes']} harmony notes: in music21's key "
-          f"{c['in_music21_key']:.1%}, in the key heard {c['in_heard_key']:.1%}, melody doubled "
-          f"{c['melody_pitch_class_doubled']:.1%}, voice motion p50 {c['voice_motion_semitones'].get('p50')} p90 "
-          f"{c['voice_motion_semitones'].get('p90')} semitones")
+    _print(results)
     for note in results["notes"]:
         print(note)
-    row = results["jack"].get("256")
+    row, p, c = results["jack"].get("256"), results["in_process"]["delay"], results["chorales"]
     results["headline"] = (f"JACK -p 256 player note -> harmony at the receiver p50 {row['delay_ms']['p50_ms']:.2f} / "
                            f"p99 {row['delay_ms']['p99_ms']:.2f} ms; " if row else "") + \
-        f"in process p50 {p['delay']['p50_ms']:.3f} / p99 {p['delay']['p99_ms']:.3f} ms; chorales in key " \
-        f"{c['in_music21_key']:.1%}"
+        f"in process p50 {p['p50_ms']:.3f} / p99 {p['p99_ms']:.3f} ms; chorales in key {c['in_music21_key']:.1%}"
     write_json(results, args.json)
     return results
 

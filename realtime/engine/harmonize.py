@@ -28,7 +28,7 @@ from ..listen.listener import FADE_SPAN
 from ..model.sampling import SCALES, key_pitch_classes
 from ..scheduler import Scheduler
 from ..settings import EngineSettings, HarmonizeSettings
-from .status import Figures
+from .status import Figures, output_fields
 from .voicing import chord_tones, choose_voices, key_triads, scale_of
 
 TIMINGS = 4096  # a ring of (player's note -> harmony handed over) times, for the status line
@@ -219,12 +219,7 @@ class Harmonize:
         if n:
             p50, p99 = np.percentile(self.voiced_ns[:n], [50, 99]) / 1e6
             parts.append(f"voiced in p50 {p50:.2f} ms p99 {p99:.2f} ms")
-        if figures.jitter_ms is not None:
-            parts.append(f"jitter p99 {np.percentile(figures.jitter_ms, 99):.2f} ms")
-        parts.append(f"misses {figures.misses}")
-        if figures.dropped:
-            parts.append(f"dropped {figures.dropped}")
-        return parts
+        return parts + output_fields(figures, [f"unvoiced {self.unvoiced}"] if self.unvoiced else [])
 
     def drops(self) -> int:
         return 0  # every note reaching the mode is heard (the engine's inbox counts its own drops)
