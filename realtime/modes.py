@@ -15,6 +15,7 @@ from collections.abc import Callable
 from .clock import Clock
 from .engine.continuation import Continuation
 from .engine.engine import Mode
+from .engine.harmonize import make_harmonize
 from .listen import Listener
 from .model.generator import build_generator
 from .model.sampling import Constraints, key_pitch_classes
@@ -80,12 +81,24 @@ def build_game(settings: EngineSettings, clock: Clock, ports: Ports, listener: L
     return mode, ((scheduler,) if clock_scheduler is None else (scheduler, clock_scheduler))
 
 
+def _ruled(maker: Callable[[EngineSettings, Clock, Scheduler, Listener], Mode]):
+    """The builder of a mode that plays by rule (no model to load): outputs, its scheduler, the mode, inputs."""
+    def build(settings: EngineSettings, clock: Clock, ports: Ports, listener: Listener) -> Built:
+        scheduler = Scheduler(ports.open_outputs(clock), clock, late_tolerance_ns=int(settings.budget_ms * 1e6))
+        mode = maker(settings, clock, scheduler, listener)
+        ports.open_inputs(clock, raw_midi=_listen_clock(settings, listener))
+        return mode, (scheduler,)
+    return build
+
+
 MODES: dict[str, Callable[[EngineSettings, Clock, Ports, Listener], Built]] = {
     "continuation": build_continuation,
     "game": build_game,
+    "harmonize": _ruled(make_harmonize),  # harmony voices for every player note, on a channel of their own
 }
 MAKERS: dict[str, Callable[..., Mode]] = {  # the stage modes, which can share one session's scheduler
     "continuation": make_continuation,
+    "harmonize": make_harmonize,
 }
 
 

@@ -20,9 +20,11 @@ from .patchcheck import check_game, check_patch, control_source, control_target,
 from .settings import (GAME_CONTROLS, RANGES, ContinuationSettings, ControlMapping, EngineSettings,
                        GameSettings, ListenSettings, MapSettings, ModelSettings, ParamSettings, SectionSettings,
                        StingerSettings, VoiceSettings)
+from .settings import HarmonizeSettings
 
 _CONTINUATION = ContinuationSettings()  # the engine's defaults are the file's
 _LISTEN = ListenSettings()
+_HARMONIZE = HarmonizeSettings()
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,19 @@ class ListenSection:
     tempo_memory_beats: float = _LISTEN.tempo_memory_beats
     dynamics_decay_s: float = _LISTEN.dynamics_decay_s
     osc_interval_ms: float = _LISTEN.osc_interval_ms
+
+
+@dataclass(frozen=True)
+class HarmonizeSection:
+    """[harmonize]: the voices mode = "harmonize" adds to each player note (ranges: settings.HARMONIZE_RANGES)."""
+
+    voices: int = _HARMONIZE.voices
+    placement: str = _HARMONIZE.placement  # "below" or "above" the player's note
+    channel: int = _HARMONIZE.channel + 1  # 1-16 as musicians count; never 1, the player's
+    velocity_scale: float = _HARMONIZE.velocity_scale
+    lowest: int = _HARMONIZE.lowest
+    highest: int = _HARMONIZE.highest
+    chord_confidence: float = _HARMONIZE.chord_confidence
 
 
 @dataclass(frozen=True)
@@ -200,6 +215,7 @@ class Patch:
     synth: SynthSection = field(default_factory=SynthSection)
     link: LinkSection = field(default_factory=LinkSection)
     listen: ListenSection = field(default_factory=ListenSection)
+    harmonize: HarmonizeSection = field(default_factory=HarmonizeSection)
     controls: tuple[ControlMapping, ...] = ()
     game: GameSection | None = None
 
@@ -207,6 +223,7 @@ class Patch:
 SECTIONS = {"engine": EngineSection, "model": ModelSection, "continuation": ContinuationSection,
             "midi": MidiSection, "osc": OscSection, "synth": SynthSection,
             "link": LinkSection, "listen": ListenSection}
+SECTIONS["harmonize"] = HarmonizeSection
 
 
 def _controls(path: str, entries: Any) -> tuple[ControlMapping, ...]:
@@ -307,4 +324,5 @@ def compile_patch(patch: Patch) -> EngineSettings:
                           modes=e.modes or (e.mode,), beats_per_bar=e.beats_per_bar,
                           continuation=continuation, controls=patch.controls,
                           game=_compile_game(patch.game) if patch.game is not None else None,
-                          listen=ListenSettings(**asdict(patch.listen)))
+                          listen=ListenSettings(**asdict(patch.listen)),
+                          harmonize=HarmonizeSettings(**asdict(patch.harmonize) | {"channel": patch.harmonize.channel - 1}))

@@ -15,6 +15,7 @@ from .errors import PatchError
 from .io.ports import MIDI_BACKENDS
 from .model.sampling import key_pitch_classes
 from .settings import CONTROL_TARGETS, GAME_CONTROLS, GAME_CURVES, LISTEN_RANGES, LISTEN_ZONES, RANGES, TEMPO_SOURCES
+from .settings import HARMONIZE_PLACEMENTS, HARMONIZE_RANGES
 
 SYNTHS = ("none", "builtin", "fluidsynth")
 NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
@@ -115,7 +116,7 @@ def _key(path: str, where: str, key: str | None, sep: str = ":") -> None:
             _fail(path, where, f"key{sep} {err}")
 
 
-STAGE_MODES = ("continuation",)  # the modes a live switch can hold (realtime/modes.py MAKERS)
+STAGE_MODES = ("continuation", "harmonize")  # the modes a live switch can hold (realtime/modes.py MAKERS)
 
 
 def _modes(path: str, mode: str, modes: tuple[str, ...]) -> None:
@@ -134,8 +135,8 @@ def _modes(path: str, mode: str, modes: tuple[str, ...]) -> None:
 def check_patch(path: str, patch) -> None:
     """Ranges and choices of the plain sections (the game's are `check_game`'s)."""
     e, m, c, midi, osc, synth = patch.engine, patch.model, patch.continuation, patch.midi, patch.osc, patch.synth
-    if e.mode not in ("continuation", "game"):
-        _fail(path, "engine", f"mode must be \"continuation\" or \"game\", got {e.mode!r}")
+    if e.mode not in ("continuation", "game", "harmonize"):
+        _fail(path, "engine", f"mode must be \"continuation\", \"game\" or \"harmonize\", got {e.mode!r}")
     if e.mode == "game" and patch.game is None:
         _fail(path, "engine", "mode is \"game\" but the patch has no [game] section")
     _modes(path, e.mode, e.modes)
@@ -168,6 +169,7 @@ def check_patch(path: str, patch) -> None:
     if not 0 < synth.gain <= 5:
         _fail(path, "synth", f"gain must be between 0 and 5, got {synth.gain}")
     check_listen(path, patch.listen)
+    check_harmonize(path, patch.harmonize)
     if patch.listen.tempo_source == "midi_clock" and not midi.enabled:
         _fail(path, "listen", "tempo_source = \"midi_clock\" needs [midi] enabled (the clock comes in there)")
 
@@ -180,6 +182,18 @@ def check_listen(path: str, listen) -> None:
             _fail(path, "listen", f"{key} must be {' or '.join(repr(c) for c in choices)}, got {value!r}")
     for name, r in LISTEN_RANGES.items():
         _between(path, "listen", name, getattr(listen, name), r.low, r.high, f" {r.unit}" if r.unit in ("ms", "s") else "")
+
+
+def check_harmonize(path: str, harmonize) -> None:
+    """[harmonize]: placement, a channel of its own (never the player's 1), every number within HARMONIZE_RANGES."""
+    if harmonize.placement not in HARMONIZE_PLACEMENTS:
+        _fail(path, "harmonize", f"placement must be \"below\" or \"above\", got {harmonize.placement!r}")
+    if harmonize.channel == 1:
+        _fail(path, "harmonize", "channel 1 is the player's: put the harmony on a channel of its own, 2-16")
+    for name, r in HARMONIZE_RANGES.items():
+        _between(path, "harmonize", name, getattr(harmonize, name), r.low, r.high)
+    if harmonize.lowest > harmonize.highest:
+        _fail(path, "harmonize", f"lowest must not be above highest, got {harmonize.lowest}, {harmonize.highest}")
 
 
 def control_source(where: str, source: Any) -> None:

@@ -7,7 +7,8 @@ sleeps until just before each deadline and spins the last stretch.
 
 An output that keeps time itself (the JACK-Client port writes each message at its frame) has a
 `lead_ns` and a `send_at(message, deadline_ns)`: it gets each message that long before the deadline,
-with the deadline. A FanOut is taken apart, so each of its outputs gets the message at its own lead.
+with the deadline; a message already due when it was pushed goes to its `send`, at once. A FanOut is
+taken apart, so each of its outputs gets the message at its own lead.
 
 Contract for the output path (`dispatch_due` and the output thread): it only moves messages
 from the inbox to the heap and sends what is due. It never computes music, never waits on a
@@ -134,9 +135,9 @@ class Scheduler:
             if self._timed:
                 target = self._targets[item[3]]
                 send_at = getattr(target, "send_at", None)
-                if send_at is not None:
+                if send_at is not None and item[4] > item[0]:
                     send_at(message, item[4])
-                else:
+                else:  # (a message due when it was pushed, a harmony note: at once, not written "late")
                     target.send(message)
                 if item[3]:
                     continue  # timing and counts follow each message's first output

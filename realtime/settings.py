@@ -259,6 +259,34 @@ class ListenSettings:
     osc_interval_ms: float = _listen_default("osc_interval_ms")
 
 
+# [harmonize]: the harmony voices of mode = "harmonize" (realtime/engine/harmonize.py); README "Harmonize mode"
+HARMONIZE_RANGES: dict[str, Range] = {r.name: r for r in (
+    Range("voices", 1, 4, 2, "notes", "harmony voices added to each of the player's notes", "[harmonize]"),
+    Range("channel", 2, 16, 2, "MIDI channel", "where the harmony plays (1 is the player's)", "[harmonize]"),
+    Range("velocity_scale", 0.1, 2, 0.8, "x velocity", "a harmony note's velocity: the player's note's times this",
+          "[harmonize]"),
+    Range("lowest", 0, 127, 36, "MIDI pitch", "no harmony voice below this", "[harmonize]"),
+    Range("highest", 0, 127, 96, "MIDI pitch", "no harmony voice above this", "[harmonize]"),
+    Range("chord_confidence", 0, 1, 0.8, "", "the heard chord is harmonized from at this confidence (and while two of "
+          "its tones sound or just did); below it, the key's triad on the melody's degree", "[harmonize]"),
+)}
+HARMONIZE_PLACEMENTS = ("below", "above")  # where the voices go, against the player's note
+
+
+@dataclass(frozen=True)
+class HarmonizeSettings:
+    """The harmonize mode's: voices, placement, 0-based channel, velocity, register (ranges: HARMONIZE_RANGES)."""
+
+    voices: int = int(HARMONIZE_RANGES["voices"].default)
+    placement: str = "below"
+    channel: int = int(HARMONIZE_RANGES["channel"].default) - 1
+    velocity_scale: float = HARMONIZE_RANGES["velocity_scale"].default
+    lowest: int = int(HARMONIZE_RANGES["lowest"].default)
+    highest: int = int(HARMONIZE_RANGES["highest"].default)
+    chord_confidence: float = HARMONIZE_RANGES["chord_confidence"].default
+    max_note_ms: float = 30_000.0  # a player's note held longer is taken as ended (its note-off was lost)
+
+
 @dataclass(frozen=True)
 class EngineSettings:
     """Everything the engine and its modes need from a patch (ports are the app's business)."""
@@ -274,3 +302,4 @@ class EngineSettings:
     listen: ListenSettings = ListenSettings()
     modes: tuple[str, ...] = ()  # switchable live (realtime/engine/switch.py) when more than one; mode among them
     beats_per_bar: int = 4
+    harmonize: HarmonizeSettings = HarmonizeSettings()

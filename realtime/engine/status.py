@@ -39,14 +39,14 @@ def continuation_fields(mode, figures: Figures) -> list[str]:
     parts = [f"in {figures.messages_in}", f"out {figures.sent}", f"phrases {mode.phrases}"]
     if len(answers):
         parts.append(f"answer latency p50 {np.percentile(answers, 50):.2f} ms p99 {np.percentile(answers, 99):.2f} ms")
-    if figures.jitter_ms is not None:
-        parts.append(f"jitter p99 {np.percentile(figures.jitter_ms, 99):.2f} ms")
-    parts.append(f"misses {figures.misses}")
-    if mode.fallback_notes:
-        parts.append(f"fallback notes {mode.fallback_notes}")
-    if figures.dropped:
-        parts.append(f"dropped {figures.dropped}")
-    return parts
+    return parts + output_fields(figures, [f"fallback notes {mode.fallback_notes}"] if mode.fallback_notes else [])
+
+
+def output_fields(figures: Figures, extra: list[str] | None = None) -> list[str]:
+    """What every mode that plays notes ends its line with: output jitter, misses, its own extras, drops."""
+    parts = [] if figures.jitter_ms is None else [f"jitter p99 {np.percentile(figures.jitter_ms, 99):.2f} ms"]
+    parts += [f"misses {figures.misses}", *(extra or [])]
+    return parts + ([f"dropped {figures.dropped}"] if figures.dropped else [])
 
 
 def game_fields(mode, figures: Figures, now_ns: int) -> list[str]:
