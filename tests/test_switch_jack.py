@@ -12,6 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from jackclients import wait_for
 from test_run_osc import _free_port
 
 from realtime.bench.receiver import PlayerListener, _stop, _wait_for_ports
@@ -47,15 +48,6 @@ def _phrase(start_s: float, pitches) -> list[tuple[float, bytes]]:
     return events
 
 
-def _wait(condition, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return condition()
-
-
 def test_program_change_and_osc_switch_modes_on_the_bar_and_end_every_note(jack256) -> None:
     port = _free_port()
     text = (ROOT / "patches" / "harmonize.toml").read_text()
@@ -74,12 +66,12 @@ def test_program_change_and_osc_switch_modes_on_the_bar_and_end_every_note(jack2
             # harmonize: a phrase in D at 200 BPM (the listener locks on it), then D5 held
             player.play(_phrase(0.0, (62, 66, 69, 74, 69, 66, 64, 62)) + [(8 * BEAT_S, bytes((0x90, 74, 90)))])
             time.sleep(8 * BEAT_S + 0.3)  # the phrase, then D5 struck
-            assert _wait(lambda: len(_held(player.heard, HARMONY)) == 2, 3.0), \
+            assert wait_for(lambda: len(_held(player.heard, HARMONY)) == 2, 3.0), \
                 f"the held D5 should sound its two harmony voices: {_held(player.heard, HARMONY)}"
             assert len(_notes_on(player.heard, HARMONY, 0)) >= 9, "every note of the phrase gets harmony"
             asked = player.client.frame_time
             player.play([(0.0, bytes((0xC0, 1)))])  # program change 1: the second of [engine] modes
-            assert _wait(lambda: not _held(player.heard, HARMONY), 3.0), \
+            assert wait_for(lambda: not _held(player.heard, HARMONY), 3.0), \
                 f"harmony voices still held after the switch: {_held(player.heard, HARMONY)}"
             ended = next(frame for frame, data in reversed(player.heard) if data[0] & 0x0F == HARMONY)
             assert (ended - asked) / player.rate <= 4 * BEAT_S + 0.3, "the switch waits at most for the next bar"
@@ -87,17 +79,17 @@ def test_program_change_and_osc_switch_modes_on_the_bar_and_end_every_note(jack2
             # the duet: the held note ends, a phrase, and its answer on the duet's channel
             player.play([(0.0, bytes((0x80, 74, 0)))] + _phrase(0.2, (62, 64, 66, 67, 69, 71, 73, 74)))
             phrase_end = player.client.frame_time + int((0.2 + 8 * BEAT_S) * player.rate)
-            assert _wait(lambda: len(_notes_on(player.heard, DUET, phrase_end)) >= 3, 10.0), \
+            assert wait_for(lambda: len(_notes_on(player.heard, DUET, phrase_end)) >= 3, 10.0), \
                 "the duet never answered after the switch"
             assert not _notes_on(player.heard, HARMONY, asked + int(0.5 * player.rate)), "the harmonizer played on"
 
             # /mode harmonize from liblo's oscsend while the duet answers: the answer ends at the bar
             subprocess.run(["oscsend", "127.0.0.1", str(port), "/mode", "s", "harmonize"], check=True)
-            assert _wait(lambda: not _held(player.heard, DUET), 3.0), "the duet's answer still sounding"
+            assert wait_for(lambda: not _held(player.heard, DUET), 3.0), "the duet's answer still sounding"
             time.sleep(4 * BEAT_S + 0.3)
             back = player.client.frame_time
             player.play([(0.0, bytes((0x90, 69, 90))), (0.4, bytes((0x80, 69, 0)))])
-            assert _wait(lambda: len(_notes_on(player.heard, HARMONY, back)) >= 2, 3.0), "no harmony after /mode"
+            assert wait_for(lambda: len(_notes_on(player.heard, HARMONY, back)) >= 2, 3.0), "no harmony after /mode"
             time.sleep(0.5)
         finally:
             out = _stop(engine) if engine.poll() is None else engine.communicate()[0]
