@@ -217,6 +217,9 @@ def test_distances_are_zero_for_the_same_music_and_large_for_noise():
 
 # --- the measures inside the scripts ------------------------------------------------------------
 def test_batched_scoring_equals_scoring_each_piece_alone(shipped_model):
+    # on the fp32 graph: int8's dynamic quantization scales the activations over the whole batch, so a
+    # piece's int8 scores move a little with its batch-mates (3.6e-3 nats here), which is not what this tests
+    shipped_model = shipped_model.with_name(shipped_model.name.replace(".int8", ""))
     quality = load_script("quality")
     rng = np.random.default_rng(1)
     pieces = [np.stack([rng.integers(55, 80, n), rng.integers(1, 9, n), rng.integers(0, 9, n), np.full(n, 4)], 1)
@@ -234,7 +237,7 @@ def test_batched_scoring_equals_scoring_each_piece_alone(shipped_model):
             hits += int(logits[slices["pitch"]].argmax() == note[0])
             logits = runner.step(*note)[0].astype(np.float64)
     assert batched["notes"] == 19 and batched["pitch_accuracy"] == round(hits / 19, 4)
-    assert batched["nll"] == pytest.approx(nll / 19, abs=2e-3)
+    assert batched["nll"] == pytest.approx(nll / 19, abs=1e-4)
 
 
 def runner_slices():
