@@ -15,7 +15,7 @@ from pythonosc import osc_bundle, osc_message
 
 from realtime.engine.game import GameMessage
 from realtime.engine.gameosc import game_routes
-from realtime.events import LearnRequest, NamedControl, NoteMessage
+from realtime.events import LearnRequest, ModeRequest, NamedControl, NoteMessage
 from realtime.io.oscaddress import AddressTable
 from realtime.io.osccodec import (MAX_BUNDLE_DEPTH, TAGS, Drop, MessageEncoder, decode_packet, encode_bundle,
                                   encode_message, ntp_timetag)
@@ -34,6 +34,7 @@ CASES = [
     ("/control/temperature", [0.75], NamedControl("temperature", 0.75)),
     ("/control/answer_notes", [-2], NamedControl("answer_notes", -2.0)),  # the patch checks ranges
     ("/learn", ["top_p"], LearnRequest("top_p")),
+    ("/mode", ["harmonize"], ModeRequest(name="harmonize")),
     ("/game/param", [PARAM, 0.5], GameMessage("param", PARAM, 0.5)),
     ("/game/param", [PARAM, GAME.params[0].max], GameMessage("param", PARAM, float(GAME.params[0].max))),
     ("/game/state", [STATE], GameMessage("state", STATE)),
