@@ -38,6 +38,11 @@ def _listen_clock(settings: EngineSettings, listener: Listener):
     return listener.on_raw_midi if settings.listen.tempo_source == "midi_clock" else None
 
 
+def _note_scheduler(settings: EngineSettings, clock: Clock, ports: Ports) -> Scheduler:
+    """The outputs opened, and the scheduler of the notes on them (late past the patch's budget)."""
+    return Scheduler(ports.open_outputs(clock), clock, late_tolerance_ns=int(settings.budget_ms * 1e6))
+
+
 def _duet_generator(settings: EngineSettings):
     """The duet's model, warmed: whole notes decided before any port opens (benchmarks/cold_start.py)."""
     m = settings.model
@@ -59,7 +64,7 @@ def make_continuation(settings: EngineSettings, clock: Clock, scheduler: Schedul
 def build_continuation(settings: EngineSettings, clock: Clock, ports: Ports, listener: Listener) -> Built:
     """The duet: one model stream answering the player's phrases on one channel."""
     generator = _duet_generator(settings)
-    scheduler = Scheduler(ports.open_outputs(clock), clock, late_tolerance_ns=int(settings.budget_ms * 1e6))
+    scheduler = _note_scheduler(settings, clock, ports)
     mode = make_continuation(settings, clock, scheduler, listener, generator)
     ports.open_inputs(clock, raw_midi=_listen_clock(settings, listener))
     return mode, (scheduler,)
@@ -84,7 +89,7 @@ def build_game(settings: EngineSettings, clock: Clock, ports: Ports, listener: L
 def _ruled(maker: Callable[[EngineSettings, Clock, Scheduler, Listener], Mode]):
     """The builder of a mode that plays by rule (no model to load): outputs, its scheduler, the mode, inputs."""
     def build(settings: EngineSettings, clock: Clock, ports: Ports, listener: Listener) -> Built:
-        scheduler = Scheduler(ports.open_outputs(clock), clock, late_tolerance_ns=int(settings.budget_ms * 1e6))
+        scheduler = _note_scheduler(settings, clock, ports)
         mode = maker(settings, clock, scheduler, listener)
         ports.open_inputs(clock, raw_midi=_listen_clock(settings, listener))
         return mode, (scheduler,)
@@ -107,7 +112,7 @@ def build_switch(settings: EngineSettings, clock: Clock, ports: Ports, listener:
     from .engine.switch import ModeSwitch
 
     generator = _duet_generator(settings) if "continuation" in settings.modes else None  # before any port
-    scheduler = Scheduler(ports.open_outputs(clock), clock, late_tolerance_ns=int(settings.budget_ms * 1e6))
+    scheduler = _note_scheduler(settings, clock, ports)
     modes = {name: (make_continuation(settings, clock, scheduler, listener, generator) if name == "continuation"
                     else MAKERS[name](settings, clock, scheduler, listener)) for name in settings.modes}
     mode = ModeSwitch(modes, settings.mode, scheduler, settings.beats_per_bar)
