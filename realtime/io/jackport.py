@@ -56,6 +56,7 @@ class JackPort(Supervised):
         self._alive = False
         self._client = None
         self._port = None
+        self._peers: set[str] = set()  # who was connected to a port no peer was named for, when last checked
         self.frames: FrameClock | None = None
         self._warnings: list[str] = []
         self._open()
@@ -70,7 +71,7 @@ class JackPort(Supervised):
             self.frames = FrameClock(client, self.clock)
             client.set_process_callback(self._process)
             client.set_shutdown_callback(self._shutdown)
-            self._client, self._alive = client, True
+            self._client, self._alive, self._peers = client, True, set()
             client.activate()
             self.name = self._port.name
             if self.wanted is not None:
@@ -128,8 +129,10 @@ class JackPort(Supervised):
             self.server_down = False
             self._reconnected()
             return f"JACK server is back: MIDI {self.kind} {self.name} reconnected"
-        if self.wanted is None or self._client is None:
+        if self._client is None:
             return None
+        if self.wanted is None:
+            return self._check_peers()
         names = self._peer_names()
         vanished = self._peer_vanished(self.peer, names)
         if vanished or self.connected:
@@ -142,6 +145,22 @@ class JackPort(Supervised):
         self.connected = True
         self._reconnected()
         return f"MIDI {self.kind} {self.peer} is back: reconnected"
+
+    def _check_peers(self) -> str | None:
+        """An input no peer was named for: whoever connected to it and has gone (a keyboard unplugged or a
+        bridge that quit with keys down) counts as vanished, so the keys they held are let go. Every peer
+        shares the one port, so which keys were whose is not known: all held keys are released."""
+        if self.direction != "in":
+            return None
+        try:
+            now = {port.name for port in self._port.connections}
+        except jack.JackError:
+            return None
+        gone, self._peers = self._peers - now, now
+        if not gone:
+            return None
+        self._vanished()
+        return f"MIDI {self.kind} {self.name}: {', '.join(sorted(gone))} disconnected; the keys it held are released"
 
     def _vanished(self) -> None:
         pass
