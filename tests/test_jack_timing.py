@@ -135,5 +135,8 @@ def test_latency_ms_plays_that_much_earlier(jack256) -> None:
             by_pitch.setdefault(message[1], []).append(frame)
     differences = [frames[0] - frames[1] for frames in by_pitch.values() if len(frames) == 2]
     assert len(differences) == 8
-    # each pitch comes first from the port with latency_ms = 10, 480 frames (10 ms at 48 kHz) ahead
-    assert all(abs(d + 480) <= 2 for d in differences), differences
+    # each pitch comes first from the port with latency_ms = 10, 480 frames (10 ms at 48 kHz) ahead; one
+    # handed over after its period began (a loaded machine stalled the scheduler past its lead) goes out
+    # at the next period's start and is counted late by its port, which the status line shows as a miss
+    off = [d for d in differences if abs(d + 480) > 2]
+    assert len(off) <= plain.late + early.late and len(off) <= 2, (differences, plain.late, early.late)
