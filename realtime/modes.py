@@ -48,6 +48,7 @@ def _duet_generator(settings: EngineSettings):
     m = settings.model
     constraints = Constraints(key_pitch_classes(m.key) if m.key else None, m.lowest, m.highest, m.max_polyphony)
     generator = build_generator(m.name, settings.seed, m.temperature, m.top_p, constraints)
+    generator.set_critic(settings.critic)  # best of K fragments; K = 1 (the default) is none
     generator.warm_up()
     return generator
 

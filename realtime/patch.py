@@ -20,7 +20,7 @@ from .patchcheck import check_game, check_patch, control_source, control_target,
 from .settings import (GAME_CONTROLS, RANGES, ContinuationSettings, ControlMapping, EngineSettings,
                        GameSettings, ListenSettings, MapSettings, ModelSettings, ParamSettings, SectionSettings,
                        StingerSettings, VoiceSettings)
-from .settings import HarmonizeSettings
+from .settings import CriticSettings, HarmonizeSettings
 
 _CONTINUATION = ContinuationSettings()  # the engine's defaults are the file's
 _LISTEN = ListenSettings()
@@ -216,6 +216,7 @@ class Patch:
     link: LinkSection = field(default_factory=LinkSection)
     listen: ListenSection = field(default_factory=ListenSection)
     harmonize: HarmonizeSection = field(default_factory=HarmonizeSection)
+    critic: CriticSettings = field(default_factory=CriticSettings)  # [critic]: the file's keys are the engine's
     controls: tuple[ControlMapping, ...] = ()
     game: GameSection | None = None
 
@@ -224,6 +225,7 @@ SECTIONS = {"engine": EngineSection, "model": ModelSection, "continuation": Cont
             "midi": MidiSection, "osc": OscSection, "synth": SynthSection,
             "link": LinkSection, "listen": ListenSection}
 SECTIONS["harmonize"] = HarmonizeSection
+SECTIONS["critic"] = CriticSettings
 
 
 def _controls(path: str, entries: Any) -> tuple[ControlMapping, ...]:
@@ -325,4 +327,5 @@ def compile_patch(patch: Patch) -> EngineSettings:
                           continuation=continuation, controls=patch.controls,
                           game=_compile_game(patch.game) if patch.game is not None else None,
                           listen=ListenSettings(**asdict(patch.listen)),
-                          harmonize=HarmonizeSettings(**asdict(patch.harmonize) | {"channel": patch.harmonize.channel - 1}))
+                          harmonize=HarmonizeSettings(**asdict(patch.harmonize) | {"channel": patch.harmonize.channel - 1}),
+                          critic=patch.critic)

@@ -15,7 +15,7 @@ from .errors import PatchError
 from .io.ports import MIDI_BACKENDS
 from .model.sampling import key_pitch_classes
 from .settings import CONTROL_TARGETS, GAME_CONTROLS, GAME_CURVES, LISTEN_RANGES, LISTEN_ZONES, RANGES, TEMPO_SOURCES
-from .settings import HARMONIZE_PLACEMENTS, HARMONIZE_RANGES
+from .settings import CRITIC_RANGES, HARMONIZE_PLACEMENTS, HARMONIZE_RANGES
 
 SYNTHS = ("none", "builtin", "fluidsynth")
 NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
@@ -170,6 +170,10 @@ def check_patch(path: str, patch) -> None:
         _fail(path, "synth", f"gain must be between 0 and 5, got {synth.gain}")
     check_listen(path, patch.listen)
     check_harmonize(path, patch.harmonize)
+    for name, r in CRITIC_RANGES.items():  # [critic]: the duet's best of K
+        _between(path, "critic", name, getattr(patch.critic, name), r.low, r.high)
+    if patch.critic.candidates > 1 and "continuation" not in (e.modes or (e.mode,)):
+        _fail(path, "critic", "candidates > 1 judges the duet's fragments: it needs mode \"continuation\"")
     if patch.listen.tempo_source == "midi_clock" and not midi.enabled:
         _fail(path, "listen", "tempo_source = \"midi_clock\" needs [midi] enabled (the clock comes in there)")
 

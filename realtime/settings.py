@@ -287,6 +287,39 @@ class HarmonizeSettings:
     max_note_ms: float = 30_000.0  # a player's note held longer is taken as ended (its note-off was lost)
 
 
+# [critic]: the duet's best-of-K fragments (realtime/model/critic.py); README "The critic"
+CRITIC_RANGES: dict[str, Range] = {r.name: r for r in (
+    Range("candidates", 1, 16, 1, "fragments", "K: fragments sampled side by side before each is played; 1 is no "
+          "critic", "[critic]"),
+    Range("fragment_notes", 1, 8, 4, "notes", "notes in each fragment (the critic judges this many at once)", "[critic]"),
+    Range("key", 0, 10, 1, "weight", "share of the fragment's notes in the key (the patch's, else the one heard)",
+          "[critic]"),
+    Range("chord", 0, 10, 1, "weight", "share of its notes on the beat (else all) that are tones of the chord heard",
+          "[critic]"),
+    Range("register", 0, 10, 0.5, "weight", "minus its mean pitch's distance, in octaves, from the phrase's", "[critic]"),
+    Range("leap", 0, 10, 0.5, "weight", "minus each leap's excess over a fourth, in fifths", "[critic]"),
+    Range("repetition", 0, 10, 0.5, "weight", "minus its share of repeated notes (and 1 if it repeats the last "
+          "fragment)", "[critic]"),
+    Range("player", 0, 10, 0, "weight", "its mean log-probability under the player's live Markov model", "[critic]"),
+    Range("likelihood", 0, 10, 0.25, "weight", "its mean log-probability under the model", "[critic]"),
+)}
+
+
+@dataclass(frozen=True, slots=True)
+class CriticSettings:
+    """[critic]: K candidates of `fragment_notes` notes each, and each criterion's weight (K = 1: no critic)."""
+
+    candidates: int = int(CRITIC_RANGES["candidates"].default)
+    fragment_notes: int = int(CRITIC_RANGES["fragment_notes"].default)
+    key: float = CRITIC_RANGES["key"].default
+    chord: float = CRITIC_RANGES["chord"].default
+    register: float = CRITIC_RANGES["register"].default
+    leap: float = CRITIC_RANGES["leap"].default
+    repetition: float = CRITIC_RANGES["repetition"].default
+    player: float = CRITIC_RANGES["player"].default
+    likelihood: float = CRITIC_RANGES["likelihood"].default
+
+
 @dataclass(frozen=True)
 class EngineSettings:
     """Everything the engine and its modes need from a patch (ports are the app's business)."""
@@ -303,3 +336,4 @@ class EngineSettings:
     modes: tuple[str, ...] = ()  # switchable live (realtime/engine/switch.py) when more than one; mode among them
     beats_per_bar: int = 4
     harmonize: HarmonizeSettings = HarmonizeSettings()
+    critic: CriticSettings = CriticSettings()

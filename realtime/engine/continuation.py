@@ -201,6 +201,9 @@ class Continuation:
         self._answer_done_ns = start_ns
         self._next = None
         self._loudness = self._phrase_loudness()
+        if self.generator.critic is not None:  # what its fragments are judged against (realtime/model/critic.py)
+            self.generator.critic.hear_phrase(self.generator.constraints, self.listener, now_ns, self._phrase_rhythm,
+                                              self._heard_pitches, self.fallback)
         self._phrase_end_deadline_ns = start_ns
         self._waiting_first_send = True  # the output thread may send it before the engine looks again
         gap_beats = (start_ns - self._last_fed_onset_ns) / self.ns_per_beat

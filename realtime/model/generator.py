@@ -226,8 +226,19 @@ class Generator:
         self._uniforms, self._out = np.empty(4), np.empty(4, dtype=np.int64)
         self._ends, self._pitches = np.zeros(64), np.zeros(64, dtype=np.int64)  # our notes still sounding
         compile_sampler()
+        self.critic = None  # set_critic: the best of K fragments instead of one note at a time
+        self._fragment: list[Token] = []  # the critic's chosen notes not yet heard
+        self._fragment_logits: np.ndarray | None = None  # the prediction the fragment's next note was chosen from
+        self._served = False
         self.set_constraints(constraints or Constraints())
         self.reset()
+
+    def set_critic(self, settings) -> None:
+        """K > 1 candidates: the critic (realtime/model/critic.py) picks each fragment; K = 1: none."""
+        from .critic import Critic
+
+        self.critic = Critic(self, settings) if settings.candidates > 1 else None
+        self._fragment.clear()
 
     def set_constraints(self, constraints: Constraints) -> None:
         self.constraints = constraints
@@ -260,13 +271,23 @@ class Generator:
     def feed(self, token: Token) -> None:
         """The model hears one note (the player's, or its own once chosen)."""
         self.runner.step(token.pitch, token.ioi, token.duration, token.velocity)
+        if self._fragment:  # the critic's fragment goes on only while its own notes are heard, in order
+            if self._served and token == self._fragment[0]:
+                del self._fragment[0]
+                self._fragment_logits = self.runner.logits
+            else:
+                self._fragment.clear()
+        self._served = False
 
     def sample_next(self, ioi: int | None = None) -> Token:
         """Choose the next note from the current prediction, under the constraints; does not feed it.
 
         `ioi` fixes the onset instead of sampling it: the engine's first answer note starts when
-        the phrase has ended, and the model must hear that real gap, not one it imagined.
+        the phrase has ended, and the model must hear that real gap, not one it imagined. With a
+        critic, the next note of the best of K fragments (proposed from this state when none waits).
         """
+        if self.critic is not None:
+            return self._from_fragment(ioi)
         first_allowed = 0
         max_polyphony = self.constraints.max_polyphony
         n = len(self.sounding)
@@ -282,6 +303,15 @@ class Generator:
                     self._ends, self._pitches, min(n, len(self._ends)), self._weights, self._order, self._out)
         pitch, ioi, duration, velocity = self._out.tolist()
         return Token(pitch, ioi, duration, velocity)
+
+    def _from_fragment(self, ioi: int | None) -> Token:
+        """The waiting fragment's next note if it was proposed for this very state, else a new fragment's first."""
+        fragment = self._fragment
+        if not (fragment and self.runner.logits is self._fragment_logits and (ioi is None or fragment[0].ioi == ioi)):
+            fragment[:] = self.critic.propose(self, ioi)
+            self._fragment_logits = self.runner.logits
+        self._served = True
+        return fragment[0]
 
     @property
     def pitch_mask(self) -> np.ndarray:
