@@ -9,8 +9,9 @@ from .errors import RealtimeError
 from .io.ports import MIDI_BACKENDS
 
 
-TRAIN_FLAGS = ("midi_dir", "limit", "out_dir", "name", "checkpoint_dir", "hidden", "layers", "epochs", "seed",
-               "threads")  # default None on the command line: a flag not given leaves the config's own default
+# default None on the command line: a flag not given leaves the config's own default
+TRAIN_FLAGS = ("midi_dir", "limit", "out_dir", "name", "checkpoint_dir", "hidden", "layers", "epochs", "batch",
+               "window", "seed", "threads")
 
 
 def train_config(args: argparse.Namespace):
@@ -33,11 +34,11 @@ def _train(args: argparse.Namespace) -> None:
     if args.controls:
         from .training.conditioned import train_conditioned
 
-        train_conditioned(cfg)
+        train_conditioned(cfg, backend=args.backend)
     else:
         from .training.train import train
 
-        train(cfg)
+        train(cfg, backend=args.backend)
 
 
 def _game_client(args: argparse.Namespace) -> None:
@@ -185,11 +186,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hidden", type=int, default=None)
     p.add_argument("--layers", type=int, default=None)
     p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--batch", type=int, default=None, help="windows per batch (per process under torchrun)")
+    p.add_argument("--window", type=int, default=None, help="notes per training window")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--threads", type=int, default=None, help="torch threads")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--controls", action="store_true",
                    help="train a conditioned model for game mode (density, register, dynamics, key)")
+    p.add_argument("--backend", choices=("gloo", "nccl"), default=None,
+                   help="under torchrun: the process group's backend (default nccl with CUDA, else gloo)")
     p.set_defaults(func=_train)
 
     p = sub.add_parser("game-client", help="a scripted game: calm, tense, combat, victory over OSC")

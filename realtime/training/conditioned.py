@@ -20,9 +20,10 @@ import torch
 
 from ..model import controls as ctl
 from ..model.tokens import DURATION_BEATS, FIELDS, IOI_BEATS, START, VELOCITY_LEVELS, duration_bucket, ioi_bucket
+from .distributed import SINGLE, World, join
 from .export import export_all
 from .lstm import ControlledNoteLSTM
-from .train import IGNORE, TrainConfig, _losses, _same_run, load_split, train_epoch
+from .train import IGNORE, TrainConfig, _losses, _same_run, field_summary, load_split, train_epoch
 
 STRETCHES = (0.5, 1.0, 1.0, 2.0)  # beats are multiplied by one of these per piece and epoch
 OCTAVES = (-24, -12, -12, 0, 0, 0, 0, 12)
@@ -79,19 +80,21 @@ def _windows(examples, window: int):
 
 
 @torch.no_grad()
-def evaluate(model: ControlledNoteLSTM, pieces: dict[str, np.ndarray]) -> dict:
-    """Per-note NLL of each field over whole pieces, controls measured from the pieces as they are."""
+def evaluate(model: ControlledNoteLSTM, pieces: dict[str, np.ndarray], world: World = SINGLE) -> dict:
+    """Per-note NLL of each field over whole pieces, controls measured from the pieces as they are.
+
+    Under torchrun each rank scores its share of the pieces with the bare module; the sums are shared.
+    """
     model.eval()
+    device = next(model.parameters()).device
     sums, correct, count = np.zeros(len(FIELDS)), 0, 0
-    for tokens in pieces.values():
-        x, c, y = (torch.from_numpy(a).unsqueeze(0) for a in _example(tokens))
+    for tokens in world.part(list(pieces.values())):
+        x, c, y = (torch.from_numpy(a).unsqueeze(0).to(device) for a in _example(tokens))
         logits, _ = model(x, c)
         sums += [loss.item() for loss in _losses(logits, y)]
         correct += int((logits[0].argmax(-1) == y[..., 0]).sum())
         count += len(tokens)
-    nll = dict(zip(FIELDS, (sums / count).tolist()))
-    return {"nll": sum(nll.values()), "pitch_nll": nll["pitch"], "field_nll": nll,
-            "pitch_accuracy": correct / count, "notes": count}
+    return field_summary(sums, correct, count, world)
 
 
 @torch.no_grad()
@@ -116,30 +119,37 @@ def control_response(model: ControlledNoteLSTM, pieces: dict[str, np.ndarray], s
             for i, name in enumerate(("density", "register", "dynamics"))}
 
 
-def train_conditioned(cfg: ConditionedConfig) -> dict:
-    """Train, keep the best epoch by validation NLL, export it with its control card; resumable."""
+def train_conditioned(cfg: ConditionedConfig, backend: str | None = None) -> dict:
+    """Train, keep the best epoch by validation NLL, export it with its control card; resumable.
+
+    As `train`, one process or one of torchrun's: rank 0 prints, saves, exports and returns the metrics.
+    """
+    world = join(backend)
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
     ckpt_dir = Path(cfg.checkpoint_dir)
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path, best_path = ckpt_dir / f"{cfg.name}.pt", ckpt_dir / f"{cfg.name}.best.pt"
-    split, source = load_split(cfg)
+    split, source = world.main_first(lambda: load_split(cfg))
     source["augmentation"] = ("each epoch, per training piece: transposed -5..+6 semitones plus an octave shift "
                               "(-24, -12, 0, +12; kept within MIDI 21-108), time stretched x0.5/x1/x2, and a random "
                               "loudness contour (a level in 20-124 every 16 beats, interpolated, +-5 noise)")
-    print(f"data: {json.dumps(split.describe())}")
-    model = ControlledNoteLSTM(cfg.hidden, cfg.layers, ctl.LOW, ctl.HIGH, cfg.dropout)
+    world.print(f"data: {json.dumps(split.describe())}")
+    model = ControlledNoteLSTM(cfg.hidden, cfg.layers, ctl.LOW, ctl.HIGH, cfg.dropout).to(world.device)
+    world.seed_rank(cfg.seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=1)
     state = {"epoch": 0, "best_valid": math.inf, "best_epoch": 0, "history": [], "seconds": 0.0}
     if ckpt_path.exists():
-        ckpt = torch.load(ckpt_path, weights_only=False)
+        ckpt = torch.load(ckpt_path, weights_only=False, map_location="cpu")
         if _same_run(ckpt["config"], {k: v for k, v in asdict(cfg).items() if k != "max_minutes"}):
             model.load_state_dict(ckpt["model"])
             optimizer.load_state_dict(ckpt["optimizer"])
             scheduler.load_state_dict(ckpt["scheduler"])
             state = ckpt["state"]
-            print(f"resuming after epoch {state['epoch']} from {ckpt_path}")
+            world.print(f"resuming after epoch {state['epoch']} from {ckpt_path}")
+    net = world.wrap(model)
+    world.log["resumed_after"] = state["epoch"]
     rng = np.random.default_rng(cfg.seed + state["epoch"])
     train_pieces = list(split.train.values())
     while (state["epoch"] < cfg.epochs and state["epoch"] - state["best_epoch"] < cfg.patience
@@ -147,28 +157,41 @@ def train_conditioned(cfg: ConditionedConfig) -> dict:
         t0 = time.time()
         model.train()
         x_all, c_all, y_all = _windows((_example(*augment(t, rng)) for t in train_pieces), cfg.window)
-        train_nll = train_epoch(model, optimizer, (x_all, c_all), y_all, rng, cfg, state["epoch"])
-        valid = evaluate(model, split.valid)
+        train_nll = train_epoch(net, optimizer, (x_all, c_all), y_all, rng, cfg, state["epoch"], world)
+        valid = evaluate(model, split.valid, world)
         scheduler.step(valid["nll"])
         state["epoch"] += 1
-        state["seconds"] += time.time() - t0
+        state["seconds"] += world.from_main(time.time() - t0)[0]  # one clock decides the time budget
         state["history"].append({"epoch": state["epoch"], "train_nll": train_nll, "valid_nll": valid["nll"],
                                  "valid_pitch_nll": valid["pitch_nll"]})
         if valid["nll"] < state["best_valid"]:
             state["best_valid"], state["best_epoch"] = valid["nll"], state["epoch"]
-            torch.save(model.state_dict(), best_path)
-        print(f"epoch {state['epoch']}: train NLL {train_nll:.3f}, valid NLL {valid['nll']:.3f} "
-              f"(pitch {valid['pitch_nll']:.3f}) [{state['seconds'] / 60:.1f} min]", flush=True)
-        torch.save({"config": {k: v for k, v in asdict(cfg).items() if k != "max_minutes"}, "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "state": state}, ckpt_path)
-    model.load_state_dict(torch.load(best_path))
+            if world.main:
+                torch.save(model.state_dict(), best_path)
+        world.print(f"epoch {state['epoch']}: train NLL {train_nll:.3f}, valid NLL {valid['nll']:.3f} "
+                    f"(pitch {valid['pitch_nll']:.3f}) [{state['seconds'] / 60:.1f} min]", flush=True)
+        if world.main:
+            torch.save({"config": {k: v for k, v in asdict(cfg).items() if k != "max_minutes"},
+                        "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict(), "state": state}, ckpt_path)
+        world.write_log(ckpt_dir, cfg.name, model, history=state["history"], lr=optimizer.param_groups[0]["lr"])
+    metrics = _export(model.cpu(), best_path, split, source, state, cfg, world) if world.main else {}
+    world.finish()
+    return metrics
+
+
+def _export(model: ControlledNoteLSTM, best_path: Path, split, source: dict, state: dict, cfg: ConditionedConfig,
+            world: World) -> dict:
+    """Rank 0 (or the one process): the best epoch scored, its control response measured, exported."""
+    model.load_state_dict(torch.load(best_path, map_location="cpu"))
     metrics = {"lstm": {"valid": evaluate(model, split.valid), "test": evaluate(model, split.test),
                         "best_epoch": state["best_epoch"], "history": state["history"],
                         "minutes": state["seconds"] / 60},
                "control_response_test": control_response(model, split.test, cfg.seed)}
     print(f"held-out test NLL {metrics['lstm']['test']['nll']:.3f} (pitch {metrics['lstm']['test']['pitch_nll']:.3f}); "
           f"control response (correlation) {json.dumps(metrics['control_response_test'])}")
-    info = {"training": {**source, "config": asdict(cfg)}, "metrics": metrics, "velocity_level_mean": 80.0}
+    info = {"training": {**source, "config": asdict(cfg), **world.card()}, "metrics": metrics,
+            "velocity_level_mean": 80.0}
     paths = export_all(model, Path(cfg.out_dir), cfg.name, info)
     print("exported " + ", ".join(str(p) for p in paths))
     return metrics

@@ -15,6 +15,7 @@ from torch import nn
 from ..model.markov import MarkovModel
 from ..model.tokens import FIELDS, START, VELOCITY_LEVELS
 from .data import Split, augmented, load_collection, load_midi_folder, split_by_piece, transpose
+from .distributed import SINGLE, World, join
 from .export import export_all
 from .lstm import NoteLSTM
 
@@ -96,21 +97,33 @@ def _losses(logits: list[torch.Tensor], targets: torch.Tensor) -> list[torch.Ten
                                         ignore_index=IGNORE, reduction="sum") for i, lg in enumerate(logits)]
 
 
+def field_summary(sums: np.ndarray, correct: int, count: int, world: World = SINGLE) -> dict:
+    """NLL per field and pitch accuracy from summed scores; under torchrun, summed over all ranks' shares."""
+    if world.active:
+        *sums, correct, count = world.sum(*sums, correct, count)
+        sums, correct, count = np.asarray(sums), int(correct), int(count)
+    nll = dict(zip(FIELDS, (sums / count).tolist()))
+    return {"nll": sum(nll.values()), "pitch_nll": nll["pitch"], "field_nll": nll,
+            "pitch_accuracy": correct / count, "notes": count}
+
+
 @torch.no_grad()
-def evaluate(model: NoteLSTM, pieces: dict[str, np.ndarray]) -> dict:
-    """Per-note NLL (nats) of each field over whole pieces from their start, and pitch accuracy."""
+def evaluate(model: NoteLSTM, pieces: dict[str, np.ndarray], world: World = SINGLE) -> dict:
+    """Per-note NLL (nats) of each field over whole pieces from their start, and pitch accuracy.
+
+    `model` is the bare module, never the DDP wrapper: ranks score different numbers of pieces.
+    """
     model.eval()
+    device = next(model.parameters()).device
     sums, correct, count = np.zeros(len(FIELDS)), 0, 0
-    for tokens in pieces.values():
-        x = torch.from_numpy(_with_start(tokens)).unsqueeze(0)
-        y = torch.from_numpy(tokens).unsqueeze(0)
+    for tokens in world.part(list(pieces.values())):
+        x = torch.from_numpy(_with_start(tokens)).unsqueeze(0).to(device)
+        y = torch.from_numpy(tokens).unsqueeze(0).to(device)
         logits, _ = model(x)
         sums += [loss.item() for loss in _losses(logits, y)]
         correct += int((logits[0].argmax(-1) == y[..., 0]).sum())
         count += len(tokens)
-    nll = dict(zip(FIELDS, (sums / count).tolist()))
-    return {"nll": sum(nll.values()), "pitch_nll": nll["pitch"], "field_nll": nll,
-            "pitch_accuracy": correct / count, "notes": count}
+    return field_summary(sums, correct, count, world)
 
 
 def _progress(iterable, enabled: bool, **kwargs):
@@ -128,17 +141,20 @@ def _same_run(saved: dict, current: dict) -> bool:
     return all(saved.get(k) == v for k, v in current.items() if k not in RUN_ONLY)
 
 
-
 def train_epoch(model: nn.Module, optimizer, inputs: tuple[np.ndarray, ...], targets: np.ndarray,
-                rng: np.random.Generator, cfg: TrainConfig, epoch: int) -> float:
-    """One pass over the windows in a random order, `model(*inputs)` per batch; the mean training NLL."""
+                rng: np.random.Generator, cfg: TrainConfig, epoch: int, world: World = SINGLE) -> float:
+    """One pass over the windows in a random order, `model(*inputs)` per batch; the mean training NLL.
+
+    Under torchrun each rank passes over its own shard (`World.batches`) with the DDP-wrapped model,
+    and the NLL is the mean over all ranks' notes.
+    """
     order = rng.permutation(len(targets))
     total, notes = 0.0, 0
-    batches = range(0, len(order), cfg.batch)
-    for b in _progress(batches, cfg.progress, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False):
-        idx = order[b:b + cfg.batch]
-        y = torch.from_numpy(targets[idx])
-        logits, _ = model(*(torch.from_numpy(a[idx]) for a in inputs))
+    batches = world.batches(order, cfg.batch)
+    world.note_shard(epoch, targets, batches)
+    for idx in _progress(batches, cfg.progress and world.main, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False):
+        y = torch.from_numpy(targets[idx]).to(world.device)
+        logits, _ = model(*(torch.from_numpy(a[idx]).to(world.device) for a in inputs))
         n = int((y[..., 0] != IGNORE).sum())
         loss = sum(_losses(logits, y)) / n
         optimizer.zero_grad()
@@ -146,40 +162,52 @@ def train_epoch(model: nn.Module, optimizer, inputs: tuple[np.ndarray, ...], tar
         nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         total, notes = total + loss.item() * n, notes + n
+    total, notes = world.sum(total, notes)
     return total / notes
 
-def train(cfg: TrainConfig) -> dict:
-    """Train, keep the best epoch by validation NLL, export it; resumes from the checkpoint folder."""
+
+def train(cfg: TrainConfig, backend: str | None = None) -> dict:
+    """Train, keep the best epoch by validation NLL, export it; resumes from the checkpoint folder.
+
+    One process, or one of torchrun's (realtime/training/distributed.py); there only rank 0 prints,
+    saves and exports, and returns the metrics (the other ranks return {}).
+    """
+    world = join(backend)
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
     ckpt_dir = Path(cfg.checkpoint_dir)
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = ckpt_dir / f"{cfg.name}.pt"
-    split, source = load_split(cfg)
+    split, source = world.main_first(lambda: load_split(cfg))
     if not split.train or not split.valid or not split.test:
         raise SystemExit(f"too little data to split: {split.describe()}")
-    print(f"data: {json.dumps(split.describe())}")
+    world.print(f"data: {json.dumps(split.describe())}")
 
-    t0 = time.time()
-    markov = markov_baselines(split, cfg.markov_orders)
-    print(f"markov: best order {markov['best_order']}, valid pitch NLL {markov['best_valid_pitch_nll']:.3f}, "
-          f"test {markov['best_test_pitch_nll']:.3f} ({time.time() - t0:.0f} s)")
+    markov = None
+    if world.main:  # the card's baselines, computed once
+        t0 = time.time()
+        markov = markov_baselines(split, cfg.markov_orders)
+        print(f"markov: best order {markov['best_order']}, valid pitch NLL {markov['best_valid_pitch_nll']:.3f}, "
+              f"test {markov['best_test_pitch_nll']:.3f} ({time.time() - t0:.0f} s)")
 
-    model = NoteLSTM(cfg.hidden, cfg.layers, cfg.dropout)
+    model = NoteLSTM(cfg.hidden, cfg.layers, cfg.dropout).to(world.device)  # before the optimizer
+    world.seed_rank(cfg.seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=1)
     state = {"epoch": 0, "best_valid": math.inf, "best_epoch": 0, "history": []}
     if ckpt_path.exists():
-        ckpt = torch.load(ckpt_path, weights_only=False)
+        ckpt = torch.load(ckpt_path, weights_only=False, map_location="cpu")
         if _same_run(ckpt["config"], asdict(cfg)):
             model.load_state_dict(ckpt["model"])
             optimizer.load_state_dict(ckpt["optimizer"])
             scheduler.load_state_dict(ckpt["scheduler"])
             state = ckpt["state"]
-            print(f"resuming after epoch {state['epoch']} from {ckpt_path}")
+            world.print(f"resuming after epoch {state['epoch']} from {ckpt_path}")
         else:
-            print(f"{ckpt_path} is from a different configuration; starting afresh")
+            world.print(f"{ckpt_path} is from a different configuration; starting afresh")
     best_path = ckpt_dir / f"{cfg.name}.best.pt"
+    net = world.wrap(model)
+    world.log["resumed_after"] = state["epoch"]
 
     rng = np.random.default_rng(cfg.seed + state["epoch"])
     train_pieces = list(split.train.values())
@@ -187,28 +215,39 @@ def train(cfg: TrainConfig) -> dict:
         model.train()
         shifted = [transpose(t, int(rng.integers(-5, 7))) for t in train_pieces]
         x_all, y_all = _windows([s if s is not None else t for s, t in zip(shifted, train_pieces)], cfg.window, rng)
-        train_nll = train_epoch(model, optimizer, (x_all,), y_all, rng, cfg, state["epoch"])
-        valid = evaluate(model, split.valid)
+        train_nll = train_epoch(net, optimizer, (x_all,), y_all, rng, cfg, state["epoch"], world)
+        valid = evaluate(model, split.valid, world)
         scheduler.step(valid["nll"])
         state["epoch"] += 1
         state["history"].append({"epoch": state["epoch"], "train_nll": train_nll, "valid_nll": valid["nll"],
                                  "valid_pitch_nll": valid["pitch_nll"], "valid_pitch_accuracy": valid["pitch_accuracy"]})
         if valid["nll"] < state["best_valid"]:
             state["best_valid"], state["best_epoch"] = valid["nll"], state["epoch"]
-            torch.save(model.state_dict(), best_path)
-        print(f"epoch {state['epoch']}: train NLL {train_nll:.3f}, valid NLL {valid['nll']:.3f} "
-              f"(pitch {valid['pitch_nll']:.3f}, accuracy {valid['pitch_accuracy']:.3f})")
-        torch.save({"config": asdict(cfg), "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(), "state": state}, ckpt_path)
+            if world.main:
+                torch.save(model.state_dict(), best_path)
+        world.print(f"epoch {state['epoch']}: train NLL {train_nll:.3f}, valid NLL {valid['nll']:.3f} "
+                    f"(pitch {valid['pitch_nll']:.3f}, accuracy {valid['pitch_accuracy']:.3f})")
+        if world.main:
+            torch.save({"config": asdict(cfg), "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict(), "state": state}, ckpt_path)
+        world.write_log(ckpt_dir, cfg.name, model, history=state["history"], lr=optimizer.param_groups[0]["lr"])
 
-    model.load_state_dict(torch.load(best_path))
+    metrics = _export(model.cpu(), best_path, split, source, state, markov, cfg, world) if world.main else {}
+    world.finish()
+    return metrics
+
+
+def _export(model: NoteLSTM, best_path: Path, split: Split, source: dict, state: dict, markov: dict,
+            cfg: TrainConfig, world: World) -> dict:
+    """Rank 0 (or the one process): the best epoch scored on valid and test, exported, its cards measured."""
+    model.load_state_dict(torch.load(best_path, map_location="cpu"))
     metrics = {"lstm": {"valid": evaluate(model, split.valid), "test": evaluate(model, split.test),
                         "best_epoch": state["best_epoch"], "history": state["history"]},
                "markov": markov}
     lstm_test = metrics["lstm"]["test"]["pitch_nll"]
     print(f"held-out test pitch NLL: LSTM {lstm_test:.3f} vs best Markov (order {markov['best_order']}) "
           f"{markov['best_test_pitch_nll']:.3f}; LSTM pitch accuracy {metrics['lstm']['test']['pitch_accuracy']:.3f}")
-    info = {"training": {**source, "config": asdict(cfg)}, "metrics": metrics,
+    info = {"training": {**source, "config": asdict(cfg), **world.card()}, "metrics": metrics,
             "velocity_level_mean": float(np.mean(np.concatenate(
                 [np.asarray(VELOCITY_LEVELS)[t[:, 3]] for t in split.train.values()])))}
     paths = export_all(model, Path(cfg.out_dir), cfg.name, info)
