@@ -319,6 +319,20 @@ def _play(player: SimpleUDPClient, pitches: list[int]) -> None:
     time.sleep(1.2)  # the phrase ends (300 ms), is answered and so learned
 
 
+def _run(patch: Path, play, *flags: str) -> str:
+    """`realtime run PATCH FLAGS`, `play()` while it runs, then Ctrl-C; what it said on stderr."""
+    proc = run_realtime(patch, *flags)
+    try:
+        play()
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    return err
+
+
 def test_a_run_saves_its_memory_at_the_end_and_the_next_run_reads_it(tmp_path):
     port = _free_port()
     patch = tmp_path / "duet.toml"
@@ -336,37 +350,23 @@ enabled = false
 [osc]
 port = {port}
 """)
-    memory_file = tmp_path / "player.markov"
-    proc = run_realtime(patch)
-    try:
-        player = SimpleUDPClient("127.0.0.1", port)
+    memory_file, player, asked = tmp_path / "player.markov", SimpleUDPClient("127.0.0.1", port), {}
+
+    def first_run() -> None:
         _play(player, ZIGZAG)
         player.send_message("/memory/save", [])
         assert wait_for(memory_file.exists, 5.0), "/memory/save wrote the file while the run goes on"
-        asked = load_model(memory_file).counts()
+        asked.update(load_model(memory_file).counts())
         _play(player, ZIGZAG)
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=20)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 0, err
+
+    err = _run(patch, first_run)
     assert "does not exist yet; starting with an empty memory" in err
     end = load_model(memory_file).counts()
     assert end[()][60] == 2 * asked[()][60] == 2, "the second phrase was learned and saved at the end"
     assert end[(60, 67)] == {62: 2} and end[(72,)] == {60: 1}, "learned as one stream: the repeat follows the end"
 
     show = tmp_path / "show"
-    proc = run_realtime(patch, "--record", str(show))
-    try:
-        time.sleep(1.0)  # the status loop reports what the memory read
-        _play(SimpleUDPClient("127.0.0.1", port), ZIGZAG[:4])
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=20)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 0, err
+    err = _run(patch, lambda: (time.sleep(1.0), _play(player, ZIGZAG[:4])), "--record", str(show))
     assert f"memory: {len(end)} contexts (order 4) read from {memory_file}" in err
     assert load_model(show / "memory.markov").counts() == end, "the recording keeps the memory it started from"
     assert load_model(memory_file).counts()[()][60] == 3, "and the file moved on"
