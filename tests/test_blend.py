@@ -39,8 +39,6 @@ from realtime.settings import ContinuationSettings, ControlMapping
 MS = 1_000_000
 ZIGZAG = [60, 67, 62, 69, 64, 71, 65, 72]  # leaps of a fifth up and a fourth down: not the chorales' habit
 SETTINGS = ContinuationSettings(tempo_bpm=100, phrase_end_ms=300, answer_notes=16, answer_beats=8)
-
-
 PERIOD_MS = 8000  # one phrase and its answer (16 notes within 8 beats at 100 BPM: under 5 s)
 
 
@@ -63,33 +61,28 @@ def _answers(duet: Duet, prompts: list[list[int]]) -> list[list[int]]:
     return answers
 
 
-def _learned(phrase: list[int], times: int, blend: float = 0.5) -> PlayerMemory:
-    memory = PlayerMemory(None, blend)
-    for _ in range(times):
+def _learned(phrases: list[list[int]], blend: float = 0.5, memory: PlayerMemory | None = None) -> PlayerMemory:
+    """A memory (by default a new one) that heard these phrases, one after another."""
+    memory = memory if memory is not None else PlayerMemory(None, blend)
+    for phrase in phrases:
         for pitch in phrase:
-            memory.hear(pitch)
+            memory.hear(int(pitch))
         memory.end_phrase()
     return memory
 
 
 def _random_memory(seed: int = 0, phrases: int = 200) -> PlayerMemory:
     rng = np.random.default_rng(seed)
-    memory = PlayerMemory(None, 0.5)
-    for _ in range(phrases):
-        for pitch in rng.integers(48, 80, size=int(rng.integers(3, 14))):
-            memory.hear(int(pitch))
-        memory.end_phrase()
-    return memory
+    return _learned([rng.integers(48, 80, size=int(rng.integers(3, 14))) for _ in range(phrases)])
 
 
-# --- the blend shifts the distribution ------------------------------------------------------------------------
 def test_the_blend_moves_probability_to_the_note_a_repeated_phrase_goes_on_with(shipped_model):
     generator = build_generator(str(shipped_model), 0, 0.9, 0.92)
     for pitch in ZIGZAG[:5]:  # the model has heard the phrase up to 64; the phrase goes on with 71
         generator.feed(Token(pitch, 3, 3, 4))
     after = {}
     for times in (1, 3, 8):
-        markov = _learned(ZIGZAG, times).blended(ZIGZAG[:5])
+        markov = _learned([ZIGZAG] * times).blended(ZIGZAG[:5])
         after[times] = generator.pitch_distribution(markov, 0.5)[71]
     alone = generator.pitch_distribution()[71]
     assert generator.pitch_distribution(markov, 0.0)[71] == alone, "blend 0: the model alone"
@@ -114,7 +107,7 @@ def test_answers_hold_the_repeated_phrase_s_ngrams_more_often_with_the_blend(shi
 def test_the_key_and_range_still_hold_after_blending(shipped_model):
     constraints = Constraints(key_pitch_classes("C major"), 55, 79)
     generator = build_generator(str(shipped_model), 0, 1.0, 1.0, constraints)
-    memory = _learned([61, 60, 63, 62, 66, 64, 85, 67, 30], 5, blend=1.0)  # mostly out of key or of range
+    memory = _learned([[61, 60, 63, 62, 66, 64, 85, 67, 30]] * 5, 1.0)  # mostly out of key or of range
     markov = memory.blended([61, 60])
     assert markov[~constraints.pitch_mask()].sum() > 0.5
     for blend in (0.5, 1.0):
@@ -130,11 +123,10 @@ def test_the_key_and_range_still_hold_after_blending(shipped_model):
         generator.commit(token)
         pitches.append(token.pitch)
     assert all(constraints.pitch_mask()[p] for p in pitches)
-    elsewhere = _learned([61, 63, 85], 3, blend=1.0).blended([61])  # nothing it knows is allowed: no opinion
+    elsewhere = _learned([[61, 63, 85]] * 3, 1.0).blended([61])  # nothing it knows is allowed: no opinion
     assert np.array_equal(generator.pitch_distribution(elsewhere, 1.0), generator.pitch_distribution())
 
 
-# --- blend 0 is today's duet -------------------------------------------------------------------------------------
 def test_blend_zero_plays_exactly_the_notes_of_a_duet_without_a_memory(shipped_model):
     without = _duet(shipped_model, 0.0)
     with_memory = _duet(shipped_model, 0.0, memory=_random_memory())
@@ -158,7 +150,6 @@ def test_blend_zero_never_reads_the_markov_distribution(shipped_model):
     assert runs[0] == runs[1] == runs[2]
 
 
-# --- the compiled distribution is the model's ----------------------------------------------------------------
 def test_the_compiled_distribution_equals_the_model_s_to_the_bit():
     memory = _random_memory(phrases=300)  # grows the pool and the rows past their first size
     kernel, rng = memory.kernel, np.random.default_rng(5)
@@ -172,7 +163,6 @@ def test_the_compiled_distribution_equals_the_model_s_to_the_bit():
     assert np.array_equal(fresh.distribution_into(context, out), memory.model.distribution(context))
 
 
-# --- the live control ---------------------------------------------------------------------------------------------
 def _engine(shipped_model, controls=()):
     clock = FakeClock()
     generator = build_generator(str(shipped_model), 0)
@@ -210,9 +200,7 @@ def test_memory_save_through_the_engine_is_written_outside_the_loop(shipped_mode
     mode.memory = PlayerMemory(tmp_path / "player.markov", 0.3)
     assert mode.memory.persist() == [f"memory: {tmp_path / 'player.markov'} does not exist yet; starting with an "
                                      "empty memory (it is written when the run ends)"]
-    for pitch in ZIGZAG:
-        mode.memory.hear(pitch)
-    mode.memory.end_phrase()
+    _learned([ZIGZAG], memory=mode.memory)
     engine._hear(MemoryRequest("save"), 0)
     engine.tick()
     assert not (tmp_path / "player.markov").exists(), "the engine thread only copies the counts"
@@ -222,7 +210,6 @@ def test_memory_save_through_the_engine_is_written_outside_the_loop(shipped_mode
     assert mode.memory.persist(final=True) == [], "nothing new learned since: the end of the run writes nothing"
 
 
-# --- saved and read again ----------------------------------------------------------------------------------------
 def test_saving_and_loading_restores_the_memory_exactly(tmp_path):
     memory = _random_memory(seed=4, phrases=250)
     memory.path = tmp_path / "player.markov"
@@ -236,16 +223,12 @@ def test_saving_and_loading_restores_the_memory_exactly(tmp_path):
         context = [int(p) for p in rng.integers(48, 80, size=int(rng.integers(0, 6)))]
         assert np.array_equal(memory.model.distribution(context), again.model.distribution(context))
         assert np.array_equal(memory.kernel.distribution_into(context, a), again.kernel.distribution_into(context, b))
-    again.end_phrase()
-    for pitch in (60, 62):
-        again.hear(pitch)
-    again.end_phrase()
-    again.persist(final=True)
+    _learned([[60, 62]], memory=again).persist(final=True)
     assert PlayerMemory(tmp_path / "player.markov").model.counts() == again.model.counts(), "and it learns on"
 
 
 def _good_document(tmp_path) -> dict:
-    save_counts(tmp_path / "good.markov", _learned(ZIGZAG, 2).model.counts(), 4)
+    save_counts(tmp_path / "good.markov", _learned([ZIGZAG] * 2).model.counts(), 4)
     return json.loads((tmp_path / "good.markov").read_text())
 
 
@@ -267,26 +250,20 @@ BROKEN = {  # name -> (how the file is made from a good document, the problem it
 }
 
 
-def path_bytes(content: str | bytes) -> bytes:
-    return content if isinstance(content, bytes) else content.encode()
-
-
 @pytest.mark.parametrize("name", list(BROKEN))
 def test_a_broken_memory_file_is_one_line_and_an_empty_memory(tmp_path, name):
     make, problem = BROKEN[name]
     path = tmp_path / "player.markov"
     content = make(_good_document(tmp_path))
-    path.write_bytes(path_bytes(content))
+    content = content if isinstance(content, bytes) else content.encode()
+    path.write_bytes(content)
     memory = PlayerMemory(path, 0.5)
     (line,) = memory.persist()
     assert "\n" not in line and str(path) in line and problem in line and "empty memory" in line, line
     assert memory.model.context_count() == 0 and memory.blended([60]) is not None
-    for pitch in ZIGZAG:
-        memory.hear(pitch)
-    memory.end_phrase()
-    (saved,) = memory.persist(final=True)
+    (saved,) = _learned([ZIGZAG], memory=memory).persist(final=True)
     assert "player.markov.unreadable" in saved, "the unreadable file is kept, not written over"
-    assert (tmp_path / "player.markov.unreadable").read_bytes() == path_bytes(content)
+    assert (tmp_path / "player.markov.unreadable").read_bytes() == content
     assert PlayerMemory(path).model.counts() == memory.model.counts()
 
 
@@ -295,16 +272,13 @@ def test_a_folder_where_the_memory_file_should_be_is_one_line(tmp_path):
     memory = PlayerMemory(tmp_path / "player.markov", 0.5)
     (line,) = memory.persist()
     assert "is a folder" in line and "empty memory" in line
-    memory.hear(60)
-    memory.end_phrase()
-    (line,) = memory.persist(final=True)
+    (line,) = _learned([[60]], memory=memory).persist(final=True)
     assert line.startswith("memory: ") and "could not save the memory" in line and "\n" not in line, line
     missing_folder = PlayerMemory(tmp_path / "nowhere" / "player.markov")
     (line,) = missing_folder.persist()
     assert "does not exist, so it cannot be saved" in line
 
 
-# --- a real `realtime run` ---------------------------------------------------------------------------------------
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))
