@@ -24,6 +24,7 @@ import numpy as np
 
 from realtime.bench.common import quiet_gc, summary_us, write_json
 from realtime.listen.keys import KeyTracker
+from realtime.model.critic import attach as attach_critic
 from realtime.model.generator import build_generator
 from realtime.model.modelfile import load_metadata, resolve_model
 from realtime.model.sampling import SCALES
@@ -63,7 +64,7 @@ def answer(generator, prompt: np.ndarray, candidates: int) -> list[int]:
 
 def costs(model: str, critic: CriticSettings, rounds: int) -> dict:
     plain, judged = build_generator(model, 5), build_generator(model, 5)
-    judged.set_critic(critic)
+    attach_critic(judged, critic)
     for g in (plain, judged):
         g.warm_up()
         g.critic and g.critic.hear(frozenset(SCALES["major"]), (0, 4, 7), 67.0, [60, 62, 64], None)
@@ -103,7 +104,7 @@ def main(argv: list[str] | None = None) -> dict:
     rows = {"real": [], "k1": [], f"k{args.candidates}": []}
     for seed in seeds:
         plain, judged = build_generator(args.model, seed), build_generator(args.model, seed)
-        judged.set_critic(critic)
+        attach_critic(judged, critic)
         for piece in test:
             prompt, real = piece[:PROMPT], piece[PROMPT:PROMPT + CONTINUE, 0].tolist()
             key, mean, last = key_of(piece[:, 0]), float(prompt[:, 0].mean()), int(prompt[-1, 0])

@@ -1,9 +1,12 @@
 """Per-step and per-generated-note latency of the shipped model: fp32, int8 and a numpy reference.
 
 One thread, chained steps (each step is fed the note it generated, as in performance), timed
-one by one with perf_counter_ns. "step" is the model call alone; "note" is everything the engine
-does to produce one note: sample all four fields under the masks, then feed the note back.
-The variants run interleaved in rounds, so a neighbour's load hits all of them alike.
+one by one with perf_counter_ns. "step" is the model call alone; "sample" is choosing the note
+(all four fields under the masks); "note" is both: everything the engine does to produce one note.
+The variants run interleaved in rounds, so a neighbour's load hits all of them alike. The int8
+model also runs with the duet's memory of the player blended in (blend 0.5; the memory learned
+200 phrases the model played): its "sample" includes the memory's distribution after the last
+notes (engine/playermemory.py), so the blend's cost per note is its sample time minus int8's.
 
     python benchmarks/model_step.py [--model bach-folk-lstm] [--steps 20000] [--json out/bench/model_step.json]
     python benchmarks/model_step.py --quick   # 2,000 steps (for `realtime bench --quick`)
@@ -22,11 +25,15 @@ from pathlib import Path
 import numpy as np
 
 from realtime.bench.common import cdf_us, write_json
+from realtime.engine.playermemory import PlayerMemory
 from realtime.model.generator import Generator
 from realtime.model.reference import NumpyLSTM, weights_path
 from realtime.model.generator import ModelRunner
 from realtime.model.modelfile import resolve_model
 from realtime.model.sampling import Sampler
+
+
+BLENDED = "onnxruntime int8 + blend 0.5"
 
 
 def summary_us(ns: np.ndarray) -> dict:
@@ -38,22 +45,41 @@ def summary_us(ns: np.ndarray) -> dict:
 class _Variant:
     """One way of producing notes, stepped in chunks so all variants share the same moments."""
 
-    def __init__(self, name: str, stepper, seed: int) -> None:
-        self.name = name
+    def __init__(self, name: str, stepper, seed: int, memory: PlayerMemory | None = None) -> None:
+        self.name, self.memory = name, memory
         self.generator = Generator(stepper, Sampler(seed, 0.9, 0.92))
         self.generator.reset()
+        self.recent: list[int] = []  # the pitches played, for the memory's context
 
-    def run(self, steps: int, step_ns: np.ndarray, note_ns: np.ndarray, offset: int) -> None:
-        generator, clock = self.generator, time.perf_counter_ns
+    def run(self, steps: int, step_ns: np.ndarray, note_ns: np.ndarray, offset: int,
+            sample_ns: np.ndarray | None = None) -> None:
+        generator, clock, memory, recent = self.generator, time.perf_counter_ns, self.memory, self.recent
         runner = generator.runner
+        blend = memory.blend if memory is not None else 0.0
         for i in range(offset, offset + steps):
             t0 = clock()
-            token = generator.sample_next()
+            token = generator.sample_next(markov=memory.blended(recent) if memory is not None else None, blend=blend)
             t1 = clock()
             runner.step(token.pitch, token.ioi, token.duration, token.velocity)
             t2 = clock()
             generator.time_beats = 0.0  # polyphony bookkeeping is off in this benchmark
             step_ns[i], note_ns[i] = t2 - t1, t2 - t0
+            if sample_ns is not None:
+                sample_ns[i] = t1 - t0
+            recent.append(token.pitch)
+            if len(recent) > 64:
+                del recent[:-8]
+
+
+def _player_memory(model: Path, blend: float) -> PlayerMemory:
+    """A memory that learned 200 phrases of 4-16 notes the model played: contexts as a show's would branch."""
+    generator, rng = Generator(ModelRunner(model, threads=1), Sampler(99, 1.0, 0.95)), np.random.default_rng(99)
+    memory = PlayerMemory(None, blend)
+    for _ in range(200):
+        for token in generator.generate(int(rng.integers(4, 17))):
+            memory.hear(token.pitch)
+        memory.end_phrase()
+    return memory
 
 
 class _NumpyStepper:
@@ -91,10 +117,12 @@ def main(argv: list[str] | None = None) -> dict:
     fp32 = resolve_model(args.model)
     int8 = resolve_model(f"{args.model}.int8")
     variants = [_Variant("onnxruntime fp32", ModelRunner(fp32, threads=1), 1),
-                _Variant("onnxruntime int8", ModelRunner(int8, threads=1), 1)]
+                _Variant("onnxruntime int8", ModelRunner(int8, threads=1), 1),
+                _Variant(BLENDED, ModelRunner(int8, threads=1), 1, _player_memory(int8, 0.5))]
     if weights_path(fp32).exists():
         variants.append(_Variant("numpy reference fp32", _NumpyStepper(weights_path(fp32)), 1))
     times = {v.name: (np.empty(args.steps, np.int64), np.empty(args.steps, np.int64)) for v in variants}
+    samples = {v.name: np.empty(args.steps, np.int64) for v in variants}
     for v in variants:  # warm up caches and allocators
         v.run(200, *times[v.name], 0)
     gc.collect()
@@ -102,25 +130,37 @@ def main(argv: list[str] | None = None) -> dict:
     chunk = args.steps // args.rounds
     for r in range(args.rounds):
         for v in variants:
-            v.run(chunk, *times[v.name], r * chunk)
+            v.run(chunk, *times[v.name], r * chunk, samples[v.name])
     n = chunk * args.rounds
     results = {
         "model": fp32.stem, "steps": n, "threads": 1,
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                     "python": sys.version.split()[0]},
-        "variants": {name: {"step": summary_us(s[:n]), "note": summary_us(t[:n]), "note_cdf_us": cdf_us(t[:n])}
+        "variants": {name: {"step": summary_us(s[:n]), "sample": summary_us(samples[name][:n]),
+                            "note": summary_us(t[:n]), "note_cdf_us": cdf_us(t[:n])}
                      for name, (s, t) in times.items()},
         "target": "per generated note p99 <= 150 us",
     }
     results["headline"] = ", ".join(f"{name} note p50 {r['note']['p50_us']:.0f} / p99 {r['note']['p99_us']:.0f} us"
                                     for name, r in results["variants"].items() if name.startswith("onnxruntime"))
+    plain, blended = (results["variants"][name]["sample"] for name in ("onnxruntime int8", BLENDED))
+    results["blend"] = {"sample_off_us": plain, "sample_on_us": blended,
+                        "added_p50_us": round(blended["p50_us"] - plain["p50_us"], 1),
+                        "added_p99_us": round(blended["p99_us"] - plain["p99_us"], 1)}
+    results["notes"] = [f"the blend (0.5, a memory of 200 phrases) adds {results['blend']['added_p50_us']:.1f} us p50 / "
+                        f"{results['blend']['added_p99_us']:.1f} us p99 to choosing a note: sample p50 "
+                        f"{plain['p50_us']:.1f} -> {blended['p50_us']:.1f} us, p99 {plain['p99_us']:.1f} -> "
+                        f"{blended['p99_us']:.1f} us"]
     base = results["variants"]["onnxruntime fp32"]["note"]["p50_us"]
     print(f"{fp32.stem}: {n} chained steps per variant, one thread, interleaved in {args.rounds} rounds")
-    print(f"{'variant':24} {'step p50':>9} {'p99':>7} {'p99.9':>7} | {'note p50':>9} {'p99':>7} {'p99.9':>7} | note p50 vs fp32")
+    print(f"{'variant':30} {'step p50':>9} {'p99':>7} {'p99.9':>7} | {'sample p50':>10} {'p99':>7} | "
+          f"{'note p50':>9} {'p99':>7} {'p99.9':>7} | note p50 vs fp32")
     for name, r in results["variants"].items():
-        s, t = r["step"], r["note"]
-        print(f"{name:24} {s['p50_us']:8.1f}u {s['p99_us']:6.1f}u {s['p99_9_us']:6.1f}u | "
-              f"{t['p50_us']:8.1f}u {t['p99_us']:6.1f}u {t['p99_9_us']:6.1f}u | {t['p50_us'] / base:.2f}x")
+        s, c, t = r["step"], r["sample"], r["note"]
+        print(f"{name:30} {s['p50_us']:8.1f}u {s['p99_us']:6.1f}u {s['p99_9_us']:6.1f}u | {c['p50_us']:9.1f}u "
+              f"{c['p99_us']:6.1f}u | {t['p50_us']:8.1f}u {t['p99_us']:6.1f}u {t['p99_9_us']:6.1f}u | "
+              f"{t['p50_us'] / base:.2f}x")
+    print(results["notes"][0])
     write_json(results, args.json)
     return results
 

@@ -79,6 +79,7 @@ class BatchedStreams:
         self.uniforms, self.out = np.empty(4), np.empty(4, dtype=np.int64)
         self.weights, self.order = np.empty(128), np.empty(128, dtype=np.int64)
         self.ends, self.pitches = np.zeros(4), np.zeros(4, dtype=np.int64)
+        self.no_markov = np.zeros(128)  # nothing blended into the pitch (the duet's memory is off here)
         compile_sampler()
 
     def run(self, calls: int) -> np.ndarray:
@@ -91,7 +92,7 @@ class BatchedStreams:
             for b in range(self.batch):
                 self.rng.random(out=self.uniforms)
                 sample_note(logits[b], self.bias, self.starts, 1 / 0.9, 0.92, self.uniforms, -1, 0, self.ioi_beats,
-                            0.0, self.ends, self.pitches, 0, self.weights, self.order, self.out)
+                            0.0, self.ends, self.pitches, 0, self.weights, self.order, self.out, 0.0, self.no_markov)
                 notes[b] = self.out
             out[i] = clock() - t0
         return out

@@ -101,6 +101,8 @@ def run_patch(patch: Patch, status_every_s: float = 0.5, duration_s: float | Non
         pass
     finally:
         live.stop()
+        for message in live.warnings:  # the duet's memory, saved as the run ends
+            print(f"\nrealtime: {message}", file=sys.stderr, flush=True)
         if recorder is not None:
             print(f"\nrealtime: {recorder.close()}", flush=True)
         if link is not None:

@@ -19,3 +19,7 @@ class PatchError(RealtimeError, ValueError):
 
 class PortError(RealtimeError, OSError):
     """A MIDI, OSC or audio port cannot be opened or has gone away."""
+
+
+class MemoryFileError(RealtimeError, ValueError):
+    """A memory file (the duet's Markov model of the player) cannot be read or written."""

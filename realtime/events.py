@@ -81,7 +81,14 @@ class ModeRequest:
     program: int | None = None
 
 
-Event = NoteMessage | ControlChange | NamedControl | LearnRequest | ModeRequest  # what inputs hand to the engine
+@dataclass(frozen=True, slots=True)
+class MemoryRequest:
+    """Do something with the duet's memory of the player now: "save" it to its file (OSC `/memory/save`)."""
+
+    action: str = "save"
+
+
+Event = NoteMessage | ControlChange | NamedControl | LearnRequest | ModeRequest | MemoryRequest  # inputs -> engine
 
 
 @dataclass(slots=True)

@@ -17,6 +17,7 @@ from .engine.continuation import Continuation
 from .engine.engine import Mode
 from .engine.harmonize import make_harmonize
 from .listen import Listener
+from .model.critic import attach as attach_critic
 from .model.generator import build_generator
 from .model.sampling import Constraints, key_pitch_classes
 from .patchports import Ports
@@ -48,7 +49,7 @@ def _duet_generator(settings: EngineSettings):
     m = settings.model
     constraints = Constraints(key_pitch_classes(m.key) if m.key else None, m.lowest, m.highest, m.max_polyphony)
     generator = build_generator(m.name, settings.seed, m.temperature, m.top_p, constraints)
-    generator.set_critic(settings.critic)  # best of K fragments; K = 1 (the default) is none
+    attach_critic(generator, settings.critic)  # best of K fragments; K = 1 (the default) is none
     generator.warm_up()
     return generator
 

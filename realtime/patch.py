@@ -59,6 +59,8 @@ class ContinuationSection:
     channel: int = 1  # 1-16 as musicians count
     follow_velocity: bool = _CONTINUATION.follow_velocity
     follow_tempo: bool = _CONTINUATION.follow_tempo  # hear and answer at the player's tempo once it is tracked
+    blend: float = _CONTINUATION.blend  # share of the memory of the player in each pitch choice, 0-1
+    memory: str | None = None  # the memory's file, relative to the patch's folder; None: not kept between runs
 
 
 @dataclass(frozen=True)
@@ -319,7 +321,8 @@ def compile_patch(patch: Patch) -> EngineSettings:
     continuation = ContinuationSettings(
         tempo_bpm=e.tempo_bpm, phrase_end_ms=c.phrase_end_ms, phrase_end_beats=c.phrase_end_beats,
         answer_notes=c.answer_notes, answer_beats=c.answer_beats, lookahead_ms=c.lookahead_ms,
-        budget_ms=e.budget_ms, channel=c.channel - 1, follow_velocity=c.follow_velocity, follow_tempo=c.follow_tempo)
+        budget_ms=e.budget_ms, channel=c.channel - 1, follow_velocity=c.follow_velocity, follow_tempo=c.follow_tempo,
+        blend=c.blend, memory_path=str(Path(patch.path).parent / Path(c.memory).expanduser()) if c.memory else None)
     model = ModelSettings(name=m.name, temperature=m.temperature, top_p=m.top_p, key=m.key, lowest=m.lowest,
                           highest=m.highest, max_polyphony=m.max_polyphony, fallback=m.fallback == "markov")
     return EngineSettings(mode=e.mode, seed=e.seed, budget_ms=e.budget_ms, tempo_bpm=e.tempo_bpm, model=model,

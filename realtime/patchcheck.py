@@ -155,6 +155,9 @@ def check_patch(path: str, patch) -> None:
     _between(path, "continuation", "answer_beats", c.answer_beats, 0.25, 256)
     _between(path, "continuation", "lookahead_ms", c.lookahead_ms, 0, 2000)
     _channel(path, "continuation", "channel", c.channel)
+    _shared(path, "continuation", "blend", c.blend)
+    if c.memory is not None and (not c.memory.strip() or c.memory.endswith(("/", "\\"))):
+        _fail(path, "continuation", f"memory must name a file, e.g. \"player.markov\", got {c.memory!r}")
     if midi.backend is not None and midi.backend not in MIDI_BACKENDS:
         _fail(path, "midi", f"backend must be one of {', '.join(MIDI_BACKENDS)}, got {midi.backend!r}")
     _between(path, "midi", "latency_ms", midi.latency_ms, 0, 500, " milliseconds")

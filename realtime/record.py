@@ -23,7 +23,8 @@ what the output held (logged the moment it did, before its tick's line), {"cance
 input's thread cancelled the answer (the player cut in: Engine._hear), {"tempo": [ns, bpm]} when the
 tempo changed, {"stop": ns} when the engine stopped, and a footer {"end": ns, ...counts}.
 session.mid (sessionmidi.py): the tempo map with the game's messages as markers, the player's notes
-(continuation), one track per engine voice (channel), named after the game's voices.
+(continuation), one track per engine voice (channel), named after the game's voices. memory.markov
+(the duet's): its memory of the player as the session began, which the replay starts from.
 """
 
 from __future__ import annotations
@@ -37,9 +38,12 @@ from pathlib import Path
 
 from .engine.gameparts import GameMessage
 from .events import NoteMessage
+from .model.markovfile import save_counts
 from .sessionlog import CUTS, FORMAT, Diverged, RecordError, encode_input, marker, panic_times, sounded
 from .sessionmidi import write_session_midi
 from .taps import tap_inbox, tap_sent, tap_tempo
+
+MEMORY_FILE = "memory.markov"
 
 
 class _RecordingClock:
@@ -148,6 +152,10 @@ class SessionRecorder:
                   "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         if self.game:
             header["tempo_anchor"] = [*live.mode.tempo.anchor, live.mode.tempo.tempo_bpm]
+        memory = getattr(live.mode, "memory", None)
+        if memory is not None:  # the replay starts from the memory this run started from, not the one it leaves
+            save_counts(self.directory / MEMORY_FILE, memory.model.counts(), memory.model.max_order)
+            header["memory"] = MEMORY_FILE
         self._write(header)
         self._attach()
 

@@ -93,6 +93,9 @@ def replay_session(directory: str | Path, out: str | Path) -> dict:
     entries = read_session(directory)
     header = entries[0][1]
     patch = _logged_patch(header, path)
+    if header.get("memory"):  # the memory the session started from, kept beside its log (the patch's file moved on)
+        memory = (Path(directory) / Path(str(header["memory"])).name).resolve()
+        patch = replace(patch, continuation=replace(patch.continuation, memory=str(memory)))
     game = patch.engine.mode == "game"
     fake = FakeClock(header["origin_ns"])
     live = LiveEngine(patch, clock=fake)

@@ -117,6 +117,9 @@ class Session:
     def supervise(self) -> list[str]:
         """Poll ports for vanishing/returning and collect warnings; call from outside the hot path."""
         messages = self.ports.check()
+        memory = getattr(self.mode, "memory", None)
+        if memory is not None:  # what it read at start, and a /memory/save asked for since
+            messages += memory.persist()
         if self.mode.last_error:
             messages.append(self.mode.last_error)
             self.mode.last_error = None
@@ -140,12 +143,18 @@ class Session:
 
     def stop(self) -> None:
         """Idempotent: stop the threads, silence and close every port, restore the interpreter."""
+        stopped = True
         if self._thread is not None:
             self.engine.stop()
             self._thread.join(timeout=2.0)
+            stopped = not self._thread.is_alive()
             self._thread = None
         else:
             self.engine.close()
+        memory = getattr(self.mode, "memory", None)
+        if memory is not None:  # the run's end: what was learned is written, once the engine thread no longer learns
+            self.warnings += memory.persist(final=True) if stopped else ["memory: not saved (the engine thread "
+                                                                         "did not stop)"]
         for scheduler in self.schedulers[1:]:  # the engine stopped the notes' own
             scheduler.stop()
         if self.listen_sender is not None:
@@ -166,6 +175,8 @@ class Session:
                   flush=True)
             return self
         self.stop()
+        for line in self.warnings:  # the memory saved at the stop, before the new patch reads it
+            print(f"\nrealtime: {line}", file=sys.stderr, flush=True)
         try:
             fresh = Session(patch)
             fresh.start()

@@ -42,6 +42,8 @@ RANGES: dict[str, Range] = {r.name: r for r in (
     Range("answer_notes", 1, 256, 24, "notes", "the longest answer", "[continuation], [[controls]]"),
     Range("phrase_end_ms", 20, 10_000, None, "ms", "silence that ends the player's phrase; default: "
           "phrase_end_beats at the tempo", "[continuation], [[controls]]"),
+    Range("blend", 0.0, 1.0, 0.0, "share", "how much of the duet's pitch choice comes from its Markov memory of "
+          "the player (0: the model alone)", "[continuation], [[controls]]"),
     Range("density", 0.0, 8.0, 2.0, "onsets per beat", "distinct note onsets per beat",
           "[game.voices.NAME], [[game.map]]"),
     Range("polyphony", 1.0, 4.0, 1.0, "notes per onset", "notes starting together (chord size)",
@@ -70,7 +72,8 @@ LISTEN_ZONES = ("all", "left")  # the chord from every note, or from the notes b
 TEMPO_SOURCES = ("playing", "midi_clock")
 
 # what [[controls]] and /learn may steer live, and what [[game.map]] may steer per voice
-CONTROL_TARGETS: dict[str, Range] = {n: RANGES[n] for n in ("temperature", "top_p", "answer_notes", "phrase_end_ms")}
+CONTROL_TARGETS: dict[str, Range] = {n: RANGES[n] for n in ("temperature", "top_p", "answer_notes", "phrase_end_ms",
+                                                             "blend")}
 GAME_CONTROLS: dict[str, Range] = {n: RANGES[n] for n in
                                    ("density", "polyphony", "register", "dynamics", "temperature", "gain")}
 GAME_CURVES = ("linear", "exp", "smooth")
@@ -130,6 +133,8 @@ class ContinuationSettings:
     follow_velocity: bool = True  # answer at the phrase's loudness
     follow_tempo: bool = True  # hear and answer at the player's tempo while the listener is locked on it
     max_note_ms: float = 30_000.0  # a player's note held longer is taken as ended (its note-off was lost)
+    blend: float = RANGES["blend"].default  # share of the player's Markov memory in each pitch choice
+    memory_path: str | None = None  # where that memory is kept between runs (resolved); None: not kept
 
     @property
     def ms_per_beat(self) -> float:

@@ -14,6 +14,7 @@ import pytest
 from realtime.app import LiveEngine
 from realtime.clock import FakeClock
 from realtime.errors import PatchError
+from realtime.model.critic import attach as attach_critic
 from realtime.model.generator import build_generator
 from realtime.model.modelfile import models_dir
 from realtime.model.tokens import Token
@@ -32,7 +33,7 @@ def _answers(model, seeds, critic: CriticSettings | None, context=None, notes=24
     for seed in seeds:
         g = build_generator(model, seed, temperature)
         if critic is not None:
-            g.set_critic(critic)
+            attach_critic(g, critic)
             if g.critic is not None:
                 g.critic.hear(**(context or {}))
         for token in prompt:
@@ -43,7 +44,7 @@ def _answers(model, seeds, critic: CriticSettings | None, context=None, notes=24
 
 def test_one_candidate_is_no_critic_and_the_same_notes(shipped_model):
     g = build_generator(shipped_model, 4)
-    g.set_critic(CriticSettings(candidates=1))
+    attach_critic(g, CriticSettings(candidates=1))
     assert g.critic is None
     assert _answers(shipped_model, [4], None) == _answers(shipped_model, [4], CriticSettings(candidates=1))
 
@@ -86,12 +87,12 @@ def test_the_leap_weight_makes_smaller_steps(shipped_model):
 def test_the_fragment_served_is_what_the_generators_stream_hears():
     """fp32 graph: the batched streams equal the single one (int8's activation scale spans the batch)."""
     g = build_generator(models_dir() / "bach-folk-lstm.onnx", 2)
-    g.set_critic(CriticSettings(candidates=6, fragment_notes=4))
+    attach_critic(g, CriticSettings(candidates=6, fragment_notes=4))
     for token in PROMPT:
         g.feed(token)
     first = g.sample_next()
     proposals = g.critic.proposals
-    fragment = list(g._fragment)
+    fragment = list(g.critic.fragment)
     assert fragment[0] == first and len(fragment) == 4
     best = int(np.argmax(g.critic.last_scores))
     served = [first]
@@ -106,13 +107,13 @@ def test_the_fragment_served_is_what_the_generators_stream_hears():
 
 def test_anything_else_heard_drops_the_fragment(shipped_model):
     g = build_generator(shipped_model, 2)
-    g.set_critic(CriticSettings(candidates=4))
+    attach_critic(g, CriticSettings(candidates=4))
     for token in PROMPT:
         g.feed(token)
     g.commit(g.sample_next())
-    assert len(g._fragment) == 3
+    assert len(g.critic.fragment) == 3
     g.feed(Token(71, 3, 4, 5))  # the player plays on: the rest was chosen for another state
-    assert g._fragment == []
+    assert g.critic.fragment == []
     before = g.critic.proposals
     g.sample_next()
     assert g.critic.proposals == before + 1

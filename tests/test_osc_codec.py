@@ -15,7 +15,7 @@ from pythonosc import osc_bundle, osc_message
 
 from realtime.engine.game import GameMessage
 from realtime.engine.gameosc import game_routes
-from realtime.events import LearnRequest, ModeRequest, NamedControl, NoteMessage
+from realtime.events import LearnRequest, MemoryRequest, ModeRequest, NamedControl, NoteMessage
 from realtime.io.oscaddress import AddressTable
 from realtime.io.osccodec import (MAX_BUNDLE_DEPTH, TAGS, Drop, MessageEncoder, decode_packet, encode_bundle,
                                   encode_message, ntp_timetag)
@@ -35,6 +35,7 @@ CASES = [
     ("/control/answer_notes", [-2], NamedControl("answer_notes", -2.0)),  # the patch checks ranges
     ("/learn", ["top_p"], LearnRequest("top_p")),
     ("/mode", ["harmonize"], ModeRequest(name="harmonize")),
+    ("/memory/save", [], MemoryRequest("save")),
     ("/game/param", [PARAM, 0.5], GameMessage("param", PARAM, 0.5)),
     ("/game/param", [PARAM, GAME.params[0].max], GameMessage("param", PARAM, float(GAME.params[0].max))),
     ("/game/state", [STATE], GameMessage("state", STATE)),
@@ -144,7 +145,7 @@ MALFORMED = [
     (encode_message("/control/temperature", math.inf, tags="d"), "range", "value inf is not a finite number"),
     (encode_message("/control/bad/name", 1.0), "value", "control name 'bad/name' must be letters, digits, '_', '.' or '-'"),
     (encode_message("/learn", "volume"), "value",
-     "cannot learn 'volume'; controls: temperature, top_p, answer_notes, phrase_end_ms"),
+     "cannot learn 'volume'; controls: temperature, top_p, answer_notes, phrase_end_ms, blend"),
     (encode_message("/learn", "a b"), "range", "control 'a b' must be 1-64 letters, digits, '_', '.' or '-'"),
     (encode_message("/nowhere", 1), "unknown-address", "no such address in the OSC table"),
     (encode_message("/game/guess", 60), "reserved-address", "/game/ is reserved and has no handler yet"),

@@ -16,7 +16,7 @@ import pytest
 
 import realtime
 from realtime.engine.game import GameMessage
-from realtime.events import ControlChange, LearnRequest, ModeRequest, NamedControl, NoteMessage
+from realtime.events import ControlChange, LearnRequest, MemoryRequest, ModeRequest, NamedControl, NoteMessage
 from realtime.io.ring import MESSAGE_KINDS, NAME_BYTES, EventRing
 
 
@@ -35,7 +35,8 @@ def test_every_event_type_survives_its_record(ring):
     events = [NoteMessage(60, 100, 0), NoteMessage(127, 0, 15), ControlChange(64, 127, 9),
               NamedControl("temperature", 0.8125), NamedControl("x" * NAME_BYTES, -1e9),
               LearnRequest("temperature"), LearnRequest("phrase_end_ms"),
-              ModeRequest(name="accompany"), ModeRequest(program=0), ModeRequest(program=127)]
+              ModeRequest(name="accompany"), ModeRequest(program=0), ModeRequest(program=127),
+              MemoryRequest("save")]
     events += [GameMessage(kind, "boss.fight-2" if kind in ("param", "state", "event") else "", 0.25 * i)
                for i, kind in enumerate(MESSAGE_KINDS)]
     for at_ns, event in enumerate(events, start=1_000_000_000_000):

@@ -91,6 +91,7 @@ def test_every_place_a_patch_sets_a_shared_value_accepts_exactly_its_range(name)
         "top_p": [lambda v: {"model": {"top_p": v}}],
         "answer_notes": [lambda v: {"continuation": {"answer_notes": v}}],
         "phrase_end_ms": [lambda v: {"continuation": {"phrase_end_ms": v}}],
+        "blend": [lambda v: {"continuation": {"blend": v}}],
     }.get(name, [])
     if name in GAME_CONTROLS:  # a voice's own value, and a map's range
         places.append(lambda v: GAME | {"game": GAME["game"] | {"voices": {"lead": {name: v}}}})

@@ -203,10 +203,12 @@ def model_step(results: dict) -> list[str]:
     ms = _ok(results, "model_step")
     if not ms:
         return []
-    rows = [[name, _us(r["step"], "p50_us"), _us(r["step"], "p99_us"), _us(r["note"], "p50_us"), _us(r["note"], "p99_us"),
+    rows = [[name, _us(r["step"], "p50_us"), _us(r["step"], "p99_us"), _us(r.get("sample", {}), "p50_us"),
+             _us(r.get("sample", {}), "p99_us"), _us(r["note"], "p50_us"), _us(r["note"], "p99_us"),
              _us(r["note"], "p99_9_us")] for name, r in ms["variants"].items()]
     return ([f"## Per generated note, shipped model ({ms['model']}, {ms['steps']:,} chained steps)", ""]
-            + _table(["variant", "step p50 us", "step p99 us", "note p50 us", "note p99 us", "note p99.9 us"], rows))
+            + _table(["variant", "step p50 us", "step p99 us", "sample p50 us", "sample p99 us", "note p50 us",
+                      "note p99 us", "note p99.9 us"], rows))
 
 
 def notes(results: dict) -> list[str]:

@@ -6,6 +6,7 @@ is generated a little ahead (`lookahead_ms`) and scheduled on absolute deadlines
 player starts again the pending answer is dropped, held notes are released, and the model is
 rolled back to the last answer note that actually sounded. With a listener whose tempo tracker is
 locked (and `follow_tempo`), the player's tempo, not the patch's, times what is heard and answered.
+A memory of the player's phrases takes the share `blend` of each pitch choice (playermemory.py).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from ..model.tokens import DURATION_BEATS, IOI_BEATS, Token, duration_bucket, io
 from ..model.tokens import VELOCITY_LEVELS
 from ..scheduler import Scheduler
 from ..settings import ContinuationSettings
+from .playermemory import PlayerMemory
 from .status import Figures, continuation_fields
 
 
@@ -36,7 +38,8 @@ class Continuation:
 
     def __init__(self, generator: Generator, scheduler: Scheduler, settings: ContinuationSettings,
                  model_velocity: float = 80.0, max_timings: int = 100_000, fallback: bool = True,
-                 clock: Clock | None = None, listener: Listener | None = None) -> None:
+                 clock: Clock | None = None, listener: Listener | None = None,
+                 memory: PlayerMemory | None = None) -> None:
         self.clock = clock  # for checking slack while generating; None: trust the tick's time
         self.listener = listener  # its locked tempo, when there is one, replaces the patch's
         self.generator, self.scheduler, self.settings = generator, scheduler, settings
@@ -68,15 +71,15 @@ class Continuation:
         self._heard_pitches: list[int] = []
         self._phrase_rhythm: list[Token] = []
         self._unheard: list[Token] = []  # answer notes the model has not been fed yet (it fell behind)
+        # the player's phrases, learned for the blend and kept between shows (playermemory.py)
+        self.memory = memory if memory is not None else PlayerMemory(settings.memory_path, settings.blend)
         self._step_cost_ns = 0  # recent worst model step on the engine's clock, decaying
         self.model_failed = False
         # counts and timings, read outside the loop
-        self.phrases = self.interruptions = 0
-        self.fallback_notes = self.model_errors = self.behind = 0
+        self.phrases = self.interruptions = self.fallback_notes = self.model_errors = self.behind = 0
         self.notes_timed_out = 0  # player notes ended by max_note_ms: a sender died or a note-off was lost
         self.last_error: str | None = None
-        self.step_ns = np.zeros(max_timings, dtype=np.int64)
-        self.steps = 0
+        self.step_ns, self.steps = np.zeros(max_timings, dtype=np.int64), 0
         self.answer_latency_ns: list[int] = []
         self.scheduler.on_sent = self._sent
 
@@ -137,6 +140,7 @@ class Continuation:
             self._last_fed_onset_ns = onset
             self._heard_pitches.append(pitch)
             self._phrase_rhythm.append(token)
+            self.memory.hear(pitch)
 
     def _timed_feed(self, token: Token) -> None:
         """Step the model on one note, timing it; a failing model is counted and left to the fallback."""
@@ -201,9 +205,8 @@ class Continuation:
         self._answer_done_ns = start_ns
         self._next = None
         self._loudness = self._phrase_loudness()
-        if self.generator.critic is not None:  # what its fragments are judged against (realtime/model/critic.py)
-            self.generator.critic.hear_phrase(self.generator.constraints, self.listener, now_ns, self._phrase_rhythm,
-                                              self._heard_pitches, self.fallback)
+        if (critic := self.generator.critic) is not None:  # the context its fragments are judged in (model/critic.py)
+            critic.hear_duet(self, now_ns)
         self._phrase_end_deadline_ns = start_ns
         self._waiting_first_send = True  # the output thread may send it before the engine looks again
         gap_beats = (start_ns - self._last_fed_onset_ns) / self.ns_per_beat
@@ -217,6 +220,7 @@ class Continuation:
         self.phrases += 1
         if self.fallback is not None:
             self.fallback.update(self._heard_pitches[-64:])
+        self.memory.end_phrase()
         self._phrase_velocities = []
 
     # --- speaking --------------------------------------------------------------------------------
@@ -264,7 +268,7 @@ class Continuation:
     def _choose(self, ioi: int | None = None) -> Token:
         """The next note: the model's choice, or the fallback's when the model is behind or failed."""
         if not (self._unheard or self.model_failed) or self.fallback is None:
-            return self.generator.sample_next(ioi=ioi)
+            return self.generator.sample_next(ioi, self.memory.blended(self._heard_pitches), self.memory.blend)
         self.fallback_notes += 1
         rhythm = self._phrase_rhythm[self.fallback_notes % len(self._phrase_rhythm)] if self._phrase_rhythm else None
         context = self._heard_pitches[-4:]
@@ -325,6 +329,8 @@ class Continuation:
             self.settings = replace(self.settings, answer_notes=int(round(value)))
         elif target == "phrase_end_ms":
             self.settings = replace(self.settings, phrase_end_ms=value)
+        elif target == "blend":
+            self.last_error = self.memory.set_blend(value) or self.last_error
 
     def stop(self, now_ns: int) -> None:
         self.answering = False

@@ -25,7 +25,7 @@ from collections import deque
 from typing import Protocol
 
 from ..clock import Clock
-from ..events import ControlChange, LearnRequest, ModeRequest, NamedControl, NoteMessage
+from ..events import ControlChange, LearnRequest, MemoryRequest, ModeRequest, NamedControl, NoteMessage
 from ..io.ports import Input
 from ..listen import Listener
 from ..scheduler import Scheduler
@@ -38,7 +38,11 @@ NOTE_OFF_RESERVE = 16 * 128  # room kept for note-offs past the limit: one per c
 
 
 class Mode(Protocol):
-    """What every mode implements: the engine calls the first five, the session (realtime/session.py) the rest."""
+    """What every mode implements: the engine calls the first five, the session (realtime/session.py) the rest.
+
+    A mode that remembers the player between runs (the duet) has a `memory` (engine/playermemory.py):
+    the engine asks it to save on `/memory/save`, the session writes it outside the loop.
+    """
 
     last_error: str | None  # one line for the user, taken (and cleared) by the session outside the loop
 
@@ -81,6 +85,7 @@ class Engine:
             self.controls.setdefault(mapping.source, []).append(mapping)
         self.controls_applied = 0
         self.mode_requests_ignored = 0  # /mode or a program change in a session of one mode
+        self.memory_requests_ignored = 0  # /memory/save in a mode without a memory
         self.learning: str | None = None  # MIDI learn: a target waiting for the next moved controller
         self.learned: deque[ControlMapping] = deque()  # bindings made, for saving outside the loop
         self.poll_ns = int(poll_ms * 1e6)
@@ -128,7 +133,7 @@ class Engine:
         self.mode.tick(self.clock.now_ns())
         self.scheduler.dispatch_due(self.clock.now_ns())
 
-    def _control(self, message: ControlChange | NamedControl | LearnRequest | ModeRequest) -> None:
+    def _control(self, message: ControlChange | NamedControl | LearnRequest | ModeRequest | MemoryRequest) -> None:
         if isinstance(message, ModeRequest):  # only a session of several modes (realtime/engine/switch.py) switches
             request = getattr(self.mode, "request_mode", None)
             if request is None:
@@ -138,6 +143,13 @@ class Engine:
             return
         if isinstance(message, LearnRequest):
             self.learning = message.target
+            return
+        if isinstance(message, MemoryRequest):  # the counts are copied here, written by the session outside the loop
+            memory = getattr(self.mode, "memory", None)
+            if memory is None:
+                self.memory_requests_ignored += 1
+            else:
+                memory.request_save()
             return
         if isinstance(message, ControlChange):
             if self.learning is not None:

@@ -34,9 +34,11 @@ def measure(scheduler, messages_in: int, misses: int, dropped: int) -> Figures:
 
 
 def continuation_fields(mode, figures: Figures) -> list[str]:
-    """In and out, phrases, answer latency, output jitter, misses, fallback notes, drops."""
+    """In and out, phrases, the memory's blend (when on), answer latency, output jitter, misses, fallback notes, drops."""
     answers = np.array(mode.answer_latency_ns[-ANSWER_HISTORY:]) / 1e6
     parts = [f"in {figures.messages_in}", f"out {figures.sent}", f"phrases {mode.phrases}"]
+    if mode.memory.blend > 0:
+        parts.append(f"blend {mode.memory.blend:.2f}")
     if len(answers):
         parts.append(f"answer latency p50 {np.percentile(answers, 50):.2f} ms p99 {np.percentile(answers, 99):.2f} ms")
     return parts + output_fields(figures, [f"fallback notes {mode.fallback_notes}"] if mode.fallback_notes else [])

@@ -39,6 +39,11 @@ class ModeSwitch:
     def answering(self) -> bool:  # the engine's cut-in reads it (realtime/engine/engine.py)
         return getattr(self.active, "answering", False)
 
+    @property
+    def memory(self):
+        """The duet's memory of the player, whether or not the duet is playing now (None without a duet)."""
+        return next((m.memory for m in self.modes.values() if getattr(m, "memory", None) is not None), None)
+
     # --- requests ----------------------------------------------------------------------------------
     def request_mode(self, request: ModeRequest, now_ns: int) -> None:
         name = request.name

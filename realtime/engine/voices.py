@@ -42,6 +42,7 @@ class VoiceBank:
         self.rng = np.random.default_rng(seed)
         self._uniforms, self._out = np.empty(4), np.empty(4, dtype=np.int64)
         self._weights, self._order = np.empty(128), np.empty(128, dtype=np.int64)
+        self._no_markov = np.zeros(128)  # the game's voices blend no Markov memory into their pitches
         self._ends = np.zeros((self.n, MAX_SOUNDING))
         self._pitches = np.zeros((self.n, MAX_SOUNDING), dtype=np.int64)
         self._count = np.zeros(self.n, dtype=np.int64)
@@ -83,7 +84,7 @@ class VoiceBank:
         self.rng.random(out=self._uniforms)
         sample_note(self.logits[voice], self.bias[voice], self._starts, float(self.inv_temperature[voice]),
                     self.top_p, self._uniforms, fixed_ioi, first_allowed, _IOI, time_beats, ends, pitches, count,
-                    self._weights, self._order, self._out)
+                    self._weights, self._order, self._out, 0.0, self._no_markov)
         out = self._out
         return int(out[0]), int(out[1]), int(out[2]), int(out[3])
 

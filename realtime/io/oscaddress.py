@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ..errors import InputError
-from ..events import Event, LearnRequest, ModeRequest, NamedControl, NoteMessage
+from ..events import Event, LearnRequest, MemoryRequest, ModeRequest, NamedControl, NoteMessage
 from ..settings import CONTROL_TARGETS
 from .osccodec import Drop
 
@@ -102,6 +102,9 @@ ADDRESS_TABLE: tuple[Route, ...] = (  # the one place the OSC address space is d
     Route("/mode", AddressSpec((Arg("mode", "str"),), "Play this mode from the next bar on (one of the patch's "
                                "`[engine] modes`); every note of the old mode ends"),
           lambda address, values: ModeRequest(name=values[0])),
+    Route("/memory/save", AddressSpec((), "Save the duet's memory of the player now, to the patch's `[continuation] "
+                                      "memory` file (it is saved at the end of a run too)"),
+          lambda address, values: MemoryRequest("save")),
     Route("/game/", AddressSpec((), "Reserved for the game mode: dropped until registered"), None),
     Route("/transport/", AddressSpec((), "Reserved for transport: dropped until registered"), None),
 )

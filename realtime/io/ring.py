@@ -29,7 +29,7 @@ from collections.abc import Callable
 from multiprocessing import shared_memory
 from typing import Any
 
-from ..events import ControlChange, LearnRequest, ModeRequest, NamedControl, NoteMessage
+from ..events import ControlChange, LearnRequest, MemoryRequest, ModeRequest, NamedControl, NoteMessage
 
 RECORD_BYTES = 128
 NAME_BYTES = 100  # control or game names; the OSC table allows longer control names, refused here
@@ -41,6 +41,7 @@ HEADER_BYTES = 512
 assert _RECORD.size <= RECORD_BYTES and 8 * (_COUNTERS + COUNTER_SLOTS) <= HEADER_BYTES
 
 NOTE, CONTROL_CHANGE, NAMED_CONTROL, MESSAGE, LEARN, MODE = 1, 2, 3, 4, 5, 6  # LEARN: /learn <control>, MODE: /mode
+MEMORY = 7  # /memory/save (the action by name)
 # The game's message kinds (GameMessage.kind), by index: a record carries the index, not the string
 MESSAGE_KINDS = ("param", "state", "event", "tempo", "start", "stop")
 
@@ -162,6 +163,11 @@ def _encode_into(buf, offset: int, event: Any, at_ns: int) -> bool:
             return False
         program = 0 if event.program is None else event.program + 1
         _RECORD.pack_into(buf, offset, MODE, program, 0, 0, len(name), at_ns, 0.0, name)
+    elif isinstance(event, MemoryRequest):
+        name = _name_bytes(event.action)
+        if name is None:
+            return False
+        _RECORD.pack_into(buf, offset, MEMORY, 0, 0, 0, len(name), at_ns, 0.0, name)
     elif getattr(event, "kind", None) in MESSAGE_KINDS:
         name = _name_bytes(event.name)
         if name is None:
@@ -185,6 +191,8 @@ def _decode(fields: tuple, message_type: Callable | None) -> tuple[Any, int]:
         return LearnRequest(name[:name_length].decode("utf-8")), at_ns
     if kind == MODE:
         return ModeRequest(name[:name_length].decode("utf-8") or None, a - 1 if a else None), at_ns
+    if kind == MEMORY:
+        return MemoryRequest(name[:name_length].decode("utf-8")), at_ns
     if kind == MESSAGE and message_type is not None:
         return message_type(MESSAGE_KINDS[a], name[:name_length].decode("utf-8"), value), at_ns
     raise ValueError(f"ring record of unknown kind {kind}")

@@ -21,6 +21,8 @@ committed, so after the fragment the generator's state is the winning stream's.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..listen.chords import QUALITIES
@@ -31,6 +33,7 @@ from .tokens import DURATION_BEATS, IOI_BEATS, Token
 
 _IOI = np.asarray(IOI_BEATS)
 _DURATION = np.asarray(DURATION_BEATS)
+UNHEARD_LOG_PROB = math.log(1e-4)  # the player criterion's score of a pitch the player's memory never heard
 MAX_SOUNDING = 64  # each candidate's own notes still sounding, as the generator keeps them
 WEIGHTS = ("key", "chord", "register", "leap", "repetition", "player", "likelihood")
 
@@ -38,7 +41,7 @@ WEIGHTS = ("key", "chord", "register", "leap", "repetition", "player", "likeliho
 @_compiled
 def sample_candidates(logits, bias, starts, inv_temperature, top_p, uniforms, fixed_ioi, max_polyphony,
                       ioi_beats, duration_beats, times, ends, pitches, counts, scratch, weights, order, out,
-                      notes, logp, onbeat, step):
+                      notes, logp, onbeat, step, blend, markov):
     """One note for each of the K candidates (rows of `logits`), as Generator.sample_next chooses one, and
     each candidate's timeline moved on: notes[:, step], the pitch's log-probability, whether on a beat."""
     for c in range(logits.shape[0]):
@@ -50,7 +53,7 @@ def sample_candidates(logits, bias, starts, inv_temperature, top_p, uniforms, fi
             scratch[:n].sort()
             first_allowed = np.searchsorted(ioi_beats, scratch[n - max_polyphony] - times[c] - EPSILON_BEATS)
         sample_note(logits[c], bias, starts, inv_temperature, top_p, uniforms[c], fixed_ioi, first_allowed,
-                    ioi_beats, times[c], ends[c], pitches[c], n, weights, order, out)
+                    ioi_beats, times[c], ends[c], pitches[c], n, weights, order, out, blend, markov)
         notes[c, step, :] = out
         top, total = -np.inf, 0.0  # the pitch's log-probability under the masked, tempered pitch head
         for i in range(starts[0], starts[1]):
@@ -96,6 +99,9 @@ class Critic:
         self.recent: list[int] = []
         self.markov = None
         self._last_fragment: tuple[int, ...] = ()
+        self.fragment: list[Token] = []  # the chosen notes not yet heard
+        self._fragment_logits: np.ndarray | None = None  # the prediction its next note was chosen from
+        self._served = False
         self.proposals = 0
         self.last_scores = np.zeros(self.k)
 
@@ -111,9 +117,32 @@ class Critic:
         self.recent = list(recent or ())[-16:]
         self.markov = markov
 
-    def hear_phrase(self, constraints, listener, now_ns: int, player_tokens, recent, markov) -> None:
-        """The duet's context for its answer: the patch's key (else the key the listener hears), the chord
-        heard when it is sure (0.5), the register of the player's last 16 notes, the latest pitches."""
+    def next_note(self, generator, ioi: int | None, markov: np.ndarray, blend: float) -> Token:
+        """Generator.sample_next with a critic: the waiting fragment's next note if it was chosen from this
+        very prediction (and keeps a fixed onset asked for), else the first note of a new best fragment."""
+        fragment = self.fragment
+        if not (fragment and generator.runner.logits is self._fragment_logits and (ioi is None or fragment[0].ioi == ioi)):
+            fragment[:] = self.propose(generator, ioi, markov, blend)
+            self._fragment_logits = generator.runner.logits
+        self._served = True
+        return fragment[0]
+
+    def heard(self, token: Token, logits: np.ndarray) -> None:
+        """The generator fed a note: the fragment goes on only while its own notes are heard, in order."""
+        if self.fragment:
+            if self._served and token == self.fragment[0]:
+                del self.fragment[0]
+                self._fragment_logits = logits
+            else:
+                self.fragment.clear()
+        self._served = False
+
+    def hear_duet(self, duet, now_ns: int) -> None:
+        """The duet's context for its answer (realtime/engine/continuation.py reads its own state here): the
+        patch's key (else the key the listener hears), the chord heard when it is sure (0.5), the register of
+        the player's last 16 notes, the latest pitches, the player's memory (its phrases, none of ours)."""
+        constraints, listener, player_tokens = duet.generator.constraints, duet.listener, duet._phrase_rhythm
+        recent, markov = duet._heard_pitches, duet.memory.model
         state = listener.snapshot(now_ns) if listener is not None else None
         key = constraints.pitch_classes
         if key is None and state is not None and state.key.tonic is not None:
@@ -124,8 +153,10 @@ class Critic:
         pitches = [token.pitch for token in player_tokens[-16:]]
         self.hear(key, chord, sum(pitches) / len(pitches) if pitches else None, recent[-16:], markov)
 
-    def propose(self, generator, fixed_ioi: int | None = None) -> list[Token]:
-        """The best fragment from the generator's present state (not changed here): its notes, first to last."""
+    def propose(self, generator, fixed_ioi: int | None = None, markov: np.ndarray | None = None,
+                blend: float = 0.0) -> list[Token]:
+        """The best fragment from the generator's present state (not changed here): its notes, first to last.
+        With a `blend` of the player's `markov` distribution (at the fragment's start) in every pitch drawn."""
         k, runner, sampler = self.k, self.runner, generator.sampler
         runner.reset(np.repeat(generator.runner.state, k, axis=2))
         self._times[:] = generator.time_beats
@@ -143,7 +174,7 @@ class Critic:
                               -1 if fixed_ioi is None or step else fixed_ioi, max_polyphony, _IOI, _DURATION,
                               self._times, self._ends, self._pitches, self._counts, self._scratch,
                               generator._weights, generator._order, self._out, self._notes, self._logp,
-                              self._onbeat, step)
+                              self._onbeat, step, blend, generator._no_markov if markov is None else markov)
             if step < self.f - 1:
                 logits = runner.step_batch(self._notes[:, step])
         scores = self.score()
@@ -185,7 +216,10 @@ class Critic:
     def _markov_logp(self, fragment: list[int]) -> float:
         context, total = list(self.recent[-4:]), 0.0
         for p in fragment:
-            total += self.markov.log_prob(context, p)
+            try:
+                total += self.markov.log_prob(context, p)
+            except ValueError:  # a pitch the memory never heard (it has no uniform floor)
+                total += UNHEARD_LOG_PROB
             context = context[1:] + [p] if len(context) >= 4 else context + [p]
         return total / len(fragment)
 
@@ -198,4 +232,10 @@ def compile_critic() -> None:
                       _IOI, _DURATION, np.zeros(k), np.zeros((k, MAX_SOUNDING)),
                       np.zeros((k, MAX_SOUNDING), dtype=np.int64), np.zeros(k, dtype=np.int64), np.zeros(MAX_SOUNDING),
                       np.empty(128), np.empty(128, dtype=np.int64), np.empty(4, dtype=np.int64),
-                      np.zeros((k, 1, 4), dtype=np.int64), np.zeros((k, 1)), np.zeros((k, 1), dtype=bool), 0)
+                      np.zeros((k, 1, 4), dtype=np.int64), np.zeros((k, 1)), np.zeros((k, 1), dtype=bool), 0,
+                      0.0, np.zeros(128))
+
+
+def attach(generator, settings: CriticSettings) -> None:
+    """K > 1 candidates: a critic picks the generator's every fragment from now on; K = 1: none (as before)."""
+    generator.critic = Critic(generator, settings) if settings.candidates > 1 else None

@@ -96,9 +96,27 @@ def _weights(logits, bias, start, stop, inv_temperature, out):
 
 
 @_compiled
+def _pitch_weights(logits, bias, start, stop, inv_temperature, blend, markov, out):
+    """The pitch head's weights with a share `blend` from `markov`, each renormalized over the allowed pitches
+    first (so `blend` is the Markov model's true share and a forbidden pitch stays forbidden); 0: untouched."""
+    n = _weights(logits, bias, start, stop, inv_temperature, out)
+    if blend > 0.0:
+        model_total, markov_total = 0.0, 0.0
+        for i in range(n):
+            model_total += out[i]  # 0 where forbidden
+            markov_total += markov[i] if bias[start + i] > -np.inf else 0.0
+        if markov_total > 0.0:
+            keep, share = (1.0 - blend) / model_total, blend / markov_total
+            for i in range(n):
+                out[i] = out[i] * keep + markov[i] * share if bias[start + i] > -np.inf else 0.0
+    return n
+
+
+@_compiled
 def sample_note(logits, bias, starts, inv_temperature, top_p, uniforms, fixed_ioi, first_allowed_ioi,
-                ioi_beats, time_beats, sounding_ends, sounding_pitches, n_sounding, weights, order, out):
-    """Fill out[0:4] with (pitch, ioi, duration, velocity) for the next note."""
+                ioi_beats, time_beats, sounding_ends, sounding_pitches, n_sounding, weights, order, out,
+                blend, markov):
+    """Fill out[0:4] with (pitch, ioi, duration, velocity) for the next note; `blend` of the pitch from `markov`."""
     # onset first: fixed, or not before the polyphony limit allows
     n = _weights(logits, bias, starts[1], starts[2], inv_temperature, weights)
     if fixed_ioi >= 0:
@@ -110,7 +128,7 @@ def sample_note(logits, bias, starts, inv_temperature, top_p, uniforms, fixed_io
     ioi = _draw(weights, order, n, top_p, uniforms[1])
     onset = time_beats + ioi_beats[ioi]
     # pitch: never restrike one of our own notes still sounding at that onset
-    n = _weights(logits, bias, starts[0], starts[1], inv_temperature, weights)
+    n = _pitch_weights(logits, bias, starts[0], starts[1], inv_temperature, blend, markov, weights)
     left = 0.0
     for i in range(n_sounding):
         if sounding_ends[i] > onset + EPSILON_BEATS:
@@ -118,7 +136,7 @@ def sample_note(logits, bias, starts, inv_temperature, top_p, uniforms, fixed_io
     for i in range(n):
         left += weights[i]
     if left == 0.0:  # nothing else allowed: fall back to the key and range mask alone
-        n = _weights(logits, bias, starts[0], starts[1], inv_temperature, weights)
+        n = _pitch_weights(logits, bias, starts[0], starts[1], inv_temperature, blend, markov, weights)
     out[0] = _draw(weights, order, n, top_p, uniforms[0])
     out[1] = ioi
     n = _weights(logits, bias, starts[2], starts[3], inv_temperature, weights)
@@ -133,7 +151,8 @@ def compile_sampler() -> None:
     logits = np.zeros(165, dtype=np.float32)
     sample_note(logits, np.zeros(165), starts, 1.0, 0.9, np.full(4, 0.5), -1, 0, np.ones(15), 0.0,
                 np.zeros(16), np.zeros(16, dtype=np.int64), 0, np.empty(128), np.empty(128, dtype=np.int64),
-                np.empty(4, dtype=np.int64))
+                np.empty(4, dtype=np.int64), 0.5, np.full(128, 1.0 / 128))
+    _pitch_weights(logits, np.zeros(165), 0, 128, 1.0, 0.5, np.full(128, 1.0 / 128), np.empty(128))
 
 
 class ModelRunner:
@@ -211,7 +230,6 @@ class ModelRunner:
         return self.logits
 
 
-
 class Generator:
     """A model stream that can listen (feed) and speak (sample_next, compiled in `sample_note`)."""
 
@@ -225,20 +243,11 @@ class Generator:
         self._weights, self._order = np.empty(128), np.empty(128, dtype=np.int64)
         self._uniforms, self._out = np.empty(4), np.empty(4, dtype=np.int64)
         self._ends, self._pitches = np.zeros(64), np.zeros(64, dtype=np.int64)  # our notes still sounding
+        self._no_markov = np.zeros(128)  # what the compiled sampler is handed when no Markov model is blended in
         compile_sampler()
-        self.critic = None  # set_critic: the best of K fragments instead of one note at a time
-        self._fragment: list[Token] = []  # the critic's chosen notes not yet heard
-        self._fragment_logits: np.ndarray | None = None  # the prediction the fragment's next note was chosen from
-        self._served = False
+        self.critic = None  # critic.attach: chooses each note instead (realtime/model/critic.py), and hears each fed
         self.set_constraints(constraints or Constraints())
         self.reset()
-
-    def set_critic(self, settings) -> None:
-        """K > 1 candidates: the critic (realtime/model/critic.py) picks each fragment; K = 1: none."""
-        from .critic import Critic
-
-        self.critic = Critic(self, settings) if settings.candidates > 1 else None
-        self._fragment.clear()
 
     def set_constraints(self, constraints: Constraints) -> None:
         self.constraints = constraints
@@ -271,23 +280,26 @@ class Generator:
     def feed(self, token: Token) -> None:
         """The model hears one note (the player's, or its own once chosen)."""
         self.runner.step(token.pitch, token.ioi, token.duration, token.velocity)
-        if self._fragment:  # the critic's fragment goes on only while its own notes are heard, in order
-            if self._served and token == self._fragment[0]:
-                del self._fragment[0]
-                self._fragment_logits = self.runner.logits
-            else:
-                self._fragment.clear()
-        self._served = False
+        if self.critic is not None:
+            self.critic.heard(token, self.runner.logits)
 
-    def sample_next(self, ioi: int | None = None) -> Token:
+    def pitch_distribution(self, markov: np.ndarray | None = None, blend: float = 0.0) -> np.ndarray:
+        """What the next pitch is drawn from (temperature, blend, key and range; before top-p), for inspection."""
+        weights = np.empty(128)
+        _pitch_weights(self.runner.logits[0], self._bias, self._starts[0], self._starts[1],
+                       1.0 / self.sampler.temperature, blend, self._no_markov if markov is None else markov, weights)
+        return weights / weights.sum()
+
+    def sample_next(self, ioi: int | None = None, markov: np.ndarray | None = None, blend: float = 0.0) -> Token:
         """Choose the next note from the current prediction, under the constraints; does not feed it.
 
         `ioi` fixes the onset instead of sampling it: the engine's first answer note starts when
-        the phrase has ended, and the model must hear that real gap, not one it imagined. With a
-        critic, the next note of the best of K fragments (proposed from this state when none waits).
+        the phrase has ended, and the model must hear that real gap, not one it imagined. `markov`
+        (float64 probabilities of the 128 pitches) takes the share `blend` (0-1) of the pitch choice.
+        With a critic, the next note of the best of K fragments (proposed from this state when none waits).
         """
         if self.critic is not None:
-            return self._from_fragment(ioi)
+            return self.critic.next_note(self, ioi, self._no_markov if markov is None else markov, blend)
         first_allowed = 0
         max_polyphony = self.constraints.max_polyphony
         n = len(self.sounding)
@@ -300,18 +312,10 @@ class Generator:
         sampler.rng.random(out=self._uniforms)
         sample_note(self.runner.logits[0], self._bias, self._starts, 1.0 / sampler.temperature, sampler.top_p,
                     self._uniforms, -1 if ioi is None else ioi, first_allowed, _IOI, self.time_beats,
-                    self._ends, self._pitches, min(n, len(self._ends)), self._weights, self._order, self._out)
+                    self._ends, self._pitches, min(n, len(self._ends)), self._weights, self._order, self._out,
+                    blend, self._no_markov if markov is None else markov)
         pitch, ioi, duration, velocity = self._out.tolist()
         return Token(pitch, ioi, duration, velocity)
-
-    def _from_fragment(self, ioi: int | None) -> Token:
-        """The waiting fragment's next note if it was proposed for this very state, else a new fragment's first."""
-        fragment = self._fragment
-        if not (fragment and self.runner.logits is self._fragment_logits and (ioi is None or fragment[0].ioi == ioi)):
-            fragment[:] = self.critic.propose(self, ioi)
-            self._fragment_logits = self.runner.logits
-        self._served = True
-        return fragment[0]
 
     @property
     def pitch_mask(self) -> np.ndarray:

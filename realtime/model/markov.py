@@ -10,7 +10,10 @@ generator that can keep playing when the network cannot.
 
 with c(h) how often h was followed by anything, T(h) how many distinct notes followed it,
 and h' the context without its oldest note. If h was never heard, P_k = P_{k-1}. Order 0
-blends note counts with a uniform distribution over the vocabulary the same way.
+blends note counts with a uniform distribution over the vocabulary the same way; without the
+uniform floor (`uniform_floor=False`, the duet's memory of the player: blended into the network's
+choice, a floor would be noise) order 0 is the note counts alone, and a model that heard nothing
+gives all zeros: no opinion.
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ Context = tuple[int, ...]
 class MarkovModel:
     """Counts of what followed each remembered context, with Witten-Bell back-off on top."""
 
-    def __init__(self, max_order: int = 8, vocab_size: int = 128, max_contexts: int | None = None) -> None:
+    def __init__(self, max_order: int = 8, vocab_size: int = 128, max_contexts: int | None = None,
+                 uniform_floor: bool = True) -> None:
         """Set how far back the model listens, how many notes it can play, and (for a learner that
         runs all show long) how many contexts it may remember: past that, known contexts still count
         but new ones are not added, so memory stays bounded."""
@@ -38,9 +42,10 @@ class MarkovModel:
         self.max_order = max_order
         self.vocab_size = vocab_size
         self.max_contexts = max_contexts
+        self.uniform_floor = uniform_floor
         self._followers: dict[Context, dict[int, int]] = {}  # context -> next note -> count
         self._heard: dict[Context, int] = {}  # context -> how often it was followed by anything
-        self._floor: np.ndarray | None = None  # cached order-0 distribution
+        self._base: np.ndarray | None = None  # cached order-0 distribution
 
     # ----- learning -------------------------------------------------------------------------
 
@@ -50,10 +55,15 @@ class MarkovModel:
             self.update(sequence)
         return self
 
-    def update(self, sequence: Sequence[int]) -> None:
-        """Learn one more phrase in place, so the model can pick up what is played live."""
+    def update(self, sequence: Sequence[int], start: int = 0) -> None:
+        """Learn one more phrase in place, so the model can pick up what is played live.
+
+        Notes before `start` are context only (the end of the previous phrase): what follows them is
+        learned, they themselves are not counted again.
+        """
         notes = self._checked(sequence)
-        for i, note in enumerate(notes):
+        for i in range(start, len(notes)):
+            note = notes[i]
             for k in range(min(self.max_order, i) + 1):
                 context = tuple(notes[i - k : i])
                 followers = self._followers.get(context)
@@ -65,7 +75,7 @@ class MarkovModel:
                 followers[note] = followers.get(note, 0) + 1
                 self._heard[context] += 1
         if notes:
-            self._floor = None
+            self._base = None
 
     # ----- listening ------------------------------------------------------------------------
 
@@ -73,7 +83,7 @@ class MarkovModel:
         """Probability of every next note, so a player can sample, mask or inspect it."""
         order = self._checked_order(order)
         recent = self._recent(self._checked(context), order)
-        p = self._order0().copy()
+        p = self.order0().copy()
         for k in range(1, len(recent) + 1):
             h = tuple(recent[-k:])
             followers = self._followers.get(h)
@@ -138,11 +148,40 @@ class MarkovModel:
             p = np.where(allowed, p, 0.0)
         return int(rng.choice(self.vocab_size, p=p / p.sum()))
 
+    # ----- keeping between shows -------------------------------------------------------------
+
+    def context_count(self) -> int:
+        """How many contexts it remembers (what max_contexts bounds)."""
+        return len(self._followers)
+
+    def followers(self, context: Context) -> dict[int, int] | None:
+        """What followed `context` and how often (the model's own dict: read it, never write into it)."""
+        return self._followers.get(context)
+
+    def counts(self) -> dict[Context, dict[int, int]]:
+        """A copy of what followed each context: another thread may write it to a file while this one learns."""
+        return {context: dict(followers) for context, followers in self._followers.items()}
+
+    @classmethod
+    def from_counts(cls, counts: dict[Context, dict[int, int]], max_order: int, vocab_size: int = 128,
+                    max_contexts: int | None = None, uniform_floor: bool = True) -> MarkovModel:
+        """A model holding exactly these counts (as `counts()` gave them); ValueError says what does not fit."""
+        model = cls(max_order, vocab_size, max_contexts, uniform_floor)
+        for context, followers in counts.items():
+            if len(context) > max_order:
+                raise ValueError(f"context {list(context)} is longer than max_order {max_order}")
+            model._checked([*context, *followers])
+            if not followers or not all(type(n) is int and n >= 1 for n in followers.values()):
+                raise ValueError(f"context {list(context)} needs followers counted 1 or more times")
+            model._followers[tuple(context)] = dict(followers)
+            model._heard[tuple(context)] = sum(followers.values())
+        return model
+
     # ----- internals ------------------------------------------------------------------------
 
     def _prob(self, notes: Sequence[int], end: int, note: int, order: int) -> float:
         """P(note | notes[:end]) by the same recursion as distribution, one entry only."""
-        p = float(self._order0()[note])
+        p = float(self.order0()[note])
         for k in range(1, min(order, end) + 1):
             h = tuple(notes[end - k : end])
             followers = self._followers.get(h)
@@ -152,17 +191,18 @@ class MarkovModel:
             p = (followers.get(note, 0) + variety * p) / (self._heard[h] + variety)
         return p
 
-    def _order0(self) -> np.ndarray:
-        """Note counts blended with a uniform floor, cached until the next update."""
-        if self._floor is None:
-            uniform = np.full(self.vocab_size, 1.0 / self.vocab_size)
+    def order0(self) -> np.ndarray:
+        """The distribution after no context: note counts blended with the uniform floor (or alone, without
+        it), cached until the next update (read it, never write into it)."""
+        if self._base is None:
+            floor = np.full(self.vocab_size, 1.0 / self.vocab_size if self.uniform_floor else 0.0)
             followers = self._followers.get(())
             if not followers:
-                self._floor = uniform
+                self._base = floor
             else:
-                variety = len(followers)
-                self._floor = (self._as_array(followers) + variety * uniform) / (self._heard[()] + variety)
-        return self._floor
+                variety = len(followers) if self.uniform_floor else 0
+                self._base = (self._as_array(followers) + variety * floor) / (self._heard[()] + variety)
+        return self._base
 
     def _as_array(self, followers: dict[int, int]) -> np.ndarray:
         """Sparse follower counts as a dense vocabulary-sized vector for vector arithmetic."""
