@@ -15,9 +15,10 @@ Planning: the notes of a beat are chosen when its moment is `commit` away (the o
 that moment, and only then pushed with their deadlines; note-offs likewise. So nothing is ever
 planned for an old chord that a change could not take back, except what is already pushed: when the
 chord changes (a confident chord that differs), the beat now sounding (or the one already pushed) is
-played again at once for the new chord: a pitch both voicings share sounds on, every other note of
-the old chord ends with a note-off (no earlier than its note-on), the new ones strike (no earlier
-than the last message pushed for their key, so every key's messages go out in order).
+played again at once for the new chord, the bass on its root: a pitch both voicings share sounds on,
+every other note of the old chord ends with a note-off (no earlier than its note-on; sooner than one
+already pushed), the new ones strike (no earlier than the last message pushed for their key, so
+every key's messages go out in order).
 
 Velocity: the listener's dynamics (the player's recent mean velocity) times `velocity_scale`.
 Stop, a mode switch, the player's all-notes-off (CC123) or all-sound-off (CC120) through `silence`,
@@ -64,6 +65,7 @@ class Accompany:
         self._voicing: tuple[int, ...] = ()  # the last chord voicing
         self._notes: dict[tuple[int, int], list[int]] = {}  # (channel, pitch) -> [on, off]: note-off not pushed yet
         self._free_at: dict[tuple[int, int], int] = {}  # (channel, pitch) -> deadline of its last message pushed
+        self._offs: dict[tuple[int, int], int] = {}  # note-offs pushed for a moment still to come
         self._beat_ns: int | None = None  # the last beat played
         self._held: set[tuple[int, int]] = set()  # the player's keys down
         self._group_ns, self._group_notes = NEVER, 0  # the onset group (a chord being struck) in the zone
@@ -195,8 +197,8 @@ class Accompany:
             if channel == s.bass_channel:
                 if event[0] == 0 or self._root is None or self._root % 12 != root:
                     self._root = place_root(root, self._root, s.bass_lowest, s.bass_highest)
-                pitches = () if self._root is None else (
-                    bass_pitch(self._root, quality, bass_step(s.bass_pattern, event[0]), s.bass_highest),)
+                step = "root" if restrike else bass_step(s.bass_pattern, event[0])  # a new chord: its root
+                pitches = () if self._root is None else (bass_pitch(self._root, quality, step, s.bass_highest),)
             else:
                 voicing = close_voicing(chord_classes(root, quality, s.chord_notes), self._voicing,
                                         s.chord_lowest, s.chord_highest)
@@ -214,6 +216,8 @@ class Accompany:
                 notes[key][1] = off
             else:
                 self._end(key, min(at, notes[key][1]))
+        for key in [key for key, t in self._offs.items() if key[0] == channel and t > at]:
+            self._end_sooner(key, at)  # a note whose note-off is already on its way, for later
         for pitch in pitches:
             key = (channel, pitch)
             if key in notes:
@@ -231,6 +235,14 @@ class Accompany:
         at = self._deadline(key, at)  # never before its note-on: that is the key's last message pushed
         self.scheduler.push(NoteMessage(key[1], 0, key[0]), at)
         self._free_at[key] = at
+        if at > self._now:
+            self._offs[key] = at
+
+    def _end_sooner(self, key: tuple[int, int], at: int) -> None:
+        """Another note-off, sooner than the one pushed: the key's last message is a note-off, so this is safe;
+        the key's next note-on still waits for the later one."""
+        del self._offs[key]
+        self.scheduler.push(NoteMessage(key[1], 0, key[0]), self._now if at < self._now + self._lead else at)
 
     def _deadline(self, key: tuple[int, int], at: int) -> int:
         """When a message for this key goes out. While the key's last message is still on its way: after it,
@@ -245,8 +257,12 @@ class Accompany:
     def _end_all(self, now: int) -> None:
         for key in list(self._notes):
             self._end(key, now)
+        for key in [key for key, t in self._offs.items() if t > now]:
+            self._end_sooner(key, now)
 
     def _push_offs(self, now: int, commit: int) -> None:
+        for key in [key for key, t in self._offs.items() if t <= now]:
+            del self._offs[key]
         for key, (on, off) in list(self._notes.items()):
             if off - commit <= now:
                 self._end(key, off)

@@ -4,7 +4,9 @@ A grid is a beat length and an anchor (a moment a bar line fell on); beat k is `
 Three sources steer it, the best one available winning:
 
 - the listener's tempo while its tracker is locked (realtime/listen/tempo.py): its beat length and
-  phase; the bar numbering stays the grid's own;
+  phase, at the grid's own metrical level (the listener's beat times the power of two nearest the
+  grid's: one chord a bar locks the listener on a bar or a half bar, not on the beat); the bar
+  numbering stays the grid's own;
 - the chords the player strikes (two or more notes within the listener's CHORD_GAP_NS): the time
   between two strikes is taken as 1, 2, a half bar, a bar, two or four bars of beats, whichever gives
   the beat nearest the grid's (a bar is preferred: players change chords once a bar most often). A
@@ -25,7 +27,7 @@ import math
 
 NEAR = 0.25  # beats: a strike this close to a beat of the grid falls on that beat
 AGREE = 0.08  # a strike interval within 8% of the grid's beat count refines the grid
-BAR_PREFERENCE = 0.15  # octaves of tempo: the bar wins over another count unless that fits this much better
+BAR_PREFERENCE = 0.5  # octaves of tempo: the bar wins over another count unless that fits this much better
 SLOWEST_NS, FASTEST_NS = 60e9 / 40, 60e9 / 240  # beat lengths the strikes may give (40-240 BPM)
 
 
@@ -80,14 +82,18 @@ class BeatGrid:
         self._last_strike_ns = self._candidate_ns = None
 
     def follow(self, ns_per_beat: float, beat_ns: int) -> None:
-        """The listener is locked: its beat length, and a moment a beat fell on; the bar numbering is kept."""
+        """The listener is locked: its beat length (at the grid's level) and a moment a beat fell on; the bar
+        numbering is kept."""
         if self._followed == (ns_per_beat, beat_ns):
             return
         self._followed = (ns_per_beat, beat_ns)
+        level = 2.0 ** min(2, max(-2, round(math.log2(self.ns_per_beat / ns_per_beat))))
         if self.started:
-            beat = round((beat_ns - self.anchor_ns) / self.ns_per_beat)  # that beat in the grid's numbering
-            self.anchor_ns = round(beat_ns - self.number(beat) * ns_per_beat)
-        self.ns_per_beat, self.source = float(ns_per_beat), "listener"
+            beat = round((beat_ns - self.anchor_ns) / self.ns_per_beat)  # the grid's beat nearest the listener's
+            ours = self.anchor_ns + beat * self.ns_per_beat
+            on_ns = beat_ns + round((ours - beat_ns) / ns_per_beat) * ns_per_beat  # ... on the listener's beats
+            self.anchor_ns = round(on_ns - self.number(beat) * ns_per_beat * level)
+        self.ns_per_beat, self.source = float(ns_per_beat * level), "listener"
 
     def unfollow(self) -> None:
         """The listener lost its lock: the grid keeps the last beat it had, now steered by the strikes."""
