@@ -48,20 +48,25 @@ class Strike:
 
 
 def strikes(progression=PROGRESSION, bpm: float = 84.0, beats_per_bar: int = 4, hold: float = 0.9,
-            held_at_stop: bool = False) -> list[Strike]:
-    """One chord a bar from 0 s; each let go after `hold` of its bar (the last one never, if `held_at_stop`)."""
+            held_at_stop: bool = False, jitter_s: float = 0.0, seed: int = 0) -> list[Strike]:
+    """One chord a bar from 0 s; each let go after `hold` of its bar (the last one never, if `held_at_stop`);
+    with `jitter_s`, each strike early or late by up to that much (uniform, seeded: a human's hand)."""
     bar_s = beats_per_bar * 60.0 / bpm
+    rng = np.random.default_rng(seed)
     out = []
     for i, name in enumerate(progression):
         last = i == len(progression) - 1
+        at = max(0.0, i * bar_s + (rng.uniform(-jitter_s, jitter_s) if jitter_s and i else 0.0))
         off = None if last and held_at_stop else (i + hold) * bar_s
-        out.append(Strike(i * bar_s, name, CHORDS[name][0], off))
+        out.append(Strike(at, name, CHORDS[name][0], off))
     return out
 
 
-def offline(patch: Patch, played: list[Strike], until_s: float, velocity: int = 80, start_s: float = 0.5):
+def offline(patch: Patch, played: list[Strike], until_s: float, velocity: int = 80, start_s: float = 0.5,
+            spread_s: float = 0.0):
     """The session `patch` makes, on memory ports and a fake clock, struck `played` (each chord's notes in one
-    action, as JACK delivers a chord written at one frame) through its engine loop; returned running."""
+    action, as JACK delivers a chord written at one frame; with `spread_s`, one note after another that far
+    apart, bottom up, as a hand strikes) through its engine loop; returned running."""
     from ..app import LiveEngine
 
     live = LiveEngine(patch, FakeClock(0), MemoryPorts())
@@ -72,7 +77,9 @@ def offline(patch: Patch, played: list[Strike], until_s: float, velocity: int = 
             keyboard.play(pitch, v)
 
     for chord in played:
-        live.clock.call_at(int((start_s + chord.at_s) * 1e9), lambda p=chord.pitches: strike(p, velocity))
+        for i, group in enumerate([chord.pitches] if not spread_s else [(p,) for p in chord.pitches]):
+            at_ns = int((start_s + chord.at_s + i * spread_s) * 1e9)
+            live.clock.call_at(at_ns, lambda p=group: strike(p, velocity))
         if chord.off_s is not None:
             live.clock.call_at(int((start_s + chord.off_s) * 1e9), lambda p=chord.pitches: strike(p, 0))
     live.engine.loop(int((start_s + until_s) * 1e9))
