@@ -172,6 +172,6 @@ def judge(heard, played: list[Strike], bpm: float, beats_per_bar: int = 4, from_
             "mean_notes_per_beat": round(float(np.mean(per_beat)), 3) if per_beat else 0.0,
             "bass_on_the_beat_share": round(float(np.mean(off_grid_ms <= 30.0)), 4) if len(bass) else 0.0,
             "bass_off_beat_ms_p50": round(float(np.median(off_grid_ms)), 3) if len(bass) else None,
-            "change_reaction_ms": [round(r, 3) for r in reactions],
+            "change_reaction_ms": [round(r, 3) + 0.0 for r in reactions],  # (+ 0.0: never "-0.0")
             "channels": sorted({n[2] for n in notes}), "velocity_p50": float(np.median(velocities)) if velocities else None,
             "held_at_end": held}
