@@ -220,6 +220,16 @@ def test_it_rests_after_stop_after_bars_of_silence_with_every_note_ended():
         live.stop()
 
 
+def test_a_key_whose_note_off_never_comes_keeps_the_band_playing_only_max_note_time():
+    played = [Strike(0.0, "C", CHORDS["C"][0], None)]  # struck, never let go
+    live, notes = run(played, until_s=36.0, accompany={"stop_after_bars": 1})
+    try:
+        assert live.mode.rests == 1 and not live.mode.running and live.ports.recorder.held == set()
+        assert 30.0 < max(n[0] for n in notes) < 30.0 + 2 * BAR, "it played while the key counted as held"
+    finally:
+        live.stop()
+
+
 def test_a_failing_accompaniment_ends_its_notes_says_so_once_and_plays_the_next_chord(monkeypatch):
     calls = {"n": 0}
     real = accompany_module.close_voicing

@@ -33,6 +33,7 @@ from ..clock import Clock
 from ..events import Event, NoteMessage
 from ..listen import Listener
 from ..listen.chords import chord_name
+from ..listen.listener import MAX_NOTE_NS
 from ..listen.listener import warm_up as warm_listener
 from ..listen.tempo import CHORD_GAP_NS
 from ..scheduler import Scheduler
@@ -67,7 +68,7 @@ class Accompany:
         self._free_at: dict[tuple[int, int], int] = {}  # (channel, pitch) -> deadline of its last message pushed
         self._offs: dict[tuple[int, int], int] = {}  # note-offs pushed for a moment still to come
         self._beat_ns: int | None = None  # the last beat played
-        self._held: set[tuple[int, int]] = set()  # the player's keys down
+        self._held: dict[tuple[int, int], int] = {}  # the player's keys down, and since when
         self._group_ns, self._group_notes = NEVER, 0  # the onset group (a chord being struck) in the zone
         self._strike_ns: int | None = None  # a chord struck, for the grid at the next tick
         self._fresh = False  # a note struck in the zone since the accompaniment last rested (or it was switched to)
@@ -85,9 +86,9 @@ class Accompany:
             return
         key = (message.channel, message.pitch)
         if not message.is_on:
-            self._held.discard(key)
+            self._held.pop(key, None)
             return
-        self._held.add(key)
+        self._held[key] = at_ns
         self._active_ns = max(self._active_ns, at_ns)
         if message.pitch >= self.zone_below:
             return
@@ -104,9 +105,7 @@ class Accompany:
             self._tick(now_ns)
         except Exception as err:  # a failing accompaniment ends its notes and says so once; the player goes on
             self.errors += 1
-            self._end_all(now_ns)
-            self.running, self.chord = False, None
-            self.grid.stop()
+            self._halt(now_ns)
             if self.last_error is None:
                 self.last_error = f"accompany failed ({type(err).__name__}: {str(err)[:120]}); its notes were ended"
 
@@ -123,7 +122,7 @@ class Accompany:
         if self._strike_ns is not None:
             self.grid.strike(self._strike_ns)
             self._strike_ns = None
-        if self._held:
+        if self._held and now - max(self._held.values()) < MAX_NOTE_NS:  # (a lost note-off: not for ever)
             self._active_ns = now
         if self._undecided and (self._group_notes >= SETTLED_NOTES or now - self._group_ns >= CHORD_GAP_NS):
             self._undecided = False
