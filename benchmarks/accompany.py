@@ -71,8 +71,16 @@ def through_jack(period: int, progression) -> dict:
     row.update(bars=len(progression), misses=int(misses[-1]) if misses else None,
                tempo=f"{tempo[-1][0]} BPM from {tempo[-1][1]}" if tempo else None,
                held_after_stop_with_notes_down=judge(stopped["heard"], strikes(progression[:3], PLAYER_BPM),
-                                                     PLAYER_BPM)["held_at_end"])
+                                                     PLAYER_BPM)["held_at_end"],
+               # a held note with no panic heard either: the receiver lost the end, not the engine
+               stop_panic_heard=_panic_heard(stopped["heard"]), stop_returncodes=[run["returncode"],
+                                                                                  stopped["returncode"]])
     return row
+
+
+def _panic_heard(heard) -> bool:
+    """Did the receiver hear an all-notes-off controller (the output's panic on a stop)?"""
+    return any(data[0] & 0xF0 == 0xB0 and data[1] == 123 for _, data in heard)
 
 
 def on_a_fake_clock(progression) -> dict:
@@ -118,7 +126,8 @@ def main(argv: list[str] | None = None) -> dict:
     results["fake_clock"] = on_a_fake_clock(LONG_PROGRESSION)
     for period, r in results["jack"].items():
         held = len(r["held_at_end"]) + len(r["held_after_stop_with_notes_down"])
-        print(_line(f"JACK -p {period}, {r['bars']} bars at the receiver", r) + f"; misses {r['misses']}; held {held}")
+        print(_line(f"JACK -p {period}, {r['bars']} bars at the receiver", r) + f"; misses {r['misses']}; held {held}"
+              + ("" if r["stop_panic_heard"] else " (the receiver heard no panic at the stop: it lost the end)"))
     for label, r in results["fake_clock"].items():
         print(_line(f"fake clock, {label}", r))
     for note in results["notes"]:
