@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .clock import Clock
+from .engine.accompany import make_accompany
 from .engine.continuation import Continuation
 from .engine.engine import Mode
 from .engine.harmonize import make_harmonize
@@ -102,10 +103,12 @@ MODES: dict[str, Callable[[EngineSettings, Clock, Ports, Listener], Built]] = {
     "continuation": build_continuation,
     "game": build_game,
     "harmonize": _ruled(make_harmonize),  # harmony voices for every player note, on a channel of their own
+    "accompany": _ruled(make_accompany),  # bass and chords following the player's chord, on the player's beat
 }
 MAKERS: dict[str, Callable[..., Mode]] = {  # the stage modes, which can share one session's scheduler
     "continuation": make_continuation,
     "harmonize": make_harmonize,
+    "accompany": make_accompany,
 }
 
 

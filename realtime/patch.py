@@ -17,14 +17,14 @@ from typing import Any
 
 from .errors import PatchError
 from .patchcheck import check_game, check_patch, control_source, control_target, named_tables, section
-from .settings import (GAME_CONTROLS, RANGES, ContinuationSettings, ControlMapping, EngineSettings,
-                       GameSettings, ListenSettings, MapSettings, ModelSettings, ParamSettings, SectionSettings,
-                       StingerSettings, VoiceSettings)
-from .settings import CriticSettings, HarmonizeSettings
+from .settings import (GAME_CONTROLS, RANGES, AccompanySettings, ContinuationSettings, ControlMapping, CriticSettings,
+                       EngineSettings, GameSettings, HarmonizeSettings, ListenSettings, MapSettings, ModelSettings,
+                       ParamSettings, SectionSettings, StingerSettings, VoiceSettings)
 
 _CONTINUATION = ContinuationSettings()  # the engine's defaults are the file's
 _LISTEN = ListenSettings()
 _HARMONIZE = HarmonizeSettings()
+_ACCOMPANY = AccompanySettings()
 
 
 @dataclass(frozen=True)
@@ -126,6 +126,25 @@ class HarmonizeSection:
 
 
 @dataclass(frozen=True)
+class AccompanySection:
+    """[accompany]: the bass and chords of mode = "accompany" (ranges: settings.ACCOMPANY_RANGES)."""
+
+    bass_channel: int = _ACCOMPANY.bass_channel + 1  # 1-16 as musicians count; never 1, the player's
+    chord_channel: int = _ACCOMPANY.chord_channel + 1
+    bass_pattern: str = _ACCOMPANY.bass_pattern  # settings.BASS_PATTERNS
+    chord_pattern: str = _ACCOMPANY.chord_pattern  # settings.CHORD_PATTERNS
+    velocity_scale: float = _ACCOMPANY.velocity_scale
+    bass_lowest: int = _ACCOMPANY.bass_lowest
+    bass_highest: int = _ACCOMPANY.bass_highest
+    chord_lowest: int = _ACCOMPANY.chord_lowest
+    chord_highest: int = _ACCOMPANY.chord_highest
+    chord_notes: int = _ACCOMPANY.chord_notes
+    chord_confidence: float = _ACCOMPANY.chord_confidence
+    lookahead_ms: float = _ACCOMPANY.lookahead_ms
+    stop_after_bars: float = _ACCOMPANY.stop_after_bars
+
+
+@dataclass(frozen=True)
 class GameParam:
     """A game parameter (`/game/param NAME VALUE`): accepted range and the value before any message."""
 
@@ -219,15 +238,15 @@ class Patch:
     listen: ListenSection = field(default_factory=ListenSection)
     harmonize: HarmonizeSection = field(default_factory=HarmonizeSection)
     critic: CriticSettings = field(default_factory=CriticSettings)  # [critic]: the file's keys are the engine's
+    accompany: AccompanySection = field(default_factory=AccompanySection)
     controls: tuple[ControlMapping, ...] = ()
     game: GameSection | None = None
 
 
 SECTIONS = {"engine": EngineSection, "model": ModelSection, "continuation": ContinuationSection,
-            "midi": MidiSection, "osc": OscSection, "synth": SynthSection,
-            "link": LinkSection, "listen": ListenSection}
-SECTIONS["harmonize"] = HarmonizeSection
-SECTIONS["critic"] = CriticSettings
+            "midi": MidiSection, "osc": OscSection, "synth": SynthSection, "link": LinkSection,
+            "listen": ListenSection, "harmonize": HarmonizeSection, "accompany": AccompanySection,
+            "critic": CriticSettings}
 
 
 def _controls(path: str, entries: Any) -> tuple[ControlMapping, ...]:
@@ -317,7 +336,7 @@ def _compile_game(game: GameSection) -> GameSettings:
 
 def compile_patch(patch: Patch) -> EngineSettings:
     """A validated patch -> the settings the engine and its modes run with."""
-    e, m, c = patch.engine, patch.model, patch.continuation
+    e, m, c, a = patch.engine, patch.model, patch.continuation, patch.accompany
     continuation = ContinuationSettings(
         tempo_bpm=e.tempo_bpm, phrase_end_ms=c.phrase_end_ms, phrase_end_beats=c.phrase_end_beats,
         answer_notes=c.answer_notes, answer_beats=c.answer_beats, lookahead_ms=c.lookahead_ms,
@@ -331,4 +350,6 @@ def compile_patch(patch: Patch) -> EngineSettings:
                           game=_compile_game(patch.game) if patch.game is not None else None,
                           listen=ListenSettings(**asdict(patch.listen)),
                           harmonize=HarmonizeSettings(**asdict(patch.harmonize) | {"channel": patch.harmonize.channel - 1}),
-                          critic=patch.critic)
+                          critic=patch.critic,
+                          accompany=AccompanySettings(**asdict(a) | {"bass_channel": a.bass_channel - 1,
+                                                                     "chord_channel": a.chord_channel - 1}))

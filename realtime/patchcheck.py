@@ -15,7 +15,7 @@ from .errors import PatchError
 from .io.ports import MIDI_BACKENDS
 from .model.sampling import key_pitch_classes
 from .settings import CONTROL_TARGETS, GAME_CONTROLS, GAME_CURVES, LISTEN_RANGES, LISTEN_ZONES, RANGES, TEMPO_SOURCES
-from .settings import CRITIC_RANGES, HARMONIZE_PLACEMENTS, HARMONIZE_RANGES
+from .settings import ACCOMPANY_RANGES, BASS_PATTERNS, CHORD_PATTERNS, CRITIC_RANGES, HARMONIZE_PLACEMENTS, HARMONIZE_RANGES
 
 SYNTHS = ("none", "builtin", "fluidsynth")
 NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
@@ -116,7 +116,7 @@ def _key(path: str, where: str, key: str | None, sep: str = ":") -> None:
             _fail(path, where, f"key{sep} {err}")
 
 
-STAGE_MODES = ("continuation", "harmonize")  # the modes a live switch can hold (realtime/modes.py MAKERS)
+STAGE_MODES = ("continuation", "harmonize", "accompany")  # the modes a live switch can hold (realtime/modes.py MAKERS)
 
 
 def _modes(path: str, mode: str, modes: tuple[str, ...]) -> None:
@@ -135,8 +135,8 @@ def _modes(path: str, mode: str, modes: tuple[str, ...]) -> None:
 def check_patch(path: str, patch) -> None:
     """Ranges and choices of the plain sections (the game's are `check_game`'s)."""
     e, m, c, midi, osc, synth = patch.engine, patch.model, patch.continuation, patch.midi, patch.osc, patch.synth
-    if e.mode not in ("continuation", "game", "harmonize"):
-        _fail(path, "engine", f"mode must be \"continuation\", \"game\" or \"harmonize\", got {e.mode!r}")
+    if e.mode not in ("continuation", "game", "harmonize", "accompany"):
+        _fail(path, "engine", f"mode must be \"continuation\", \"game\", \"harmonize\" or \"accompany\", got {e.mode!r}")
     if e.mode == "game" and patch.game is None:
         _fail(path, "engine", "mode is \"game\" but the patch has no [game] section")
     _modes(path, e.mode, e.modes)
@@ -177,6 +177,7 @@ def check_patch(path: str, patch) -> None:
         _between(path, "critic", name, getattr(patch.critic, name), r.low, r.high)
     if patch.critic.candidates > 1 and "continuation" not in (e.modes or (e.mode,)):
         _fail(path, "critic", "candidates > 1 judges the duet's fragments: it needs mode \"continuation\"")
+    check_accompany(path, patch.accompany)
     if patch.listen.tempo_source == "midi_clock" and not midi.enabled:
         _fail(path, "listen", "tempo_source = \"midi_clock\" needs [midi] enabled (the clock comes in there)")
 
@@ -201,6 +202,27 @@ def check_harmonize(path: str, harmonize) -> None:
         _between(path, "harmonize", name, getattr(harmonize, name), r.low, r.high)
     if harmonize.lowest > harmonize.highest:
         _fail(path, "harmonize", f"lowest must not be above highest, got {harmonize.lowest}, {harmonize.highest}")
+
+
+def check_accompany(path: str, accompany) -> None:
+    """[accompany]: patterns, channels of their own (never the player's 1, not shared), registers an octave wide."""
+    a = accompany
+    for key, value, choices in (("bass_pattern", a.bass_pattern, BASS_PATTERNS),
+                                ("chord_pattern", a.chord_pattern, CHORD_PATTERNS)):
+        if value not in choices:
+            _fail(path, "accompany", f"{key} must be one of {', '.join(repr(c) for c in choices)}, got {value!r}")
+    for key in ("bass_channel", "chord_channel"):
+        if getattr(a, key) == 1:
+            _fail(path, "accompany", f"{key} 1 is the player's: put the accompaniment on channels of its own, 2-16")
+    for name, r in ACCOMPANY_RANGES.items():
+        _between(path, "accompany", name, getattr(a, name), r.low, r.high, " ms" if r.unit == "ms" else "")
+    if a.bass_channel == a.chord_channel:
+        _fail(path, "accompany", f"bass_channel and chord_channel must differ, both are {a.bass_channel}")
+    for part in ("bass", "chord"):
+        lowest, highest = getattr(a, f"{part}_lowest"), getattr(a, f"{part}_highest")
+        if highest - lowest < 12:
+            _fail(path, "accompany", f"{part}_lowest..{part}_highest must span an octave at least (every root "
+                  f"has a place), got {lowest}..{highest}")
 
 
 def control_source(where: str, source: Any) -> None:

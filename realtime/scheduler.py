@@ -85,6 +85,13 @@ class Scheduler:
         if self._thread is None:
             self._drain()
 
+    @property
+    def lead_ns(self) -> int:
+        """How long before its deadline a message must be pushed to be written at its frame: the longest
+        lead of the outputs that keep time (0 when none does). A mode that plans ahead pushes no earlier
+        than this (plus its own margin), so what it has not pushed yet it can still change."""
+        return max((getattr(target, "lead_ns", 0) for target in self._targets), default=0)
+
     def __len__(self) -> int:
         return len(self._queue) + len(self._inbox)
 

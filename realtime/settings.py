@@ -323,13 +323,54 @@ class CriticSettings:
     repetition: float = CRITIC_RANGES["repetition"].default
     player: float = CRITIC_RANGES["player"].default
     likelihood: float = CRITIC_RANGES["likelihood"].default
+# [accompany]: the bass and chords of mode = "accompany" (realtime/engine/accompany.py); README "Accompany mode"
+ACCOMPANY_RANGES: dict[str, Range] = {r.name: r for r in (
+    Range("bass_channel", 2, 16, 2, "MIDI channel", "where the bass plays (1 is the player's)", "[accompany]"),
+    Range("chord_channel", 2, 16, 3, "MIDI channel", "where the chords play (1 is the player's)", "[accompany]"),
+    Range("velocity_scale", 0.1, 2, 0.8, "x velocity", "a note's velocity: the player's recent mean velocity times "
+          "this", "[accompany]"),
+    Range("bass_lowest", 0, 127, 36, "MIDI pitch", "no bass note below this", "[accompany]"),
+    Range("bass_highest", 0, 127, 60, "MIDI pitch", "no bass note above this", "[accompany]"),
+    Range("chord_lowest", 0, 127, 55, "MIDI pitch", "no chord note below this", "[accompany]"),
+    Range("chord_highest", 0, 127, 79, "MIDI pitch", "no chord note above this", "[accompany]"),
+    Range("chord_notes", 2, 5, 3, "notes", "notes in each chord voicing (a seventh chord's fifth goes first)",
+          "[accompany]"),
+    Range("chord_confidence", 0, 1, 0.7, "", "the chord heard is followed from this confidence on (2 of a "
+          "triad's 3 tones: 0.67, 3 of a seventh's 4: 0.75)", "[accompany]"),
+    Range("lookahead_ms", 1, 200, 20.0, "ms", "each note is handed to the output this long (plus the output's "
+          "own lead) before it sounds; a chord heard later is played by re-striking", "[accompany]"),
+    Range("stop_after_bars", 0.5, 16, 2.0, "bars", "with no key held and no note struck for this long, the "
+          "accompaniment rests until you play again", "[accompany]"),
+)}
+BASS_PATTERNS = ("whole", "half", "quarter")  # root held; root + fifth; root, fifth, third, octave
+CHORD_PATTERNS = ("whole", "half", "quarter", "backbeat")  # when the chords strike in each bar
+_ACCOMPANY = {name: r.default for name, r in ACCOMPANY_RANGES.items()}
+
+
+@dataclass(frozen=True)
+class AccompanySettings:
+    """The accompany mode's: 0-based channels, patterns, registers, velocity (ranges: ACCOMPANY_RANGES)."""
+
+    bass_channel: int = int(_ACCOMPANY["bass_channel"]) - 1
+    chord_channel: int = int(_ACCOMPANY["chord_channel"]) - 1
+    bass_pattern: str = "quarter"
+    chord_pattern: str = "half"
+    velocity_scale: float = _ACCOMPANY["velocity_scale"]
+    bass_lowest: int = int(_ACCOMPANY["bass_lowest"])
+    bass_highest: int = int(_ACCOMPANY["bass_highest"])
+    chord_lowest: int = int(_ACCOMPANY["chord_lowest"])
+    chord_highest: int = int(_ACCOMPANY["chord_highest"])
+    chord_notes: int = int(_ACCOMPANY["chord_notes"])
+    chord_confidence: float = _ACCOMPANY["chord_confidence"]
+    lookahead_ms: float = _ACCOMPANY["lookahead_ms"]
+    stop_after_bars: float = _ACCOMPANY["stop_after_bars"]
 
 
 @dataclass(frozen=True)
 class EngineSettings:
     """Everything the engine and its modes need from a patch (ports are the app's business)."""
 
-    mode: str  # "continuation" or "game"
+    mode: str  # "continuation", "game", "harmonize" or "accompany"
     seed: int
     budget_ms: float
     tempo_bpm: float
@@ -342,3 +383,4 @@ class EngineSettings:
     beats_per_bar: int = 4
     harmonize: HarmonizeSettings = HarmonizeSettings()
     critic: CriticSettings = CriticSettings()
+    accompany: AccompanySettings = AccompanySettings()

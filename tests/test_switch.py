@@ -154,3 +154,37 @@ def test_bad_modes_in_a_patch_are_refused_in_one_line(engine_table, problem):
 def test_a_patch_without_modes_runs_its_mode_alone():
     settings = compile_patch(parse_patch({"engine": {"mode": "continuation"}}, "duet.toml"))
     assert settings.modes == ("continuation",)
+
+
+def test_accompany_to_harmonize_switches_on_the_accompaniments_bar_and_ends_every_accompany_note():
+    from realtime.bench.accompaniment import offline, strikes
+
+    raw = {"engine": {"mode": "accompany", "modes": ["accompany", "harmonize"]}, "harmonize": {"channel": 5},
+           "listen": {"zone": "left"}, "midi": {"enabled": False}, "osc": {"enabled": False}}
+    bar_s = 4 * 60 / 84
+    live = offline(parse_patch(raw, "stage.toml"), strikes(("C", "Am"), 84.0, held_at_stop=True), 1.6 * bar_s)
+    switch, recorder, clock = live.mode, live.ports.recorder, live.clock
+    try:
+        accompany = switch.modes["accompany"]
+        assert switch.active_name == "accompany" and {c for c, _ in recorder.held} == {1, 2}, recorder.held
+        live.engine._hear(ModeRequest(name="harmonize"), clock.now_ns())
+        live.engine.tick()
+        bar_ns = switch.switch_at_ns
+        assert bar_ns == accompany.grid.next_bar_ns(clock.now_ns()) and bar_ns > clock.now_ns(), \
+            "the switch waits for the accompaniment's own next bar line (the listener has no tempo from chords)"
+        asked = len(recorder.sent)
+        live.engine.loop(bar_ns - MS)
+        assert switch.active_name == "accompany" and [m for _, m in recorder.sent[asked:] if m.is_on], \
+            "the accompaniment plays on up to the bar"
+        live.engine.loop(bar_ns + 5 * MS)
+        assert switch.active_name == "harmonize" and switch.switches == 1
+        assert recorder.held == set(), f"accompany notes still sounding after the switch: {recorder.held}"
+        mark = len(recorder.sent)
+        at = clock.now_ns() + 100 * MS
+        clock.call_at(at, lambda: live.ports.keyboard.play(76, 90))  # a melody note: the harmonizer voices it
+        live.engine.loop(at + 2 * bar_s * 1e9)
+        later = recorder.sent[mark:]
+        assert later and {m.channel for _, m in later} == {4}, "only harmony after the switch, on its channel"
+    finally:
+        live.stop()
+    assert live.ports.held_at_close == set()

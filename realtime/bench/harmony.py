@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -54,34 +55,55 @@ def play(patch_text: str, melody=MELODY, beat_s: float = 0.25, legato: float = 0
          hold_at_stop: int = 0) -> dict:
     """Play `melody` (then `hold_at_stop` more note-ons never released) into `realtime run PATCH`, stop it
     with Ctrl-C, and return the frames: played [(on, off or None, pitch)], heard [(frame, bytes)], its output."""
+    events, at, notes = [], 0.0, []
+    for pitch, beats in melody:
+        events += [(at, bytes((0x90, pitch, velocity))), (at + beats * beat_s * legato, bytes((0x80, pitch, 0)))]
+        notes.append(pitch)
+        at += beats * beat_s
+    held = [melody[i % len(melody)][0] for i in range(hold_at_stop)]
+    events += [(at + 0.05 * i, bytes((0x90, pitch, velocity))) for i, pitch in enumerate(held)]
+    run = perform(patch_text, events, at + 0.05 * len(held))
+    frames = run.pop("frames")
+    played = [(frames[2 * i], frames[2 * i + 1], pitch) for i, pitch in enumerate(notes)]
+    played += [(frames[2 * len(notes) + i], None, pitch) for i, pitch in enumerate(held)]
+    return {"played": played, **run}
+
+
+def _engine_child() -> None:
+    """The engine's `preexec_fn`: it dies with us, and Ctrl-C (how `_stop` ends it) works even when we were
+    started in the background, where a shell hands its children SIGINT ignored (Python keeps that, and an
+    engine that ignores it is killed 15 s later, without its note-offs)."""
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+    except ValueError:
+        pass  # forked from a thread other than the main one: nothing to restore then
+    die_with_parent()
+
+
+def perform(patch_text: str, events: list[tuple[float, bytes]], length_s: float, name: str = "harmony-player",
+            tail_s: float = 0.3) -> dict:
+    """`realtime run PATCH` on JACK played `events` (seconds from the start, bytes) at exact frames by a JACK
+    client that hears it too; stopped with Ctrl-C `tail_s` after `length_s`. Returns each event's frame,
+    what was heard [(frame, bytes)] (what the stop sent included), the rate, period, output, return code."""
     with tempfile.TemporaryDirectory() as tmp:
-        patch = Path(tmp) / "harmonize.toml"
+        patch = Path(tmp) / "patch.toml"
         patch.write_text(patch_text)
         engine = subprocess.Popen([sys.executable, "-m", "realtime.cli", "run", str(patch), "--no-osc"],
                                   env=dict(os.environ), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                  text=True, preexec_fn=die_with_parent)
-        player = PlayerListener("harmony-player")
+                                  text=True, preexec_fn=_engine_child)
+        player = PlayerListener(name)
         try:
             _wait_for_ports(player, engine)
             time.sleep(0.5)
-            events, at, notes = [], 0.0, []
-            for pitch, beats in melody:
-                events += [(at, bytes((0x90, pitch, velocity))), (at + beats * beat_s * legato, bytes((0x80, pitch, 0)))]
-                notes.append(pitch)
-                at += beats * beat_s
-            held = [melody[i % len(melody)][0] for i in range(hold_at_stop)]
-            events += [(at + 0.05 * i, bytes((0x90, pitch, velocity))) for i, pitch in enumerate(held)]
             frames = player.play(events)
-            time.sleep(0.05 + at + 0.05 * len(held) + 0.3)
+            time.sleep(0.05 + length_s + tail_s)
             rate, period = player.rate, player.client.blocksize
         finally:  # stopped while the player still listens: what a stop sends is heard too
             out = _stop(engine) if engine.poll() is None else engine.communicate()[0]
             time.sleep(4 * player.client.blocksize / player.rate + 0.02)
             player.close()
         heard = list(player.heard)
-    played = [(frames[2 * i], frames[2 * i + 1], pitch) for i, pitch in enumerate(notes)]
-    played += [(frames[2 * len(notes) + i], None, pitch) for i, pitch in enumerate(held)]
-    return {"played": played, "heard": heard, "rate": rate, "period": period, "output": out,
+    return {"frames": frames, "heard": heard, "rate": rate, "period": period, "output": out,
             "returncode": engine.returncode}
 
 

@@ -15,7 +15,8 @@ so a flood cannot keep the mode from computing, and only notes wake the loop ear
 for the next tick, at most `poll_ms`). A player's note-on while the mode answers cancels the answer
 from the input's own thread (appending to the scheduler's inbox is as lock-free as ours).
 A listener (realtime/listen/), when given, hears each of the player's notes before the mode and
-analyses them once per tick; modes read its `snapshot()`.
+analyses them once per tick; modes read its `snapshot()`. The player's all-sound-off and all-notes-off
+(CC120, CC123) reach a mode that has `silence(now_ns)` (accompany, a switch of modes): it ends its notes.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from .status import Figures
 
 INBOX_LIMIT = 4096  # messages waiting for the engine; a player never gets near this between two ticks
 NOTE_OFF_RESERVE = 16 * 128  # room kept for note-offs past the limit: one per channel and pitch
+SILENCING_CONTROLS = (120, 123)  # all sound off, all notes off: a mode with `silence` ends its notes on them
 
 
 class Mode(Protocol):
@@ -152,6 +154,10 @@ class Engine:
                 memory.request_save()
             return
         if isinstance(message, ControlChange):
+            if message.control in SILENCING_CONTROLS:  # the player's all-sound-off / all-notes-off
+                silence = getattr(self.mode, "silence", None)
+                if silence is not None:
+                    silence(self.clock.now_ns())
             if self.learning is not None:
                 self._learn(f"cc:{message.control}", self.learning)
             source, normalized = f"cc:{message.control}", message.value / 127

@@ -25,6 +25,7 @@ from ..clock import Clock
 from ..events import Event, NoteMessage
 from ..listen import Listener, ListenState
 from ..listen.listener import FADE_SPAN
+from ..listen.listener import warm_up as warm_listener
 from ..model.sampling import SCALES, key_pitch_classes
 from ..scheduler import Scheduler
 from ..settings import EngineSettings, HarmonizeSettings
@@ -195,12 +196,7 @@ class Harmonize:
     def warm_up(self) -> None:
         """A throwaway listener hears a few onsets: its tempo kernels load now (17 ms), not under the 4th note."""
         if self.listener is not None:
-            scratch = Listener(self.listener.settings)
-            for beat in range(8):
-                at_ns = beat * 250_000_000
-                scratch.hear(NoteMessage(60 + 2 * (beat % 4), 90), at_ns)
-                scratch.refresh(at_ns)
-                scratch.hear(NoteMessage(60 + 2 * (beat % 4), 0), at_ns + 200_000_000)
+            warm_listener(self.listener.settings)
         choose_voices(72, key_triads(0, scale_of(0, SCALES["major"])), (67, 64), self.settings.voices, self.above,
                       self.settings.lowest, self.settings.highest)
 

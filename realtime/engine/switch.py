@@ -2,8 +2,9 @@
 
 The modes share one scheduler (one output), made by their makers in realtime/modes.py. A request
 (OSC `/mode NAME`, or a MIDI program change: the number of the mode in the patch's `[engine] modes`)
-is taken at once and carried out on the next bar line of the player's beat grid (the listener's
-tempo: bars of `beats_per_bar` counted from the beat it last heard fall); while no tempo has been
+is taken at once and carried out on the next bar line of the player's beat grid: the active mode's
+own when it keeps one (`next_bar_ns`: accompany's bars follow the chords struck), else the listener's
+tempo (bars of `beats_per_bar` counted from the beat it last heard fall); while no tempo has been
 heard there are no bars, and the switch is at once. At the switch the old mode stops and every note
 it sounds or planned ends (the scheduler's cancel: explicit note-offs, then the panic controllers);
 then the new mode begins. Only the active mode hears the player's notes and ticks; the listener
@@ -66,6 +67,10 @@ class ModeSwitch:
         self.last_error = line
 
     def _next_bar_ns(self, now_ns: int) -> int:
+        own = getattr(self.active, "next_bar_ns", None)  # a mode that keeps a bar of its own (accompany)
+        bar_ns = own(now_ns) if own is not None else None
+        if bar_ns is not None:
+            return max(now_ns, bar_ns)
         listener = self.listener
         tempo = listener.snapshot(now_ns).tempo if listener is not None else None
         if tempo is None or tempo.bpm is None:
@@ -107,6 +112,12 @@ class ModeSwitch:
 
     def apply_control(self, target: str, value: float) -> None:
         self.active.apply_control(target, value)
+
+    def silence(self, now_ns: int) -> None:
+        """The player's all-notes-off: the active mode ends its notes, if it knows how."""
+        silence = getattr(self.active, "silence", None)
+        if silence is not None:
+            silence(now_ns)
 
     # --- the session's side ------------------------------------------------------------------------
     def warm_up(self) -> None:

@@ -84,6 +84,9 @@ class JackMidiInput(JackPort):
     def _vanished(self) -> None:
         self.parser.release_held(self.clock.now_ns())
 
+    def _holding(self) -> bool:
+        return len(self.parser._held) > 0
+
 
 class JackMidiOutput(JackPort):
     """Plays to JACK MIDI at frame accuracy and remembers what it holds, so closing leaves silence.

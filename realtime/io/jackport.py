@@ -157,10 +157,14 @@ class JackPort(Supervised):
         except jack.JackError:
             return None
         gone, self._peers = self._peers - now, now
-        if not gone:
+        if not gone and (now or not self._holding()):  # one that came and went between two checks: nobody left
             return None
         self._vanished()
-        return f"MIDI {self.kind} {self.name}: {', '.join(sorted(gone))} disconnected; the keys it held are released"
+        who = ", ".join(sorted(gone)) or "every client"
+        return f"MIDI {self.kind} {self.name}: {who} disconnected; the keys it held are released"
+
+    def _holding(self) -> bool:
+        return False
 
     def _vanished(self) -> None:
         pass
