@@ -17,8 +17,8 @@ from realtime.bench.harmony import patch_text
 from realtime.io import midi
 
 ROOT = Path(__file__).resolve().parents[1]
-STAGE = ["harmonize"]  # shipped patches/NAME.toml of the modes that play while the player plays
-CHORD = (50, 62, 66, 69)  # D major, a left-hand D and a right-hand triad: every stage mode plays over it
+STAGE = ["harmonize", "accompany"]  # shipped patches/NAME.toml of the modes that play while the player plays
+CHORD = (38, 50, 54, 57)  # D major in the left hand (below every split): every stage mode plays over it
 
 
 def _patch(tmp_path: Path, mode: str, extra: str = "") -> Path:
