@@ -44,6 +44,12 @@ def held_keys(messages: list[list[int]]) -> set[tuple[int, int]]:
     return held
 
 
+def wait_cycles(client, periods: int = 2) -> None:
+    """Until the JACK server has run `periods` whole cycles after this moment, seen by `client`."""
+    start = client.frame_time
+    wait_for(lambda: client.frame_time - start >= (periods + 1) * client.blocksize, 2.0, 0.001)
+
+
 class MidiDump:
     """JACK's own `jack_midi_dump -a` as a receiver in its own process: (absolute frame, bytes) of every
     event, read as it prints them. A C client, so nothing in the test's process (its GIL, its load)
@@ -163,8 +169,7 @@ class Receiver:
         """Wait until the server has run `periods` whole cycles: a connection made now is in its graph only
         from a later cycle, and what the other side writes in the current one never arrives here (CI once
         missed a test's first three notes that way)."""
-        start = self.client.frame_time
-        wait_for(lambda: self.client.frame_time - start >= (periods + 1) * self.client.blocksize, 2.0, 0.001)
+        wait_cycles(self.client, periods)
 
     def heard(self) -> list[list[int]]:
         with self._lock:
@@ -204,13 +209,27 @@ class Keyboard:
     """A JACK MIDI sender playing into the engine's input; sends anything, hostile bytes included."""
 
     def __init__(self, name: str = "keys", port_name: str = "out") -> None:
-        self.port_name = port_name
+        self.name, self.port_name = name, port_name
         self.port = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name)
 
     def play_into(self, port: str) -> None:
         """Connect to a port by its exact name, else the one whose name contains `port`."""
         names = self.port.get_ports()
         self.port.open_port(names.index(resolve_port(names, port, "input", "jack")), self.port_name)
+        self.settle()
+
+    def settle(self, periods: int = 2) -> None:
+        """A message sent in the cycle the connection joins the graph is lost (CI once lost a clock's Start
+        that way): wait until the server has run whole cycles with it, timed by a JACK client of our own."""
+        import jack
+
+        timer = jack.Client(f"{self.name}-timer", no_start_server=True)
+        try:
+            timer.activate()
+            wait_cycles(timer, periods)
+        finally:
+            timer.deactivate()
+            timer.close()
 
     def send(self, data) -> None:
         self.port.send_message(data)
