@@ -29,7 +29,7 @@ from realtime.model.generator import build_generator
 from realtime.model.modelfile import load_metadata, resolve_model
 from realtime.model.sampling import SCALES
 from realtime.model.tokens import Token
-from realtime.settings import CriticSettings
+from realtime.stagesettings import CriticSettings
 from realtime.training.card_metrics import check_split
 from realtime.training.data import load_collection, split_by_piece
 

@@ -17,14 +17,14 @@ from typing import Any
 
 from .errors import PatchError
 from .patchcheck import check_game, check_patch, control_source, control_target, named_tables, section
-from .settings import (GAME_CONTROLS, RANGES, AccompanySettings, ContinuationSettings, ControlMapping, CriticSettings,
-                       EngineSettings, GameSettings, HarmonizeSettings, ListenSettings, MapSettings, ModelSettings,
-                       ParamSettings, SectionSettings, StingerSettings, VoiceSettings)
+from .settings import (GAME_CONTROLS, RANGES, ContinuationSettings, ControlMapping, EngineSettings, GameSettings,
+                       ListenSettings, MapSettings, ModelSettings, ParamSettings, SectionSettings, StingerSettings,
+                       VoiceSettings)
+from .stagepatch import AccompanySection, HarmonizeSection
+from .stagesettings import AccompanySettings, CriticSettings, HarmonizeSettings
 
 _CONTINUATION = ContinuationSettings()  # the engine's defaults are the file's
 _LISTEN = ListenSettings()
-_HARMONIZE = HarmonizeSettings()
-_ACCOMPANY = AccompanySettings()
 
 
 @dataclass(frozen=True)
@@ -110,38 +110,6 @@ class ListenSection:
     tempo_memory_beats: float = _LISTEN.tempo_memory_beats
     dynamics_decay_s: float = _LISTEN.dynamics_decay_s
     osc_interval_ms: float = _LISTEN.osc_interval_ms
-
-
-@dataclass(frozen=True)
-class HarmonizeSection:
-    """[harmonize]: the voices mode = "harmonize" adds to each player note (ranges: settings.HARMONIZE_RANGES)."""
-
-    voices: int = _HARMONIZE.voices
-    placement: str = _HARMONIZE.placement  # "below" or "above" the player's note
-    channel: int = _HARMONIZE.channel + 1  # 1-16 as musicians count; never 1, the player's
-    velocity_scale: float = _HARMONIZE.velocity_scale
-    lowest: int = _HARMONIZE.lowest
-    highest: int = _HARMONIZE.highest
-    chord_confidence: float = _HARMONIZE.chord_confidence
-
-
-@dataclass(frozen=True)
-class AccompanySection:
-    """[accompany]: the bass and chords of mode = "accompany" (ranges: settings.ACCOMPANY_RANGES)."""
-
-    bass_channel: int = _ACCOMPANY.bass_channel + 1  # 1-16 as musicians count; never 1, the player's
-    chord_channel: int = _ACCOMPANY.chord_channel + 1
-    bass_pattern: str = _ACCOMPANY.bass_pattern  # settings.BASS_PATTERNS
-    chord_pattern: str = _ACCOMPANY.chord_pattern  # settings.CHORD_PATTERNS
-    velocity_scale: float = _ACCOMPANY.velocity_scale
-    bass_lowest: int = _ACCOMPANY.bass_lowest
-    bass_highest: int = _ACCOMPANY.bass_highest
-    chord_lowest: int = _ACCOMPANY.chord_lowest
-    chord_highest: int = _ACCOMPANY.chord_highest
-    chord_notes: int = _ACCOMPANY.chord_notes
-    chord_confidence: float = _ACCOMPANY.chord_confidence
-    lookahead_ms: float = _ACCOMPANY.lookahead_ms
-    stop_after_bars: float = _ACCOMPANY.stop_after_bars
 
 
 @dataclass(frozen=True)

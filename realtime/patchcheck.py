@@ -15,7 +15,8 @@ from .errors import PatchError
 from .io.ports import MIDI_BACKENDS
 from .model.sampling import key_pitch_classes
 from .settings import CONTROL_TARGETS, GAME_CONTROLS, GAME_CURVES, LISTEN_RANGES, LISTEN_ZONES, RANGES, TEMPO_SOURCES
-from .settings import ACCOMPANY_RANGES, BASS_PATTERNS, CHORD_PATTERNS, CRITIC_RANGES, HARMONIZE_PLACEMENTS, HARMONIZE_RANGES
+from .stagesettings import (ACCOMPANY_RANGES, BASS_PATTERNS, CHORD_PATTERNS, CRITIC_RANGES, HARMONIZE_PLACEMENTS,
+                            HARMONIZE_RANGES)
 
 SYNTHS = ("none", "builtin", "fluidsynth")
 NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")

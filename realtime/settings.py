@@ -12,25 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-
-@dataclass(frozen=True, slots=True)
-class Range:
-    """A value a patch or a message may set: inclusive bounds, the default a patch gets, what it means."""
-
-    name: str
-    low: float
-    high: float
-    default: float | None  # None: see `doc` (resolved elsewhere, e.g. from the model card)
-    unit: str
-    doc: str
-    where: str = ""  # the patch keys and messages that set it, for the README
-
-    def __contains__(self, value: float) -> bool:
-        return self.low <= value <= self.high
-
-    def span(self) -> str:
-        return f"{self.low:g}-{self.high:g}"
-
+from .ranges import Range
+from .stagesettings import AccompanySettings, CriticSettings, HarmonizeSettings
 
 RANGES: dict[str, Range] = {r.name: r for r in (
     Range("tempo_bpm", 20, 400, 100.0, "BPM", "the tempo",
@@ -262,108 +245,6 @@ class ListenSettings:
     tempo_memory_beats: float = _listen_default("tempo_memory_beats")
     dynamics_decay_s: float = _listen_default("dynamics_decay_s")
     osc_interval_ms: float = _listen_default("osc_interval_ms")
-
-
-# [harmonize]: the harmony voices of mode = "harmonize" (realtime/engine/harmonize.py); README "Harmonize mode"
-HARMONIZE_RANGES: dict[str, Range] = {r.name: r for r in (
-    Range("voices", 1, 4, 2, "notes", "harmony voices added to each of the player's notes", "[harmonize]"),
-    Range("channel", 2, 16, 2, "MIDI channel", "where the harmony plays (1 is the player's)", "[harmonize]"),
-    Range("velocity_scale", 0.1, 2, 0.8, "x velocity", "a harmony note's velocity: the player's note's times this",
-          "[harmonize]"),
-    Range("lowest", 0, 127, 36, "MIDI pitch", "no harmony voice below this", "[harmonize]"),
-    Range("highest", 0, 127, 96, "MIDI pitch", "no harmony voice above this", "[harmonize]"),
-    Range("chord_confidence", 0, 1, 0.8, "", "the heard chord is harmonized from at this confidence (and while two of "
-          "its tones sound or just did); below it, the key's triad on the melody's degree", "[harmonize]"),
-)}
-HARMONIZE_PLACEMENTS = ("below", "above")  # where the voices go, against the player's note
-
-
-@dataclass(frozen=True)
-class HarmonizeSettings:
-    """The harmonize mode's: voices, placement, 0-based channel, velocity, register (ranges: HARMONIZE_RANGES)."""
-
-    voices: int = int(HARMONIZE_RANGES["voices"].default)
-    placement: str = "below"
-    channel: int = int(HARMONIZE_RANGES["channel"].default) - 1
-    velocity_scale: float = HARMONIZE_RANGES["velocity_scale"].default
-    lowest: int = int(HARMONIZE_RANGES["lowest"].default)
-    highest: int = int(HARMONIZE_RANGES["highest"].default)
-    chord_confidence: float = HARMONIZE_RANGES["chord_confidence"].default
-    max_note_ms: float = 30_000.0  # a player's note held longer is taken as ended (its note-off was lost)
-
-
-# [critic]: the duet's best-of-K fragments (realtime/model/critic.py); README "The critic"
-CRITIC_RANGES: dict[str, Range] = {r.name: r for r in (
-    Range("candidates", 1, 16, 1, "fragments", "K: fragments sampled side by side before each is played; 1 is no "
-          "critic", "[critic]"),
-    Range("fragment_notes", 1, 8, 4, "notes", "notes in each fragment (the critic judges this many at once)", "[critic]"),
-    Range("key", 0, 10, 1, "weight", "share of the fragment's notes in the key (the patch's, else the one heard)",
-          "[critic]"),
-    Range("chord", 0, 10, 1, "weight", "share of its notes on the beat (else all) that are tones of the chord heard",
-          "[critic]"),
-    Range("register", 0, 10, 0.5, "weight", "minus its mean pitch's distance, in octaves, from the phrase's", "[critic]"),
-    Range("leap", 0, 10, 0.5, "weight", "minus each leap's excess over a fourth, in fifths", "[critic]"),
-    Range("repetition", 0, 10, 0.5, "weight", "minus its share of repeated notes (and 1 if it repeats the last "
-          "fragment)", "[critic]"),
-    Range("player", 0, 10, 0, "weight", "its mean log-probability under the player's live Markov model", "[critic]"),
-    Range("likelihood", 0, 10, 0.25, "weight", "its mean log-probability under the model", "[critic]"),
-)}
-
-
-@dataclass(frozen=True, slots=True)
-class CriticSettings:
-    """[critic]: K candidates of `fragment_notes` notes each, and each criterion's weight (K = 1: no critic)."""
-
-    candidates: int = int(CRITIC_RANGES["candidates"].default)
-    fragment_notes: int = int(CRITIC_RANGES["fragment_notes"].default)
-    key: float = CRITIC_RANGES["key"].default
-    chord: float = CRITIC_RANGES["chord"].default
-    register: float = CRITIC_RANGES["register"].default
-    leap: float = CRITIC_RANGES["leap"].default
-    repetition: float = CRITIC_RANGES["repetition"].default
-    player: float = CRITIC_RANGES["player"].default
-    likelihood: float = CRITIC_RANGES["likelihood"].default
-# [accompany]: the bass and chords of mode = "accompany" (realtime/engine/accompany.py); README "Accompany mode"
-ACCOMPANY_RANGES: dict[str, Range] = {r.name: r for r in (
-    Range("bass_channel", 2, 16, 2, "MIDI channel", "where the bass plays (1 is the player's)", "[accompany]"),
-    Range("chord_channel", 2, 16, 3, "MIDI channel", "where the chords play (1 is the player's)", "[accompany]"),
-    Range("velocity_scale", 0.1, 2, 0.8, "x velocity", "a note's velocity: the player's recent mean velocity times "
-          "this", "[accompany]"),
-    Range("bass_lowest", 0, 127, 36, "MIDI pitch", "no bass note below this", "[accompany]"),
-    Range("bass_highest", 0, 127, 60, "MIDI pitch", "no bass note above this", "[accompany]"),
-    Range("chord_lowest", 0, 127, 55, "MIDI pitch", "no chord note below this", "[accompany]"),
-    Range("chord_highest", 0, 127, 79, "MIDI pitch", "no chord note above this", "[accompany]"),
-    Range("chord_notes", 2, 5, 3, "notes", "notes in each chord voicing (a seventh chord's fifth goes first)",
-          "[accompany]"),
-    Range("chord_confidence", 0, 1, 0.7, "", "the chord heard is followed from this confidence on (2 of a "
-          "triad's 3 tones: 0.67, 3 of a seventh's 4: 0.75)", "[accompany]"),
-    Range("lookahead_ms", 1, 200, 20.0, "ms", "each note is handed to the output this long (plus the output's "
-          "own lead) before it sounds; a chord heard later is played by re-striking", "[accompany]"),
-    Range("stop_after_bars", 0.5, 16, 2.0, "bars", "with no key held and no note struck for this long, the "
-          "accompaniment rests until you play again", "[accompany]"),
-)}
-BASS_PATTERNS = ("whole", "half", "quarter")  # root held; root + fifth; root, fifth, third, octave
-CHORD_PATTERNS = ("whole", "half", "quarter", "backbeat")  # when the chords strike in each bar
-_ACCOMPANY = {name: r.default for name, r in ACCOMPANY_RANGES.items()}
-
-
-@dataclass(frozen=True)
-class AccompanySettings:
-    """The accompany mode's: 0-based channels, patterns, registers, velocity (ranges: ACCOMPANY_RANGES)."""
-
-    bass_channel: int = int(_ACCOMPANY["bass_channel"]) - 1
-    chord_channel: int = int(_ACCOMPANY["chord_channel"]) - 1
-    bass_pattern: str = "quarter"
-    chord_pattern: str = "half"
-    velocity_scale: float = _ACCOMPANY["velocity_scale"]
-    bass_lowest: int = int(_ACCOMPANY["bass_lowest"])
-    bass_highest: int = int(_ACCOMPANY["bass_highest"])
-    chord_lowest: int = int(_ACCOMPANY["chord_lowest"])
-    chord_highest: int = int(_ACCOMPANY["chord_highest"])
-    chord_notes: int = int(_ACCOMPANY["chord_notes"])
-    chord_confidence: float = _ACCOMPANY["chord_confidence"]
-    lookahead_ms: float = _ACCOMPANY["lookahead_ms"]
-    stop_after_bars: float = _ACCOMPANY["stop_after_bars"]
 
 
 @dataclass(frozen=True)

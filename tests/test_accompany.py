@@ -17,7 +17,8 @@ from realtime.engine.voicing import chord_tones
 from realtime.errors import PatchError
 from realtime.events import ControlChange
 from realtime.patch import compile_patch, load_patch, parse_patch
-from realtime.settings import ACCOMPANY_RANGES, ranges_table_markdown
+from realtime.settings import ranges_table_markdown
+from realtime.stagesettings import ACCOMPANY_RANGES
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = {"engine": {"mode": "accompany"}, "listen": {"zone": "left", "split_pitch": 60},

@@ -20,7 +20,8 @@ from realtime.model.modelfile import models_dir
 from realtime.model.tokens import Token
 from realtime.patch import parse_patch
 from realtime.patchports import MemoryPorts
-from realtime.settings import CRITIC_RANGES, CriticSettings, ranges_table_markdown
+from realtime.settings import ranges_table_markdown
+from realtime.stagesettings import CRITIC_RANGES, CriticSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 PROMPT = [Token(p, 5, 4, 4) for p in (60, 62, 64, 65, 67, 65, 64, 62)]  # C major, around E4

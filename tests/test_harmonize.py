@@ -16,7 +16,8 @@ from realtime.errors import PatchError
 from realtime.model.sampling import SCALES, key_pitch_classes
 from realtime.patch import compile_patch, load_patch, parse_patch
 from realtime.patchports import MemoryPorts
-from realtime.settings import HARMONIZE_RANGES, ranges_table_markdown
+from realtime.settings import ranges_table_markdown
+from realtime.stagesettings import HARMONIZE_RANGES
 
 MS = 1_000_000
 ROOT = Path(__file__).resolve().parents[1]

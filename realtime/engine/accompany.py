@@ -37,7 +37,8 @@ from ..listen.listener import MAX_NOTE_NS
 from ..listen.listener import warm_up as warm_listener
 from ..listen.tempo import CHORD_GAP_NS
 from ..scheduler import Scheduler
-from ..settings import AccompanySettings, EngineSettings
+from ..settings import EngineSettings
+from ..stagesettings import AccompanySettings
 from .beatgrid import BeatGrid
 from .comping import (LEGATO, bass_pitch, bass_step, chord_classes, close_voicing, covering, pattern_events,
                       place_root)

@@ -28,7 +28,8 @@ from ..listen.listener import FADE_SPAN
 from ..listen.listener import warm_up as warm_listener
 from ..model.sampling import SCALES, key_pitch_classes
 from ..scheduler import Scheduler
-from ..settings import EngineSettings, HarmonizeSettings
+from ..settings import EngineSettings
+from ..stagesettings import HarmonizeSettings
 from .status import Figures, output_fields
 from .voicing import chord_tones, choose_voices, key_triads, scale_of
 

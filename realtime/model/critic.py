@@ -26,7 +26,7 @@ import math
 import numpy as np
 
 from ..listen.chords import QUALITIES
-from ..settings import CriticSettings
+from ..stagesettings import CriticSettings
 from .generator import EPSILON_BEATS, ModelRunner, _compiled, sample_note
 from .sampling import SCALES
 from .tokens import DURATION_BEATS, IOI_BEATS, Token

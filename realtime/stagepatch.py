@@ -1,0 +1,45 @@
+"""The stage modes' patch sections, [harmonize] and [accompany], in the file's terms (1-based channels);
+realtime/patch.py reads and compiles them, realtime/stagesettings.py holds their ranges. ([critic]'s keys
+are the engine's own: its section is `stagesettings.CriticSettings`.)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .stagesettings import AccompanySettings, HarmonizeSettings
+
+_HARMONIZE = HarmonizeSettings()
+_ACCOMPANY = AccompanySettings()
+
+
+@dataclass(frozen=True)
+class HarmonizeSection:
+    """[harmonize]: the voices mode = "harmonize" adds to each player note (ranges: stagesettings.HARMONIZE_RANGES)."""
+
+    voices: int = _HARMONIZE.voices
+    placement: str = _HARMONIZE.placement  # "below" or "above" the player's note
+    channel: int = _HARMONIZE.channel + 1  # 1-16 as musicians count; never 1, the player's
+    velocity_scale: float = _HARMONIZE.velocity_scale
+    lowest: int = _HARMONIZE.lowest
+    highest: int = _HARMONIZE.highest
+    chord_confidence: float = _HARMONIZE.chord_confidence
+
+
+@dataclass(frozen=True)
+class AccompanySection:
+    """[accompany]: the bass and chords of mode = "accompany" (ranges: stagesettings.ACCOMPANY_RANGES)."""
+
+    bass_channel: int = _ACCOMPANY.bass_channel + 1  # 1-16 as musicians count; never 1, the player's
+    chord_channel: int = _ACCOMPANY.chord_channel + 1
+    bass_pattern: str = _ACCOMPANY.bass_pattern  # stagesettings.BASS_PATTERNS
+    chord_pattern: str = _ACCOMPANY.chord_pattern  # stagesettings.CHORD_PATTERNS
+    velocity_scale: float = _ACCOMPANY.velocity_scale
+    bass_lowest: int = _ACCOMPANY.bass_lowest
+    bass_highest: int = _ACCOMPANY.bass_highest
+    chord_lowest: int = _ACCOMPANY.chord_lowest
+    chord_highest: int = _ACCOMPANY.chord_highest
+    chord_notes: int = _ACCOMPANY.chord_notes
+    chord_confidence: float = _ACCOMPANY.chord_confidence
+    lookahead_ms: float = _ACCOMPANY.lookahead_ms
+    stop_after_bars: float = _ACCOMPANY.stop_after_bars
