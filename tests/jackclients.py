@@ -286,7 +286,7 @@ def run_realtime(patch: Path, *flags: str) -> subprocess.Popen:
 
 class Running:
     """`realtime run PATCH FLAGS` for a with-block, stopped with Ctrl-C (SIGINT) at its end and killed if it
-    does not stop (or the block failed); then `out`, `err` and `returncode` as a user would see them."""
+    does not stop; then `out`, `err` and `returncode` as a user would see them (printed when the block failed)."""
 
     def __init__(self, patch: Path, *flags: str) -> None:
         self.proc = run_realtime(patch, *flags)
@@ -299,14 +299,18 @@ class Running:
     def __exit__(self, failed, *_) -> None:
         proc = self.proc
         try:
-            if failed is None:
-                proc.send_signal(signal.SIGINT)
-                self.out, self.err = proc.communicate(timeout=20)
+            proc.send_signal(signal.SIGINT)
+            self.out, self.err = proc.communicate(timeout=20 if failed is None else 5)
+        except subprocess.TimeoutExpired:
+            pass
         finally:
             if proc.poll() is None:
                 proc.kill()
                 proc.communicate()
             self.returncode = proc.returncode
+            if failed is not None:  # what the engine said, beside the failure pytest reports
+                print(f"realtime run said (exit {self.returncode}):\n{self.out[-2000:]}\n{self.err[-3000:]}",
+                      file=sys.stderr)
 
 
 def start_realtime(folder: Path, *flags: str, output: str = "") -> tuple[subprocess.Popen, Path]:
