@@ -181,3 +181,28 @@ def test_the_command_refuses_a_bad_progression_in_one_line(tmp_path, capsys):
     mido.MidiFile().save(empty)
     with pytest.raises(LeadSheetError, match="no notes to take chords from"):
         read_progression(str(empty))
+
+
+def test_the_benchmark_meets_the_issues_figures_in_quick_mode(tmp_path):
+    """All 12 keys, major and minor, three progressions each: chord tones, roots, key; Bach's beside them."""
+    pytest.importorskip("music21")
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import leadsheet as bench
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    results = bench.main(["--quick", "--json", str(tmp_path / "leadsheet.json")])
+    ours = results["lead_sheet"]
+    assert (ours["keys"], ours["modes"], ours["progressions"]) == (12, 2, 6)
+    limited = ours["limited"]
+    for part in ("bass", "chords", "melody", "all"):
+        assert limited[part]["n"] > 0 and limited[part]["share"] >= 0.85, part
+    assert limited["bass_root"]["n"] == 12 * 2 * 3 * 8 and limited["bass_root"]["share"] >= 0.75
+    assert limited["melody_in_key"]["share"] >= 0.95
+    assert ours["worst"]["all"]["share"] >= 0.85
+    assert ours["free"]["melody"]["share"] < limited["melody"]["share"]  # the limit does the work
+    bach = results["chorales"]
+    assert bach["chorales"] >= 10 and bach["soprano"]["n"] > 100 and bach["bass_root"]["n"] > 50
+    assert 0.3 < bach["bass_root"]["share"] < 1 and 0.8 < bach["soprano"]["share"] <= 1
+    saved = __import__("json").loads((tmp_path / "leadsheet.json").read_text())
+    assert saved["headline"].startswith("strong-beat chord tones") and len(saved["table"]) == 11
