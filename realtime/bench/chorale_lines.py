@@ -14,12 +14,10 @@ a chord tone, as a lead sheet would not count it one.
 
 from __future__ import annotations
 
-import json
-import os
-from multiprocessing import Pool
 from pathlib import Path
 
 from ..listen.chords import QUALITIES
+from . import chorales
 from .chorales import template_quality
 
 TERTIAN = (0, 3, 4, 6, 7, 8, 10, 11)  # intervals above the root that a triad or seventh chord can hold
@@ -78,17 +76,4 @@ def _analyse(name: str) -> dict | None:
 
 def load(cache_folder: Path, limit: int | None = None, workers: int = 2) -> list[dict]:
     """The 4/4 chorales among the first `limit` of the corpus (all: None), from the cache when it holds them."""
-    from music21 import corpus
-
-    cache = Path(cache_folder) / CACHE
-    known = json.loads(cache.read_text()) if cache.exists() else {}
-    names = [str(n) for n in corpus.chorales.Iterator(returnType="filename")][:limit]
-    missing = [n for n in names if n not in known]
-    if missing:
-        os.environ.setdefault("TMPDIR", str(Path(cache_folder) / "tmp"))  # music21's own cache stays with ours
-        Path(os.environ["TMPDIR"]).mkdir(parents=True, exist_ok=True)
-        with Pool(workers) as pool:
-            for name, result in zip(missing, pool.map(_analyse, missing, chunksize=2)):
-                known[name] = result
-        cache.write_text(json.dumps(known))
-    return [known[n] for n in names if known.get(n)]
+    return chorales.load(cache_folder, limit, workers, analyse=_analyse, cache_name=CACHE)
