@@ -56,6 +56,14 @@ def _continue(args: argparse.Namespace) -> None:
     print(summary)
 
 
+def _leadsheet(args: argparse.Namespace) -> None:
+    from .leadsheet.render import leadsheet_file
+
+    print(leadsheet_file(args.progression, args.out, bars=args.bars, tempo_bpm=args.tempo, seed=args.seed,
+                         key=args.key, melody=args.melody, model=args.model, bass_pattern=args.bass_pattern,
+                         chord_pattern=args.chord_pattern))
+
+
 def _demo(args: argparse.Namespace) -> None:
     from .demo import run_demo
 
@@ -112,6 +120,8 @@ def _bench(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .stagesettings import BASS_PATTERNS, CHORD_PATTERNS
+
     parser = argparse.ArgumentParser(prog="realtime", description="A real-time interactive music engine.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -165,6 +175,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--key", default=None, help='constrain pitches to a key, e.g. "C major", "A minor", "D dorian"')
     p.add_argument("--max-polyphony", type=int, default=None)
     p.set_defaults(func=_continue)
+
+    p = sub.add_parser("leadsheet", help="bass, chords and a melody over a chord progression, as a MIDI file")
+    p.add_argument("progression", help='chords as text ("| C | Am | F | G7 |", "ii7 V7 Imaj7 in Bb") or a .mid file')
+    p.add_argument("--out", required=True, help="output .mid: tracks bass, chords and melody (channels 2, 3, 4)")
+    p.add_argument("--bars", type=int, default=None, help="bars to play, the progression looping (default: whole "
+                   "passes, at least 8 bars)")
+    p.add_argument("--tempo", type=float, default=None, help="BPM (default: the MIDI file's, else 100)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--key", default=None, help='the key, e.g. "Bb", "c" or "F# minor" (default: the text\'s '
+                   '"in KEY", else estimated from the chords)')
+    p.add_argument("--melody", action=argparse.BooleanOptionalAction, default=True, help="a melody track (the LSTM)")
+    p.add_argument("--model", default="bach-folk-lstm.int8")
+    p.add_argument("--bass-pattern", choices=BASS_PATTERNS, default="quarter")
+    p.add_argument("--chord-pattern", choices=CHORD_PATTERNS, default="half")
+    p.set_defaults(func=_leadsheet)
 
     p = sub.add_parser("bench", help="run every benchmark in benchmarks/: results.json, plots and summary.md")
     p.add_argument("--quick", action="store_true", help="a short run (under two minutes once caches are built)")

@@ -23,3 +23,7 @@ class PortError(RealtimeError, OSError):
 
 class MemoryFileError(RealtimeError, ValueError):
     """A memory file (the duet's Markov model of the player) cannot be read or written."""
+
+
+class LeadSheetError(RealtimeError, ValueError):
+    """A chord progression (text, Roman numerals or a MIDI file) that cannot be read; names the token at fault."""

@@ -168,8 +168,8 @@ def write_midi(sequence: NoteSequence, path: str | Path, ticks_per_beat: int = 4
 
 
 def write_midi_tracks(tracks: list[tuple[NoteSequence, int]], path: str | Path, tempo_bpm: float,
-                      ticks_per_beat: int = 480) -> None:
-    """Write (sequence, channel) pairs as the tracks of one MIDI file (type 1 if more than one)."""
+                      ticks_per_beat: int = 480, names: list[str] | None = None) -> None:
+    """Write (sequence, channel) pairs as the tracks of one MIDI file (type 1 if more than one), named if given."""
     import mido
 
     midi = mido.MidiFile(type=0 if len(tracks) == 1 else 1, ticks_per_beat=ticks_per_beat)
@@ -183,6 +183,8 @@ def write_midi_tracks(tracks: list[tuple[NoteSequence, int]], path: str | Path, 
             timeline.append((end, 0, note.pitch, 0))
         timeline.sort()
         track = mido.MidiTrack()
+        if names:
+            track.append(mido.MetaMessage("track_name", name=names[index], time=0))
         if index == 0:
             track.append(mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(tempo_bpm), time=0))
         last = 0

@@ -62,11 +62,13 @@ def _analyse(name: str) -> dict | None:
             "beats": beats, "length": end}
 
 
-def load(cache_folder: Path, limit: int | None = None, workers: int = 2) -> list[dict]:
-    """The first `limit` chorales (all: None), analysed, from the cache when it holds them."""
+def load(cache_folder: Path, limit: int | None = None, workers: int = 2, analyse=_analyse,
+         cache_name: str = "chorales-listening.json") -> list[dict]:
+    """The first `limit` chorales (all: None), analysed (by `analyse`, a module-level function of a corpus name:
+    another benchmark's reading), from the cache when it holds them."""
     from music21 import corpus
 
-    cache = Path(cache_folder) / "chorales-listening.json"
+    cache = Path(cache_folder) / cache_name
     known = json.loads(cache.read_text()) if cache.exists() else {}
     names = [str(n) for n in corpus.chorales.Iterator(returnType="filename")][:limit]
     missing = [n for n in names if n not in known]
@@ -74,7 +76,7 @@ def load(cache_folder: Path, limit: int | None = None, workers: int = 2) -> list
         os.environ.setdefault("TMPDIR", str(Path(cache_folder) / "tmp"))  # music21's own cache stays with ours
         Path(os.environ["TMPDIR"]).mkdir(parents=True, exist_ok=True)
         with Pool(workers) as pool:
-            for name, result in zip(missing, pool.map(_analyse, missing, chunksize=4)):
+            for name, result in zip(missing, pool.map(analyse, missing, chunksize=4)):
                 known[name] = result
         cache.write_text(json.dumps(known))
     return [known[n] for n in names if known.get(n)]

@@ -206,10 +206,8 @@ class ModelRunner:
         return self.step_batch(self._note)
 
     def step_batch(self, notes: np.ndarray, controls: np.ndarray | None = None) -> np.ndarray:
-        """Feed one note per stream, shape (batch, 4); returns (batch, N_LOGITS) logits.
-
-        A conditioned model takes `controls` (batch, n_controls) float32, else `self.controls`.
-        """
+        """Feed one note per stream, shape (batch, 4); returns (batch, N_LOGITS) logits. A conditioned model
+        takes `controls` (batch, n_controls) float32, else `self.controls`."""
         self._feeds["note"], self._feeds["state"] = notes, self._state
         if controls is not None:
             self._feeds["control"] = controls
@@ -219,11 +217,9 @@ class ModelRunner:
         return self.logits
 
     def step_some(self, notes: np.ndarray, advance: np.ndarray, controls: np.ndarray | None = None) -> np.ndarray:
-        """Step every stream in one call, but keep the new state only where `advance` (bool, batch) is set.
-
-        Streams that did not play a note keep their state; the caller keeps their old logits too.
-        One batched call for all streams costs far less than one call per stream that moved.
-        """
+        """Step every stream in one call, but keep the new state only where `advance` (bool, batch) is set:
+        streams that did not play keep their state (and the caller their old logits); one batched call for all
+        streams costs far less than one call per stream that moved."""
         old = self._state
         self.step_batch(notes, controls)
         np.copyto(self._state, old, where=~advance[None, None, :, None])
@@ -320,6 +316,11 @@ class Generator:
     @property
     def pitch_mask(self) -> np.ndarray:
         return self._pitch_mask
+
+    def set_pitch_bias(self, bias: np.ndarray) -> None:
+        """Precomputed pitch limits (128 floats: 0 allowed, -inf not) copied in, nothing allocated; a lead sheet's
+        melody changes them note by note (realtime/leadsheet/melody.py). `pitch_mask` keeps the constraints'."""
+        self._bias[self.slices["pitch"]] = bias
 
     def advance(self, token: Token) -> None:
         """Accept a note into our own timeline (polyphony bookkeeping) without stepping the model."""

@@ -1,0 +1,103 @@
+"""`realtime leadsheet PROGRESSION --out FILE.mid`: bass, chords and a melody over a progression, offline.
+
+The progression (text, or a .mid file whose chords are read per half bar) loops for `bars` bars; the
+bass and chords are planned bar by bar (comp.py), the melody is the LSTM's under the lead sheet's
+limits (melody.py). The file has one track per part, named, on MIDI channels 2 (bass), 3 (chords) and
+4 (melody), at the tempo given (or the MIDI file's). A seed gives the same file every time.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import LeadSheetError
+from ..events import NoteSequence, write_midi_tracks
+from ..model.generator import Generator, build_generator
+from ..model.sampling import Constraints
+from .comp import Comper, CompStyle
+from .melody import Melody
+from .midichords import parse_midi
+from .parse import parse_text
+from .progression import Progression
+
+CHANNELS = {"bass": 1, "chords": 2, "melody": 3}  # 0-based: MIDI channels 2, 3 and 4
+VELOCITY = {"bass": 84, "chords": 64}
+MIN_BARS = 8  # without --bars: whole passes of the progression, at least this many bars
+
+
+@dataclass
+class Rendered:
+    """The parts as (onset beat, beats, pitch, velocity), the progression they were played over, its bars."""
+
+    progression: Progression
+    bars: int
+    parts: dict[str, list[tuple[float, float, int, int]]] = field(default_factory=dict)
+
+
+def read_progression(source: str, key: str | None = None, beats_per_bar: int = 4) -> tuple[Progression, float | None]:
+    """A progression from text or from a MIDI file (a name ending .mid/.midi, or a file that exists), and the
+    file's tempo (None for text)."""
+    path = Path(source)
+    if source.lower().endswith((".mid", ".midi")) or (len(source) < 4096 and "|" not in source and path.is_file()):
+        if not path.is_file():
+            raise LeadSheetError(f"leadsheet: {source}: no such MIDI file")
+        return parse_midi(source, key, beats_per_bar)
+    return parse_text(source, key, beats_per_bar), None
+
+
+def melody_generator(model: str, seed: int, lowest: int = 60, highest: int = 84) -> Generator:
+    """One voice of the model in the melody's register (the lead sheet sets its pitch limits note by note)."""
+    return build_generator(model, seed, constraints=Constraints(None, lowest, highest, max_polyphony=1))
+
+
+def render(progression: Progression, bars: int, generator: Generator | None, style: CompStyle = CompStyle(),
+           lowest: int = 60, highest: int = 84, strong_beats: bool = True) -> Rendered:
+    """Every part for `bars` bars (the progression looping); no melody without a generator (`strong_beats`
+    False: the melody is held to the fitted scale alone, chord tones not asked for on strong beats)."""
+    bpb = progression.beats_per_bar
+    comper, out = Comper(style, bpb), Rendered(progression, bars, {"bass": [], "chords": []})
+    for bar in range(bars):
+        for note in comper.bar(progression, bar):
+            out.parts[note.part].append((bar * bpb + note.onset, note.beats, note.pitch, VELOCITY[note.part]))
+    if generator is not None:
+        melody = Melody(generator, bpb, lowest, highest, strong_beats)
+        melody.prepare(progression.key, [span.chord for span in progression.spans], progression.chord_at)
+        end, notes = bars * bpb, []
+        while True:
+            onset, beats, pitch, velocity = melody.next_note()
+            if onset >= end - 1e-9:
+                break
+            notes.append((onset, min(beats, end - onset), pitch, velocity))
+        out.parts["melody"] = notes
+    return out
+
+
+def write_rendered(rendered: Rendered, path: str, tempo_bpm: float) -> None:
+    tracks, names = [], []
+    for part, notes in rendered.parts.items():
+        sequence = NoteSequence.from_absolute([(o, d, p, v) for o, d, p, v in notes], "beats", tempo_bpm)
+        tracks.append((sequence, CHANNELS[part]))
+        names.append(part)
+    write_midi_tracks(tracks, path, tempo_bpm, names=names)
+
+
+def leadsheet_file(source: str, out: str, bars: int | None = None, tempo_bpm: float | None = None, seed: int = 0,
+                   key: str | None = None, melody: bool = True, model: str = "bach-folk-lstm.int8",
+                   bass_pattern: str = "quarter", chord_pattern: str = "half") -> str:
+    """Render a progression to a MIDI file; returns a one-line summary."""
+    progression, file_tempo = read_progression(source, key)
+    if bars is not None and bars < 1:
+        raise LeadSheetError(f"leadsheet: --bars must be at least 1, got {bars}")
+    tempo = tempo_bpm if tempo_bpm is not None else round(file_tempo or 100.0, 2)
+    if not 20 <= tempo <= 400:
+        raise LeadSheetError(f"leadsheet: --tempo must be 20-400 BPM, got {tempo:g}")
+    if bars is None:
+        bars = progression.bars * math.ceil(MIN_BARS / progression.bars)
+    generator = melody_generator(model, seed) if melody else None
+    rendered = render(progression, bars, generator, CompStyle(bass_pattern, chord_pattern))
+    write_rendered(rendered, out, tempo)
+    counts = ", ".join(f"{part} {len(notes)}" for part, notes in rendered.parts.items())
+    return (f"wrote {out}: {bars} bars of {progression.describe()} in {progression.key.name} at {tempo:g} BPM "
+            f"({counts} notes; seed {seed})")
