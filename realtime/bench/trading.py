@@ -14,8 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..clock import FakeClock
+from ..patchports import MemoryPorts
 from .accompaniment import notes_of
-from .harmony import offline as harmony_offline
 from .harmony import perform
 
 D_MAJOR = frozenset({2, 4, 6, 7, 9, 11, 1})
@@ -72,11 +73,18 @@ def trading(bpm: float, bars: int, exchanges: int, cut_in: bool = False) -> Scri
     return Script(bpm, bars, tuple(turns))
 
 
-def offline(patch, script: Script, start_s: float = 0.5):
-    """The session `patch` makes, played `script` on a fake clock; returned running (stop it) with the
-    engine's notes heard as (s from the player's first note, bytes)."""
-    events = [(int((start_s + at) * 1e9), data[1], data[2], 0) for at, data in script.events()]
-    live = harmony_offline(patch, events, int((start_s + script.length_s + 0.2) * 1e9))
+def offline(patch, script: Script, start_s: float = 0.5, until_s: float | None = None):
+    """The session `patch` makes, played `script` on a fake clock through its engine loop (begun at 0, as
+    `realtime run` begins its mode) up to `until_s` (default: the script's end); returned running (stop it)
+    with the engine's notes heard as (s from the player's first note, bytes)."""
+    from ..app import LiveEngine
+
+    live = LiveEngine(patch, FakeClock(0), MemoryPorts())
+    for at, data in script.events():
+        live.clock.call_at(int((start_s + at) * 1e9), lambda d=data: live.ports.keyboard.play(d[1], d[2]))
+    live.mode.begin(0)
+    until = script.length_s + 0.2 if until_s is None else until_s
+    live.engine.loop(int((start_s + until) * 1e9))
     heard = [(at / 1e9 - start_s, bytes(((0x90 if m.velocity else 0x80) | m.channel, m.pitch, m.velocity)))
              for at, m in live.ports.recorder.sent]
     return live, heard
