@@ -155,7 +155,7 @@ def judge(heard, script: Script, channel: int = 1, origin_s: float = 0.0, bar_s:
             "notes_outside_engine_bars": outside, "overplayed_bars": sorted(overplayed),
             "notes_started_after_a_cut_in": after_cut,
             "latest_end_past_bar_line_ms": round(max(overhang_ms), 3) + 0.0 if overhang_ms else None,
-            "cut_in_silence_ms": [round(c, 3) for c in cut_ms],
+            "cut_in_silence_ms": [round(c, 3) + 0.0 for c in cut_ms],
             "key_share": round(float(np.mean([p % 12 in D_MAJOR for p in pitches])), 4) if pitches else None,
             "channels": sorted({n[2] for n in notes}), "held_at_end": held}
 

@@ -8,7 +8,7 @@ its own notes as it plays them, so it is primed by the time the player's turn en
 plays from `commit` before (the output's own lead plus `lookahead_ms`): its first note on the bar line
 itself, the model hearing the real gap since the player's last note; each later note `commit` before it
 sounds, its onset snapped to `subdivision` per beat, no onset at or past the player's next bar line, and
-every duration clipped so the last note ends on that line at the latest. With `follow_key`, the key the
+every duration clipped so the last note ends END_GAP_BEATS (a 32nd) before that line at the latest. With `follow_key`, the key the
 listener hears (when it is KEY_CONFIDENCE sure, and the patch names none) limits the engine's pitches.
 
 - The player cuts in (a note-on at or after the engine's first bar line, in the engine's bars): the engine
@@ -44,6 +44,8 @@ from .status import Figures, output_fields
 KEY_CONFIDENCE = 0.5  # the listener's key limits the engine's pitches from this confidence on
 PICKUP_BEATS = 0.5  # a cut-in this close before a bar line starts the player's turn at that line
 LATE_NS = 30_000_000  # a note whose moment passed this long ago (a stall) is skipped, not played late
+END_GAP_BEATS = 1 / 32  # the engine's last note ends this long before the player's bar line: its tempo is an
+# estimate, and 0.1% off (83.9 BPM for 84) is 14 ms over four bars at 84 (realtime/bench/trading.py measures it)
 
 
 class Trade:
@@ -196,7 +198,7 @@ class Trade:
             at = grid.time_of_bar((first_beat + onset_beats) / grid.beats_per_bar)
             if at - self._commit > now:
                 return
-            off_beats = min(onset_beats + DURATION_BEATS[token.duration], turn_beats)
+            off_beats = min(onset_beats + DURATION_BEATS[token.duration], turn_beats - END_GAP_BEATS)
             off = min(end, grid.time_of_bar((first_beat + off_beats) / grid.beats_per_bar))
             if at >= now - LATE_NS and off > at:
                 velocity = self._velocity or self.model_velocity
@@ -218,7 +220,7 @@ class Trade:
         onset = round((onset_beats + IOI_BEATS[token.ioi]) / step) * step
         if token.ioi and onset <= onset_beats:
             onset = onset_beats + step
-        return None if onset >= turn_beats - 1e-9 else (token, onset)
+        return None if onset >= turn_beats - END_GAP_BEATS - 1e-9 else (token, onset)
 
     def _next_wake(self) -> int | None:
         grid, bars = self.grid, self.settings.bars
