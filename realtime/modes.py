@@ -17,6 +17,7 @@ from .engine.accompany import make_accompany
 from .engine.continuation import Continuation
 from .engine.engine import Mode
 from .engine.harmonize import make_harmonize
+from .engine.trade import Trade
 from .listen import Listener
 from .model.critic import attach as attach_critic
 from .model.generator import build_generator
@@ -45,12 +46,14 @@ def _note_scheduler(settings: EngineSettings, clock: Clock, ports: Ports) -> Sch
     return Scheduler(ports.open_outputs(clock), clock, late_tolerance_ns=int(settings.budget_ms * 1e6))
 
 
-def _duet_generator(settings: EngineSettings):
-    """The duet's model, warmed: whole notes decided before any port opens (benchmarks/cold_start.py)."""
+def _duet_generator(settings: EngineSettings, critic: bool = True):
+    """The duet's model (or trade's, `critic` False), warmed: whole notes decided before any port opens
+    (benchmarks/cold_start.py)."""
     m = settings.model
     constraints = Constraints(key_pitch_classes(m.key) if m.key else None, m.lowest, m.highest, m.max_polyphony)
     generator = build_generator(m.name, settings.seed, m.temperature, m.top_p, constraints)
-    attach_critic(generator, settings.critic)  # best of K fragments; K = 1 (the default) is none
+    if critic:
+        attach_critic(generator, settings.critic)  # best of K fragments; K = 1 (the default) is none
     generator.warm_up()
     return generator
 
@@ -62,6 +65,25 @@ def make_continuation(settings: EngineSettings, clock: Clock, scheduler: Schedul
     return Continuation(generator, scheduler, settings.continuation,
                         model_velocity=generator.runner.meta.get("velocity_level_mean", 80.0),
                         fallback=settings.model.fallback, clock=clock, listener=listener)
+
+
+def make_trade(settings: EngineSettings, clock: Clock, scheduler: Scheduler, listener: Listener,
+               generator=None) -> Mode:
+    """Trading bars over a scheduler made elsewhere, with a model stream of its own (the duet's is the duet's)."""
+    generator = generator if generator is not None else _duet_generator(settings, critic=False)
+    return Trade(generator, settings.trade, scheduler, clock, listener, tempo_bpm=settings.tempo_bpm,
+                 beats_per_bar=settings.beats_per_bar,
+                 model_velocity=generator.runner.meta.get("velocity_level_mean", 80.0),
+                 fixed_key=settings.model.key is not None)
+
+
+def build_trade(settings: EngineSettings, clock: Clock, ports: Ports, listener: Listener) -> Built:
+    """Trading bars: the model first (no port opens if it cannot load), then the outputs, the mode, the inputs."""
+    generator = _duet_generator(settings, critic=False)
+    scheduler = _note_scheduler(settings, clock, ports)
+    mode = make_trade(settings, clock, scheduler, listener, generator)
+    ports.open_inputs(clock, raw_midi=_listen_clock(settings, listener))
+    return mode, (scheduler,)
 
 
 def build_continuation(settings: EngineSettings, clock: Clock, ports: Ports, listener: Listener) -> Built:
@@ -104,11 +126,13 @@ MODES: dict[str, Callable[[EngineSettings, Clock, Ports, Listener], Built]] = {
     "game": build_game,
     "harmonize": _ruled(make_harmonize),  # harmony voices for every player note, on a channel of their own
     "accompany": _ruled(make_accompany),  # bass and chords following the player's chord, on the player's beat
+    "trade": build_trade,  # the player's bars and the engine's, in turns, on the bar lines
 }
 MAKERS: dict[str, Callable[..., Mode]] = {  # the stage modes, which can share one session's scheduler
     "continuation": make_continuation,
     "harmonize": make_harmonize,
     "accompany": make_accompany,
+    "trade": make_trade,
 }
 
 
@@ -116,9 +140,10 @@ def build_switch(settings: EngineSettings, clock: Clock, ports: Ports, listener:
     """Several stage modes over one scheduler, switched live (`/mode NAME`, a program change) on the bar."""
     from .engine.switch import ModeSwitch
 
-    generator = _duet_generator(settings) if "continuation" in settings.modes else None  # before any port
+    generators = {name: _duet_generator(settings, critic=name == "continuation")  # each its own, before any port
+                  for name in settings.modes if name in ("continuation", "trade")}
     scheduler = _note_scheduler(settings, clock, ports)
-    modes = {name: (make_continuation(settings, clock, scheduler, listener, generator) if name == "continuation"
+    modes = {name: (MAKERS[name](settings, clock, scheduler, listener, generators[name]) if name in generators
                     else MAKERS[name](settings, clock, scheduler, listener)) for name in settings.modes}
     mode = ModeSwitch(modes, settings.mode, scheduler, settings.beats_per_bar)
     mode.listener = listener

@@ -20,8 +20,8 @@ from .patchcheck import check_game, check_patch, control_source, control_target,
 from .settings import (GAME_CONTROLS, RANGES, ContinuationSettings, ControlMapping, EngineSettings, GameSettings,
                        ListenSettings, MapSettings, ModelSettings, ParamSettings, SectionSettings, StingerSettings,
                        VoiceSettings)
-from .stagepatch import AccompanySection, HarmonizeSection
-from .stagesettings import AccompanySettings, CriticSettings, HarmonizeSettings
+from .stagepatch import AccompanySection, HarmonizeSection, TradeSection
+from .stagesettings import AccompanySettings, CriticSettings, HarmonizeSettings, TradeSettings
 
 _CONTINUATION = ContinuationSettings()  # the engine's defaults are the file's
 _LISTEN = ListenSettings()
@@ -207,6 +207,7 @@ class Patch:
     harmonize: HarmonizeSection = field(default_factory=HarmonizeSection)
     critic: CriticSettings = field(default_factory=CriticSettings)  # [critic]: the file's keys are the engine's
     accompany: AccompanySection = field(default_factory=AccompanySection)
+    trade: TradeSection = field(default_factory=TradeSection)
     controls: tuple[ControlMapping, ...] = ()
     game: GameSection | None = None
 
@@ -214,7 +215,7 @@ class Patch:
 SECTIONS = {"engine": EngineSection, "model": ModelSection, "continuation": ContinuationSection,
             "midi": MidiSection, "osc": OscSection, "synth": SynthSection, "link": LinkSection,
             "listen": ListenSection, "harmonize": HarmonizeSection, "accompany": AccompanySection,
-            "critic": CriticSettings}
+            "critic": CriticSettings, "trade": TradeSection}
 
 
 def _controls(path: str, entries: Any) -> tuple[ControlMapping, ...]:
@@ -320,4 +321,5 @@ def compile_patch(patch: Patch) -> EngineSettings:
                           harmonize=HarmonizeSettings(**asdict(patch.harmonize) | {"channel": patch.harmonize.channel - 1}),
                           critic=patch.critic,
                           accompany=AccompanySettings(**asdict(a) | {"bass_channel": a.bass_channel - 1,
-                                                                     "chord_channel": a.chord_channel - 1}))
+                                                                     "chord_channel": a.chord_channel - 1}),
+                          trade=TradeSettings(**asdict(patch.trade) | {"channel": patch.trade.channel - 1}))

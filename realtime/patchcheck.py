@@ -16,7 +16,8 @@ from .io.ports import MIDI_BACKENDS
 from .model.sampling import key_pitch_classes
 from .settings import CONTROL_TARGETS, GAME_CONTROLS, GAME_CURVES, LISTEN_RANGES, LISTEN_ZONES, RANGES, TEMPO_SOURCES
 from .stagesettings import (ACCOMPANY_RANGES, BASS_PATTERNS, CHORD_PATTERNS, CRITIC_RANGES, HARMONIZE_PLACEMENTS,
-                            HARMONIZE_RANGES)
+                            HARMONIZE_RANGES, TRADE_RANGES, TRADE_SILENCE,
+                            TRADE_STARTS)
 
 SYNTHS = ("none", "builtin", "fluidsynth")
 NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
@@ -117,7 +118,7 @@ def _key(path: str, where: str, key: str | None, sep: str = ":") -> None:
             _fail(path, where, f"key{sep} {err}")
 
 
-STAGE_MODES = ("continuation", "harmonize", "accompany")  # the modes a live switch can hold (realtime/modes.py MAKERS)
+STAGE_MODES = ("continuation", "harmonize", "accompany", "trade")  # the modes a live switch can hold (realtime/modes.py MAKERS)
 
 
 def _modes(path: str, mode: str, modes: tuple[str, ...]) -> None:
@@ -136,8 +137,9 @@ def _modes(path: str, mode: str, modes: tuple[str, ...]) -> None:
 def check_patch(path: str, patch) -> None:
     """Ranges and choices of the plain sections (the game's are `check_game`'s)."""
     e, m, c, midi, osc, synth = patch.engine, patch.model, patch.continuation, patch.midi, patch.osc, patch.synth
-    if e.mode not in ("continuation", "game", "harmonize", "accompany"):
-        _fail(path, "engine", f"mode must be \"continuation\", \"game\", \"harmonize\" or \"accompany\", got {e.mode!r}")
+    if e.mode not in ("continuation", "game", *STAGE_MODES[1:]):
+        _fail(path, "engine", f"mode must be \"continuation\", \"game\", \"harmonize\", \"accompany\" or \"trade\", "
+                              f"got {e.mode!r}")
     if e.mode == "game" and patch.game is None:
         _fail(path, "engine", "mode is \"game\" but the patch has no [game] section")
     _modes(path, e.mode, e.modes)
@@ -179,6 +181,7 @@ def check_patch(path: str, patch) -> None:
     if patch.critic.candidates > 1 and "continuation" not in (e.modes or (e.mode,)):
         _fail(path, "critic", "candidates > 1 judges the duet's fragments: it needs mode \"continuation\"")
     check_accompany(path, patch.accompany)
+    check_trade(path, patch.trade)
     if patch.listen.tempo_source == "midi_clock" and not midi.enabled:
         _fail(path, "listen", "tempo_source = \"midi_clock\" needs [midi] enabled (the clock comes in there)")
 
@@ -224,6 +227,15 @@ def check_accompany(path: str, accompany) -> None:
         if highest - lowest < 12:
             _fail(path, "accompany", f"{part}_lowest..{part}_highest must span an octave at least (every root "
                   f"has a place), got {lowest}..{highest}")
+
+
+def check_trade(path: str, trade) -> None:
+    """[trade]: who starts, what a silent turn means, every number within TRADE_RANGES."""
+    for key, value, choices in (("starts", trade.starts, TRADE_STARTS), ("on_silence", trade.on_silence, TRADE_SILENCE)):
+        if value not in choices:
+            _fail(path, "trade", f"{key} must be {' or '.join(repr(c) for c in choices)}, got {value!r}")
+    for name, r in TRADE_RANGES.items():
+        _between(path, "trade", name, getattr(trade, name), r.low, r.high, " ms" if r.unit == "ms" else "")
 
 
 def control_source(where: str, source: Any) -> None:

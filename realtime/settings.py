@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .ranges import Range
-from .stagesettings import AccompanySettings, CriticSettings, HarmonizeSettings
+from .stagesettings import AccompanySettings, CriticSettings, HarmonizeSettings, TradeSettings
 
 RANGES: dict[str, Range] = {r.name: r for r in (
     Range("tempo_bpm", 20, 400, 100.0, "BPM", "the tempo",
@@ -251,7 +251,7 @@ class ListenSettings:
 class EngineSettings:
     """Everything the engine and its modes need from a patch (ports are the app's business)."""
 
-    mode: str  # "continuation", "game", "harmonize" or "accompany"
+    mode: str  # "continuation", "game", "harmonize", "accompany" or "trade"
     seed: int
     budget_ms: float
     tempo_bpm: float
@@ -265,3 +265,4 @@ class EngineSettings:
     harmonize: HarmonizeSettings = HarmonizeSettings()
     critic: CriticSettings = CriticSettings()
     accompany: AccompanySettings = AccompanySettings()
+    trade: TradeSettings = TradeSettings()

@@ -1,4 +1,4 @@
-"""The stage modes' patch sections, [harmonize] and [accompany], in the file's terms (1-based channels);
+"""The stage modes' patch sections, [harmonize], [accompany] and [trade], in the file's terms (1-based channels);
 realtime/patch.py reads and compiles them, realtime/stagesettings.py holds their ranges. ([critic]'s keys
 are the engine's own: its section is `stagesettings.CriticSettings`.)
 """
@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .stagesettings import AccompanySettings, HarmonizeSettings
+from .stagesettings import AccompanySettings, HarmonizeSettings, TradeSettings
 
 _HARMONIZE = HarmonizeSettings()
 _ACCOMPANY = AccompanySettings()
+_TRADE = TradeSettings()
 
 
 @dataclass(frozen=True)
@@ -43,3 +44,17 @@ class AccompanySection:
     chord_confidence: float = _ACCOMPANY.chord_confidence
     lookahead_ms: float = _ACCOMPANY.lookahead_ms
     stop_after_bars: float = _ACCOMPANY.stop_after_bars
+
+
+@dataclass(frozen=True)
+class TradeSection:
+    """[trade]: trading bars with the player, mode = "trade" (ranges: stagesettings.TRADE_RANGES)."""
+
+    bars: int = _TRADE.bars
+    starts: str = _TRADE.starts  # "player" or "engine": who plays the first turn
+    channel: int = _TRADE.channel + 1  # 1-16 as musicians count; 2 by default, 1 (the player's) only if written
+    subdivision: int = _TRADE.subdivision
+    velocity_scale: float = _TRADE.velocity_scale
+    lookahead_ms: float = _TRADE.lookahead_ms
+    on_silence: str = _TRADE.on_silence  # "wait" or "play": a turn the player left silent
+    follow_key: bool = _TRADE.follow_key

@@ -1,4 +1,4 @@
-"""The stage modes' settings: [harmonize], [critic] and [accompany], each a table of ranges (the README's
+"""The stage modes' settings: [harmonize], [critic], [accompany] and [trade], each a table of ranges (the README's
 section tables) and the frozen settings the mode runs with. realtime/settings.py holds the rest.
 """
 
@@ -108,3 +108,35 @@ class AccompanySettings:
     chord_confidence: float = _ACCOMPANY["chord_confidence"]
     lookahead_ms: float = _ACCOMPANY["lookahead_ms"]
     stop_after_bars: float = _ACCOMPANY["stop_after_bars"]
+
+
+# [trade]: trading bars with the player, mode = "trade" (realtime/engine/trade.py); README "Trading"
+TRADE_RANGES: dict[str, Range] = {r.name: r for r in (
+    Range("bars", 1, 16, 4, "bars", "bars in each turn: the player plays this many, then the engine as many",
+          "[trade]"),
+    Range("channel", 1, 16, 2, "MIDI channel", "where the engine's bars play (1, the player's, only if written)",
+          "[trade]"),
+    Range("subdivision", 1, 12, 4, "onsets per beat", "the engine's notes start on this grid of the beat: 4 "
+          "sixteenths, 3 triplets, 12 either", "[trade]"),
+    Range("velocity_scale", 0.1, 2, 1.0, "x velocity", "the engine's velocity: the player's recent mean velocity "
+          "times this (shaped by the model's own accents)", "[trade]"),
+    Range("lookahead_ms", 1, 200, 20.0, "ms", "each note is chosen and handed to the output this long (plus the "
+          "output's own lead) before it sounds", "[trade]"),
+)}
+TRADE_STARTS = ("player", "engine")  # who plays the first turn
+TRADE_SILENCE = ("wait", "play")  # the player's turn passed in silence: the engine waits for them, or plays on
+_TRADE = {name: r.default for name, r in TRADE_RANGES.items()}
+
+
+@dataclass(frozen=True)
+class TradeSettings:
+    """The trade mode's: bars a turn, who starts, 0-based channel, what silence means (ranges: TRADE_RANGES)."""
+
+    bars: int = int(_TRADE["bars"])
+    starts: str = "player"
+    channel: int = int(_TRADE["channel"]) - 1
+    subdivision: int = int(_TRADE["subdivision"])
+    velocity_scale: float = _TRADE["velocity_scale"]
+    lookahead_ms: float = _TRADE["lookahead_ms"]
+    on_silence: str = "wait"
+    follow_key: bool = True  # the engine's notes keep to the key the listener hears (unless [model] key is set)
