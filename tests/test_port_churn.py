@@ -19,7 +19,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 CHURN = textwrap.dedent("""
-    import sys, threading, time
+    import faulthandler, sys, threading, time
+    faulthandler.dump_traceback_later(180, exit=True)  # a hang shows every thread's stack, not a bare timeout
     sys.path.insert(0, "tests")
     from jackclients import Keyboard
     from realtime.clock import SystemClock
