@@ -1,0 +1,134 @@
+"""What shapes the duet's next answer beyond the model: a rhythm prompt and a mood.
+
+A **rhythm** (realtime/rhythm.py) fixes each answer note's onset and duration: note k starts
+`rhythm.onset_beats(k)` after the answer's first and lasts the pattern's duration, exactly, while
+the model hears the nearest of its own buckets and chooses only the pitch (its onset and duration
+heads are masked to the pattern's step: Generator.sample_next's `ioi` and `duration`). A **mood**
+(realtime/moods.py) sets the answer's tempo and loudness, puts the key's tonic in its mode (the
+patch's key, else the one the listener hears), and leans the model's pitch and onset choices
+toward its register and density (soft biases on the logits; the key and range stay hard masks).
+
+Both change only between answers: a new pattern (`/rhythm`, taps) or mood (`/mood`) waits for the
+next answer, whose start `begin` makes the shape current. Taps: note-ons of `tap_note` on
+`tap_channel` are not heard as the phrase; the taps since the last answer began, two or more,
+become the pattern (their gaps quantized to a sixteenth at the duet's tempo; the last tap closes
+the loop). Nothing here runs per note except `step`, which reads tuples; biases and key masks are
+made when a mood is chosen, not when a note is.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..errors import RealtimeError
+from ..events import NoteMessage
+from ..model.sampling import Constraints, scale_pitch_classes
+from ..model.tokens import IOI_BEATS
+from ..moods import Mood, choose
+from ..rhythm import MAX_STEPS, Rhythm, from_taps, parse_rhythm
+
+REGISTER_SPREAD = 5.0  # semitones: a pitch this far from the mood's register loses e^-0.5 of its weight
+DENSITY_PULL = 1.5  # logit lost per squared octave between an onset's gap and the mood's 1 / density
+OFF = ("", "off", "none")  # what `/rhythm` or `/mood` takes to end a pattern or a mood
+
+
+def mood_leaning(mood: Mood) -> tuple[np.ndarray, np.ndarray]:
+    """The mood's soft preferences: a bias on each of the 128 pitches and on each inter-onset bucket."""
+    pitch = -0.5 * ((np.arange(128) - mood.register) / REGISTER_SPREAD) ** 2
+    ioi = np.empty(len(IOI_BEATS))
+    for i, beats in enumerate(IOI_BEATS):  # a chord tone (0 beats) is as close as the shortest gap, less one
+        ioi[i] = -DENSITY_PULL * math.log2(max(beats, IOI_BEATS[1]) * mood.density) ** 2 - (1.0 if beats == 0 else 0.0)
+    return pitch, ioi
+
+
+class AnswerShape:
+    """The duet's rhythm prompt and mood: pending until an answer begins, fixed for that answer."""
+
+    def __init__(self, rhythm: Rhythm | None = None, mood: Mood | None = None, moods: dict[str, Mood] | None = None,
+                 tap_note: int | None = None, tap_channel: int = 9, key_tonic: int | None = None,
+                 folder: str | None = None) -> None:
+        self.moods = moods or ({mood.name: mood} if mood else {})
+        self.tap_note, self.tap_channel = tap_note, tap_channel  # 0-based channel
+        self.key_tonic = key_tonic  # the patch's (or command line's) key; None: the listener's
+        self.folder = folder  # where a `/rhythm FILE.mid` is looked for
+        self.rhythm: Rhythm | None = None  # this answer's
+        self.mood: Mood | None = None
+        self._pending: dict[str, object] = {"rhythm": rhythm, "mood": mood}
+        self._taps: list[int] = []  # note-on times since the last answer began
+        self._base: tuple | None = None  # the generator's own constraints and temperature, before any mood
+        self._keys: dict[int, Constraints] = {}  # the mood's key on each tonic, made once
+        self.taps_taken = 0  # patterns set by taps (the status line's and the tests')
+
+    # --- between answers -----------------------------------------------------------------------
+    def is_tap(self, message: NoteMessage) -> bool:
+        return message.pitch == self.tap_note and message.channel == self.tap_channel
+
+    def tap(self, message: NoteMessage, at_ns: int) -> None:
+        if message.is_on and len(self._taps) <= MAX_STEPS:
+            self._taps.append(at_ns)
+
+    def request(self, what: str, text: str) -> str | None:
+        """`/rhythm TEXT` or `/mood NAME` (or "off"): kept for the next answer; a one-line error, else None."""
+        try:
+            if what == "rhythm":
+                self._pending["rhythm"] = None if text.strip().lower() in OFF else parse_rhythm(text, self.folder)
+            elif what == "mood":
+                self._pending["mood"] = None if text.strip().lower() in OFF else choose(self.moods, text, "/mood")
+            else:
+                return f"/{what}: nothing to shape"
+        except RealtimeError as err:
+            return f"/{what}: {err}; the answer keeps its {'pattern' if what == 'rhythm' else 'mood'}"
+        return None
+
+    def begin(self, generator, ns_per_beat: float, loudness: float | None, heard_tonic: int | None,
+              at_ns: int) -> tuple[float, float | None]:
+        """An answer starts: take what waits, steer the generator; returns the answer's ns per beat and loudness."""
+        taps = from_taps(self._taps, ns_per_beat)
+        self._taps.clear()
+        if taps is not None:
+            self._pending["rhythm"] = taps
+            self.taps_taken += 1
+        if "rhythm" in self._pending:
+            self.rhythm = self._pending.pop("rhythm")
+        if "mood" in self._pending and (mood := self._pending.pop("mood")) is not self.mood:
+            self._set_mood(generator, mood)
+        mood = self.mood
+        if mood is None:
+            return ns_per_beat, loudness
+        tonic = self.key_tonic if self.key_tonic is not None else heard_tonic
+        if tonic is not None:
+            if tonic not in self._keys:
+                base = self._base[0]
+                self._keys[tonic] = Constraints(scale_pitch_classes(tonic, mood.mode), base.lowest, base.highest,
+                                                base.max_polyphony)
+            if generator.constraints is not self._keys[tonic]:
+                generator.set_constraints(self._keys[tonic])
+        return 60e9 / mood.tempo_bpm, mood.dynamics
+
+    def _set_mood(self, generator, mood: Mood | None) -> None:
+        if self._base is None:
+            self._base = (generator.constraints, generator.sampler.temperature)
+        self.mood, self._keys = mood, {}
+        constraints, temperature = self._base
+        if mood is None:
+            generator.set_constraints(constraints)
+            generator.set_leaning()
+            generator.sampler.set(temperature=temperature)
+            return
+        generator.set_leaning(*mood_leaning(mood))
+        generator.sampler.set(temperature=mood.temperature or temperature)
+
+    # --- per note ------------------------------------------------------------------------------
+    def step(self, k: int) -> tuple[int | None, int | None]:
+        """The (inter-onset, duration) buckets the model must choose for the answer's k-th note; None: free."""
+        rhythm = self.rhythm
+        if rhythm is None:
+            return None, None
+        step = k % len(rhythm)
+        return (None if k == 0 else rhythm.ioi_buckets[step]), rhythm.duration_buckets[step]
+
+    def describe(self) -> str:
+        parts = [f"rhythm {self.rhythm.describe()}"] if self.rhythm else []
+        return " | ".join(parts + ([f"mood {self.mood.name}"] if self.mood else []))
