@@ -52,7 +52,7 @@ def _continue(args: argparse.Namespace) -> None:
 
     summary = continue_file(args.prompt, args.out, model=args.model, notes=args.notes, seed=args.seed,
                             temperature=args.temperature, top_p=args.top_p, key=args.key,
-                            max_polyphony=args.max_polyphony)
+                            max_polyphony=args.max_polyphony, rhythm=args.rhythm, mood=args.mood, moods=args.moods)
     print(summary)
 
 
@@ -164,6 +164,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-p", type=float, default=None)
     p.add_argument("--key", default=None, help='constrain pitches to a key, e.g. "C major", "A minor", "D dorian"')
     p.add_argument("--max-polyphony", type=int, default=None)
+    p.add_argument("--rhythm", default=None, metavar="RHYTHM",
+                   help='the answer\'s onsets and durations, looped: a .mid file, a sixteenth grid like "x.x.xx.x" '
+                        'or durations in beats like "1 0.5 0.5 1"; the pitches stay the model\'s')
+    p.add_argument("--mood", default=None, help="a mood of the table (calm, tense, cheerful, romantic, sad, ...)")
+    p.add_argument("--moods", default=None, metavar="TABLE", help="the mood table (default: patches/moods.toml)")
     p.set_defaults(func=_continue)
 
     p = sub.add_parser("bench", help="run every benchmark in benchmarks/: results.json, plots and summary.md")

@@ -29,17 +29,21 @@ from ..model.tokens import IOI_BEATS
 from ..moods import Mood, choose
 from ..rhythm import MAX_STEPS, Rhythm, from_taps, parse_rhythm
 
-REGISTER_SPREAD = 5.0  # semitones: a pitch this far from the mood's register loses e^-0.5 of its weight
-DENSITY_PULL = 1.5  # logit lost per squared octave between an onset's gap and the mood's 1 / density
+REGISTER_SPREAD = 3.0  # semitones: a pitch this far from the mood's register loses e^-0.5 of its weight
+DENSITY_PULL = 2.0  # logit lost per squared octave between an onset's gap and the mood's 1 / density
+DENSITY_WINDOW = 1.5  # gaps more than this factor off 1 / density are not chosen at all
 OFF = ("", "off", "none")  # what `/rhythm` or `/mood` takes to end a pattern or a mood
 
 
 def mood_leaning(mood: Mood) -> tuple[np.ndarray, np.ndarray]:
-    """The mood's soft preferences: a bias on each of the 128 pitches and on each inter-onset bucket."""
+    """The mood's preferences: a bias on each of the 128 pitches (soft, toward its register) and on each
+    inter-onset bucket (soft toward 1 / density, and none more than DENSITY_WINDOW off it: the model's
+    onset head is so sure of its chorale rhythms that a soft pull alone hardly moved the density)."""
     pitch = -0.5 * ((np.arange(128) - mood.register) / REGISTER_SPREAD) ** 2
     ioi = np.empty(len(IOI_BEATS))
-    for i, beats in enumerate(IOI_BEATS):  # a chord tone (0 beats) is as close as the shortest gap, less one
-        ioi[i] = -DENSITY_PULL * math.log2(max(beats, IOI_BEATS[1]) * mood.density) ** 2 - (1.0 if beats == 0 else 0.0)
+    for i, beats in enumerate(IOI_BEATS):  # a chord tone (0 beats) only where a sixteenth's density is in reach
+        octaves = math.log2(beats * mood.density) if beats else (-math.inf if mood.density < 2 else -2.0)
+        ioi[i] = -math.inf if abs(octaves) > math.log2(DENSITY_WINDOW) + 1e-9 else -DENSITY_PULL * octaves ** 2
     return pitch, ioi
 
 
