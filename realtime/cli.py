@@ -66,7 +66,7 @@ def _run(args: argparse.Namespace) -> None:
     from .app import Overrides, apply_overrides, run_patch
     from .patch import load_patch
 
-    overrides = Overrides(args.midi_backend, args.osc_port, args.no_midi, args.no_osc)
+    overrides = Overrides(args.midi_backend, args.osc_port, args.no_midi, args.no_osc, args.mood)
     patch = apply_overrides(load_patch(args.patch), overrides)
     run_patch(patch, duration_s=args.seconds, reload=lambda: apply_overrides(load_patch(args.patch), overrides),
               record=args.record, view=args.view)
@@ -135,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--record", metavar="DIR", default=None,
                    help="write DIR/session.mid and DIR/session.events (for `realtime replay`)")
     p.add_argument("--view", action="store_true", help="the cockpit: a terminal view; q quits with all notes off")
+    p.add_argument("--mood", default=None, help="the duet's mood, over the patch's [engine] mood (a name in its table)")
     p.set_defaults(func=_run)
 
     p = sub.add_parser("replay", help="render a recorded session's engine notes again, offline and exactly")

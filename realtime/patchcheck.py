@@ -174,6 +174,9 @@ def check_patch(path: str, patch) -> None:
         _fail(path, "synth", f"gain must be between 0 and 5, got {synth.gain}")
     check_listen(path, patch.listen)
     check_harmonize(path, patch.harmonize)
+    from .shapepatch import answer_shape  # reads the rhythm file and the mood table: every name checked now
+
+    answer_shape(patch)
     for name, r in CRITIC_RANGES.items():  # [critic]: the duet's best of K
         _between(path, "critic", name, getattr(patch.critic, name), r.low, r.high)
     if patch.critic.candidates > 1 and "continuation" not in (e.modes or (e.mode,)):
