@@ -10,8 +10,8 @@ toward its register and density (soft biases on the logits; the key and range st
 
 Both change only between answers: a new pattern (`/rhythm`, taps) or mood (`/mood`) waits for the
 next answer, whose start `begin` makes the shape current. Taps: note-ons of `tap_note` on
-`tap_channel` are not heard as the phrase; the taps since the last answer began, two or more,
-become the pattern (their gaps quantized to a sixteenth at the duet's tempo; the last tap closes
+`tap_channel` are not heard as the phrase (they keep the floor as notes do: the answer waits for the
+phrase-end silence after the last tap); the taps since the last answer, two or more, become the pattern (their gaps quantized to a sixteenth at the duet's tempo; the last tap closes
 the loop). Nothing here runs per note except `step`, which reads tuples; biases and key masks are
 made when a mood is chosen, not when a note is.
 """
@@ -89,11 +89,9 @@ class AnswerShape:
     def begin(self, generator, ns_per_beat: float, loudness: float | None, heard_tonic: int | None,
               at_ns: int) -> tuple[float, float | None]:
         """An answer starts: take what waits, steer the generator; returns the answer's ns per beat and loudness."""
-        taps = from_taps(self._taps, ns_per_beat)
-        self._taps.clear()
+        taps = from_taps(self._taps, ns_per_beat)  # kept until the answer is confirmed: a tap may yet cut it in
         if taps is not None:
             self._pending["rhythm"] = taps
-            self.taps_taken += 1
         if "rhythm" in self._pending:
             self.rhythm = self._pending.pop("rhythm")
         if "mood" in self._pending and (mood := self._pending.pop("mood")) is not self.mood:
@@ -123,6 +121,11 @@ class AnswerShape:
             return
         generator.set_leaning(*mood_leaning(mood))
         generator.sampler.set(temperature=mood.temperature or temperature)
+
+    def confirm(self) -> None:
+        """The answer is real (its silence lasted): the taps it took are spent."""
+        self.taps_taken += len(self._taps) >= 2
+        self._taps.clear()
 
     # --- per note ------------------------------------------------------------------------------
     def step(self, k: int) -> tuple[int | None, int | None]:

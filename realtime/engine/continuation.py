@@ -168,6 +168,7 @@ class Continuation(Hearing):
         if self.fallback is not None:
             self.fallback.update(self._heard_pitches[-64:])
         self.memory.end_phrase()
+        self.shape.confirm()
         self._phrase_velocities = []
 
     # --- speaking --------------------------------------------------------------------------------
