@@ -83,7 +83,8 @@ class AnswerShape:
             else:
                 return f"/{what}: nothing to shape"
         except RealtimeError as err:
-            return f"/{what}: {err}; the answer keeps its {'pattern' if what == 'rhythm' else 'mood'}"
+            said = str(err) if what == "mood" else f"/rhythm: {err}"  # a mood's error names /mood already
+            return f"{said}; the answer keeps its {'pattern' if what == 'rhythm' else 'mood'}"
         return None
 
     def begin(self, generator, ns_per_beat: float, loudness: float | None, heard_tonic: int | None,
