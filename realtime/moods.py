@@ -11,7 +11,6 @@ on the model's onset and pitch choices. Every value is checked against the share
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,18 +40,10 @@ class Mood:
 
 def load_moods(path: str | Path | None = None) -> dict[str, Mood]:
     """The moods of a table (default: the shipped one), in file order; PatchError names the file and key."""
-    from .patchcheck import named_tables  # the patch's own table checks, imported where a table is read
+    from .patchcheck import named_tables, read_toml  # the patch's own checks, imported where a table is read
 
     path = Path(path) if path is not None else SHIPPED
-    try:
-        raw = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise PatchError(f"{path}: no such mood table") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise PatchError(f"{path}: cannot read ({err})") from None
-    except tomllib.TOMLDecodeError as err:
-        raise PatchError(f"{path}: TOML syntax error: {err}") from None
-    moods = named_tables(str(path), "moods", Mood, raw)
+    moods = named_tables(str(path), "moods", Mood, read_toml(path, "mood table"))
     for mood in moods:
         where = f"{path}: [{mood.name}]"
         if mood.mode not in SCALES:

@@ -10,13 +10,12 @@ live in realtime/patchcheck.py, the shared ranges and defaults in `settings.RANG
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from .errors import PatchError
-from .patchcheck import check_game, check_patch, control_source, control_target, named_tables, section
+from .patchcheck import check_game, check_patch, control_source, control_target, named_tables, read_toml, section
 from .shapepatch import answer_shape
 from .settings import (GAME_CONTROLS, RANGES, ContinuationSettings, ControlMapping, EngineSettings, GameSettings,
                        ListenSettings, MapSettings, ModelSettings, ParamSettings, SectionSettings, StingerSettings,
@@ -273,15 +272,7 @@ def _game(path: str, raw: Any) -> GameSection:
 def load_patch(path: str | Path) -> Patch:
     """Read and validate a patch file; raises PatchError with a one-line message."""
     path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise PatchError(f"{path}: no such patch file") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise PatchError(f"{path}: cannot read ({err})") from None
-    except tomllib.TOMLDecodeError as err:
-        raise PatchError(f"{path}: TOML syntax error: {err}") from None
-    return parse_patch(raw, str(path))
+    return parse_patch(read_toml(path, "patch file"), str(path))
 
 
 def parse_patch(raw: dict, path: str = "<patch>") -> Patch:

@@ -8,7 +8,9 @@ state the same bounds the patch enforces.
 from __future__ import annotations
 
 import math
+import tomllib
 from dataclasses import fields
+from pathlib import Path
 from typing import Any
 
 from .errors import PatchError
@@ -53,6 +55,18 @@ def coerce(where: str, key: str, value: Any, annotation: str) -> Any:
             raise PatchError(f"{where} {key} must be a list of strings, got {value!r}")
         return tuple(value)
     raise AssertionError(f"unhandled annotation {annotation}")
+
+
+def read_toml(path: Path, what: str) -> dict:
+    """A TOML file's tables; PatchError in one line naming the file when it is missing, unreadable or not TOML."""
+    try:
+        return tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise PatchError(f"{path}: no such {what}") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise PatchError(f"{path}: cannot read ({err})") from None
+    except tomllib.TOMLDecodeError as err:
+        raise PatchError(f"{path}: TOML syntax error: {err}") from None
 
 
 def section(path: str, name: str, cls: type, table: Any) -> Any:
