@@ -27,6 +27,7 @@ class Overrides:
     osc_port: int | None = None
     no_midi: bool = False
     no_osc: bool = False
+    mood: str | None = None  # `--mood NAME`: the duet's mood, over the patch's [engine] mood
 
 
 def apply_overrides(patch: Patch, overrides: Overrides) -> Patch:
@@ -39,7 +40,17 @@ def apply_overrides(patch: Patch, overrides: Overrides) -> Patch:
         osc = replace(osc, port=overrides.osc_port)
     if overrides.no_osc:
         osc = replace(osc, enabled=False)
-    return replace(patch, midi=midi, osc=osc)
+    patch = replace(patch, midi=midi, osc=osc)
+    if overrides.mood is not None:  # named in the patch's table, else one line naming the flag and the known moods
+        from pathlib import Path
+
+        from .moods import choose, load_moods
+
+        e = patch.engine
+        choose(load_moods(Path(patch.path).parent / Path(e.moods).expanduser() if e.moods else None), overrides.mood,
+               "--mood")
+        patch = replace(patch, engine=replace(e, mood=overrides.mood))
+    return patch
 
 
 LiveEngine = Session  # the name `realtime run`'s callers, tests and benchmarks have always used

@@ -52,7 +52,7 @@ def _continue(args: argparse.Namespace) -> None:
 
     summary = continue_file(args.prompt, args.out, model=args.model, notes=args.notes, seed=args.seed,
                             temperature=args.temperature, top_p=args.top_p, key=args.key,
-                            max_polyphony=args.max_polyphony)
+                            max_polyphony=args.max_polyphony, rhythm=args.rhythm, mood=args.mood, moods=args.moods)
     print(summary)
 
 
@@ -74,7 +74,7 @@ def _run(args: argparse.Namespace) -> None:
     from .app import Overrides, apply_overrides, run_patch
     from .patch import load_patch
 
-    overrides = Overrides(args.midi_backend, args.osc_port, args.no_midi, args.no_osc)
+    overrides = Overrides(args.midi_backend, args.osc_port, args.no_midi, args.no_osc, args.mood)
     patch = apply_overrides(load_patch(args.patch), overrides)
     run_patch(patch, duration_s=args.seconds, reload=lambda: apply_overrides(load_patch(args.patch), overrides),
               record=args.record, view=args.view)
@@ -145,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--record", metavar="DIR", default=None,
                    help="write DIR/session.mid and DIR/session.events (for `realtime replay`)")
     p.add_argument("--view", action="store_true", help="the cockpit: a terminal view; q quits with all notes off")
+    p.add_argument("--mood", default=None, help="the duet's mood, over the patch's [engine] mood (a name in its table)")
     p.set_defaults(func=_run)
 
     p = sub.add_parser("replay", help="render a recorded session's engine notes again, offline and exactly")
@@ -174,6 +175,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-p", type=float, default=None)
     p.add_argument("--key", default=None, help='constrain pitches to a key, e.g. "C major", "A minor", "D dorian"')
     p.add_argument("--max-polyphony", type=int, default=None)
+    p.add_argument("--rhythm", default=None, metavar="RHYTHM",
+                   help='the answer\'s onsets and durations, looped: a .mid file, a sixteenth grid like "x.x.xx.x" '
+                        'or durations in beats like "1 0.5 0.5 1"; the pitches stay the model\'s')
+    p.add_argument("--mood", default=None, help="a mood of the table (calm, tense, cheerful, romantic, sad, ...)")
+    p.add_argument("--moods", default=None, metavar="TABLE", help="the mood table (default: patches/moods.toml)")
     p.set_defaults(func=_continue)
 
     p = sub.add_parser("leadsheet", help="bass, chords and a melody over a chord progression, as a MIDI file")

@@ -88,7 +88,17 @@ class MemoryRequest:
     action: str = "save"
 
 
-Event = NoteMessage | ControlChange | NamedControl | LearnRequest | ModeRequest | MemoryRequest  # inputs -> engine
+@dataclass(frozen=True, slots=True)
+class ShapeRequest:
+    """Shape the duet's next answer: `what` is "rhythm" (OSC `/rhythm "x.x.xx.x"`) or "mood" (`/mood calm`)."""
+
+    what: str
+    text: str
+
+
+SHAPES = ("rhythm", "mood")  # what a ShapeRequest may shape (its index is what the intake ring carries)
+Event = (NoteMessage | ControlChange | NamedControl | LearnRequest | ModeRequest | MemoryRequest
+         | ShapeRequest)  # inputs -> engine
 
 
 @dataclass(slots=True)

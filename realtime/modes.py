@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from .clock import Clock
 from .engine.accompany import make_accompany
+from .engine.answershape import AnswerShape
 from .engine.continuation import Continuation
 from .engine.engine import Mode
 from .engine.harmonize import make_harmonize
@@ -21,7 +22,7 @@ from .engine.trade import Trade
 from .listen import Listener
 from .model.critic import attach as attach_critic
 from .model.generator import build_generator
-from .model.sampling import Constraints, key_pitch_classes
+from .model.sampling import Constraints, key_pitch_classes, parse_key
 from .patchports import Ports
 from .scheduler import Scheduler
 from .settings import EngineSettings
@@ -62,9 +63,11 @@ def make_continuation(settings: EngineSettings, clock: Clock, scheduler: Schedul
                       generator=None) -> Mode:
     """The duet over a scheduler made elsewhere (its own session's, or a switch's shared one)."""
     generator = generator if generator is not None else _duet_generator(settings)
-    return Continuation(generator, scheduler, settings.continuation,
-                        model_velocity=generator.runner.meta.get("velocity_level_mean", 80.0),
-                        fallback=settings.model.fallback, clock=clock, listener=listener)
+    c = settings.continuation
+    shape = AnswerShape(c.rhythm, c.mood, {m.name: m for m in c.moods}, c.tap_note, c.tap_channel,
+                        parse_key(settings.model.key)[0] if settings.model.key else None, c.rhythm_folder)
+    return Continuation(generator, scheduler, c, model_velocity=generator.runner.meta.get("velocity_level_mean", 80.0),
+                        fallback=settings.model.fallback, clock=clock, listener=listener, shape=shape)
 
 
 def make_trade(settings: EngineSettings, clock: Clock, scheduler: Scheduler, listener: Listener,

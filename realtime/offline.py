@@ -14,14 +14,19 @@ from functools import partial
 from pathlib import Path
 
 from .clock import Clock, FakeClock
+from .engine.answershape import AnswerShape
 from .engine.continuation import Continuation, ContinuationSettings
 from .engine.engine import Engine
 from .errors import InputError
 from .events import NoteMessage, NoteSequence, read_midi, write_midi
 from .io.ports import MemoryInput, MemoryOutput
 from .model.generator import Generator, build_generator
-from .model.sampling import Constraints, key_pitch_classes
+from .listen.chords import PITCH_NAMES
+from .listen.keys import key_of
+from .model.sampling import Constraints, parse_key, scale_pitch_classes
+from .moods import choose, load_moods
 from .model.tokens import DURATION_BEATS, IOI_BEATS
+from .rhythm import parse_rhythm
 from .scheduler import Scheduler
 
 Timed = list[tuple[float, float, int, int]]  # (onset_s, duration_s, pitch, velocity)
@@ -61,12 +66,13 @@ def sent_notes(sent: list[tuple[int, NoteMessage]], origin_ns: int) -> Timed:
 class Duet:
     """The continuation mode, its engine, a keyboard and a recording output, all on one clock."""
 
-    def __init__(self, generator: Generator, settings: ContinuationSettings, clock: Clock) -> None:
+    def __init__(self, generator: Generator, settings: ContinuationSettings, clock: Clock,
+                 shape: AnswerShape | None = None) -> None:
         self.clock, self.generator, self.settings = clock, generator, settings
         self.output = MemoryOutput(clock, "answer")
         self.scheduler = Scheduler(self.output)  # no output thread: the engine's loop sends on time
         self.mode = Continuation(generator, self.scheduler, settings,
-                                 model_velocity=generator.runner.meta.get("velocity_level_mean", 80.0))
+                                 model_velocity=generator.runner.meta.get("velocity_level_mean", 80.0), shape=shape)
         self.keyboard = MemoryInput(clock, "keyboard")
         self.engine = Engine(self.mode, clock, [self.keyboard], self.scheduler)
 
@@ -117,34 +123,56 @@ def longest_rest_beats(phrase: NoteSequence) -> float:
     return longest
 
 
-def continue_file(prompt_path: str, out_path: str, model: str, notes: int = 32, seed: int = 0,
-                  temperature: float | None = None, top_p: float | None = None, key: str | None = None,
-                  max_polyphony: int | None = None) -> str:
-    """Play a MIDI file into the engine offline and write it followed by the answer; returns a one-line summary.
+def continue_sequence(prompt: NoteSequence, generator: Generator, notes: int,
+                      shape: AnswerShape | None = None) -> Timed:
+    """The engine's answer to a phrase, offline: (onset_s, duration_s, pitch, velocity) from the phrase's start.
 
     The answer starts when the silence after the prompt reaches the phrase end (1.5 beats, or just
     longer than the prompt's longest rest, so the engine does not answer mid-prompt).
+    """
+    default = ContinuationSettings()
+    settings = ContinuationSettings(tempo_bpm=prompt.tempo_bpm, answer_notes=notes,
+                                    phrase_end_beats=max(default.phrase_end_beats, longest_rest_beats(prompt) + 0.25),
+                                    answer_beats=notes * max(IOI_BEATS) + 1.0)  # the count decides, not a length
+    duet = Duet(generator, settings, FakeClock(), shape)
+    duet.perform(prompt, 0)
+    return duet.answer(0)
+
+
+def continue_file(prompt_path: str, out_path: str, model: str, notes: int = 32, seed: int = 0,
+                  temperature: float | None = None, top_p: float | None = None, key: str | None = None,
+                  max_polyphony: int | None = None, rhythm: str | None = None, mood: str | None = None,
+                  moods: str | None = None) -> str:
+    """Play a MIDI file into the engine offline and write it followed by the answer; returns a one-line summary.
+
+    `rhythm` (a .mid file, grid text or durations: realtime/rhythm.py) gives the answer its onsets and
+    durations, `mood` (a name in the `moods` table, default the shipped one) its tempo, mode, register,
+    density and loudness. With either and no `key`, the answer keeps to the key heard in the prompt
+    (in the mood's mode, with a mood).
     """
     if notes < 1:
         raise InputError(f"--notes must be at least 1, got {notes}")
     prompt = read_midi(prompt_path)
     if not prompt.notes:
         raise InputError(f"{prompt_path}: no notes to continue")
-    pitch_classes = key_pitch_classes(key) if key else None
+    pattern = parse_rhythm(rhythm) if rhythm is not None else None
+    chosen = choose(load_moods(moods), mood, "--mood") if mood is not None else None
+    tonic, scale = parse_key(key) if key else key_of(n.pitch for n in prompt.notes)
+    shaped = key is not None or pattern is not None or chosen is not None
+    pitch_classes = scale_pitch_classes(tonic, chosen.mode if chosen else scale) if shaped and tonic is not None else None
     generator = build_generator(model, seed, temperature, top_p, Constraints(pitch_classes, max_polyphony=max_polyphony))
-    default = ContinuationSettings()
-    settings = ContinuationSettings(tempo_bpm=prompt.tempo_bpm, answer_notes=notes,
-                                    phrase_end_beats=max(default.phrase_end_beats, longest_rest_beats(prompt) + 0.25),
-                                    answer_beats=notes * max(IOI_BEATS) + 1.0)  # the count decides, not a length
-    duet = Duet(generator, settings, FakeClock())
-    duet.perform(prompt, 0)
+    shape = AnswerShape(pattern, chosen, key_tonic=tonic)
+    answered = continue_sequence(prompt, generator, notes, shape)
     beats_per_s = prompt.tempo_bpm / 60
-    answer = NoteSequence.from_absolute([(o * beats_per_s, d * beats_per_s, p, v) for o, d, p, v in duet.answer(0)],
+    answer = NoteSequence.from_absolute([(o * beats_per_s, d * beats_per_s, p, v) for o, d, p, v in answered],
                                         "beats", prompt.tempo_bpm)
     combined = NoteSequence.from_absolute(
         [(o, n.duration, n.pitch, n.velocity) for o, n in zip(prompt.onsets(), prompt.notes)]
         + [(o, n.duration, n.pitch, n.velocity) for o, n in zip(answer.onsets(), answer.notes)],
         "beats", prompt.tempo_bpm)
     write_midi(combined, out_path)
+    extra = [f"rhythm {pattern.describe()}"] if pattern else []
+    extra += [f"mood {chosen.name} ({chosen.tempo_bpm:g} BPM, {chosen.mode})"] if chosen else []
+    extra += [f"key {PITCH_NAMES[tonic]} {chosen.mode if chosen else scale}"] if pitch_classes and not key else []
     return (f"wrote {out_path}: {len(prompt.notes)} prompt notes + {len(answer.notes)} new notes "
-            f"from {Path(generator.runner.path).name}, seed {seed}")
+            f"from {Path(generator.runner.path).name}, seed {seed}" + "".join(f"; {e}" for e in extra))

@@ -10,13 +10,13 @@ live in realtime/patchcheck.py, the shared ranges and defaults in `settings.RANG
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from .errors import PatchError
-from .patchcheck import check_game, check_patch, control_source, control_target, named_tables, section
+from .patchcheck import check_game, check_patch, control_source, control_target, named_tables, read_toml, section
+from .shapepatch import answer_shape
 from .settings import (GAME_CONTROLS, RANGES, ContinuationSettings, ControlMapping, EngineSettings, GameSettings,
                        ListenSettings, MapSettings, ModelSettings, ParamSettings, SectionSettings, StingerSettings,
                        VoiceSettings)
@@ -35,6 +35,8 @@ class EngineSection:
     seed: int = 0
     modes: tuple[str, ...] = ()  # the modes switchable live (/mode, program change n = the n-th); () = mode alone
     beats_per_bar: int = 4  # a live switch waits for the next bar line of the player's beat
+    mood: str | None = None  # a mood of the table (realtime/moods.py) the duet answers in; None: none
+    moods: str | None = None  # the mood table, relative to the patch's folder; None: patches/moods.toml
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,9 @@ class ContinuationSection:
     follow_tempo: bool = _CONTINUATION.follow_tempo  # hear and answer at the player's tempo once it is tracked
     blend: float = _CONTINUATION.blend  # share of the memory of the player in each pitch choice, 0-1
     memory: str | None = None  # the memory's file, relative to the patch's folder; None: not kept between runs
+    rhythm: str | None = None  # the answers' rhythm: a .mid (relative to the patch), "x.x.xx.x" or "1 0.5 0.5"
+    rhythm_tap_note: int | None = None  # taps on this note set the rhythm live; None: no taps
+    rhythm_tap_channel: int = 10  # 1-16: the taps' channel (10: drum pads)
 
 
 @dataclass(frozen=True)
@@ -268,15 +273,7 @@ def _game(path: str, raw: Any) -> GameSection:
 def load_patch(path: str | Path) -> Patch:
     """Read and validate a patch file; raises PatchError with a one-line message."""
     path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise PatchError(f"{path}: no such patch file") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise PatchError(f"{path}: cannot read ({err})") from None
-    except tomllib.TOMLDecodeError as err:
-        raise PatchError(f"{path}: TOML syntax error: {err}") from None
-    return parse_patch(raw, str(path))
+    return parse_patch(read_toml(path, "patch file"), str(path))
 
 
 def parse_patch(raw: dict, path: str = "<patch>") -> Patch:
@@ -310,7 +307,8 @@ def compile_patch(patch: Patch) -> EngineSettings:
         tempo_bpm=e.tempo_bpm, phrase_end_ms=c.phrase_end_ms, phrase_end_beats=c.phrase_end_beats,
         answer_notes=c.answer_notes, answer_beats=c.answer_beats, lookahead_ms=c.lookahead_ms,
         budget_ms=e.budget_ms, channel=c.channel - 1, follow_velocity=c.follow_velocity, follow_tempo=c.follow_tempo,
-        blend=c.blend, memory_path=str(Path(patch.path).parent / Path(c.memory).expanduser()) if c.memory else None)
+        blend=c.blend, memory_path=str(Path(patch.path).parent / Path(c.memory).expanduser()) if c.memory else None,
+        **answer_shape(patch))
     model = ModelSettings(name=m.name, temperature=m.temperature, top_p=m.top_p, key=m.key, lowest=m.lowest,
                           highest=m.highest, max_polyphony=m.max_polyphony, fallback=m.fallback == "markov")
     return EngineSettings(mode=e.mode, seed=e.seed, budget_ms=e.budget_ms, tempo_bpm=e.tempo_bpm, model=model,

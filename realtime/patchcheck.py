@@ -8,7 +8,9 @@ state the same bounds the patch enforces.
 from __future__ import annotations
 
 import math
+import tomllib
 from dataclasses import fields
+from pathlib import Path
 from typing import Any
 
 from .errors import PatchError
@@ -54,6 +56,18 @@ def coerce(where: str, key: str, value: Any, annotation: str) -> Any:
             raise PatchError(f"{where} {key} must be a list of strings, got {value!r}")
         return tuple(value)
     raise AssertionError(f"unhandled annotation {annotation}")
+
+
+def read_toml(path: Path, what: str) -> dict:
+    """A TOML file's tables; PatchError in one line naming the file when it is missing, unreadable or not TOML."""
+    try:
+        return tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise PatchError(f"{path}: no such {what}") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise PatchError(f"{path}: cannot read ({err})") from None
+    except tomllib.TOMLDecodeError as err:
+        raise PatchError(f"{path}: TOML syntax error: {err}") from None
 
 
 def section(path: str, name: str, cls: type, table: Any) -> Any:
@@ -176,6 +190,9 @@ def check_patch(path: str, patch) -> None:
         _fail(path, "synth", f"gain must be between 0 and 5, got {synth.gain}")
     check_listen(path, patch.listen)
     check_harmonize(path, patch.harmonize)
+    from .shapepatch import answer_shape  # reads the rhythm file and the mood table: every name checked now
+
+    answer_shape(patch)
     for name, r in CRITIC_RANGES.items():  # [critic]: the duet's best of K
         _between(path, "critic", name, getattr(patch.critic, name), r.low, r.high)
     if patch.critic.candidates > 1 and "continuation" not in (e.modes or (e.mode,)):

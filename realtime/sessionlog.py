@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .engine.gameparts import GameMessage
 from .errors import RealtimeError
-from .events import ControlChange, LearnRequest, MemoryRequest, NamedControl, NoteMessage
+from .events import ControlChange, LearnRequest, MemoryRequest, NamedControl, NoteMessage, ShapeRequest
 
 FORMAT = 1
 HEADER_KEYS = ("patch", "patch_text", "model", "model_sha256", "origin_ns", "tempo_bpm")
@@ -38,6 +38,8 @@ def encode_input(message, at_ns: int) -> list:
         return ["learn", message.target, at_ns]
     if isinstance(message, MemoryRequest):
         return ["memory", message.action, at_ns]
+    if isinstance(message, ShapeRequest):
+        return ["shape", message.what, message.text, at_ns]
     if isinstance(message, GameMessage):
         return ["game", message.kind, message.name, message.value, at_ns]
     if isinstance(message, bytes):  # MIDI clock in, for the game mode's clock follower
@@ -60,6 +62,8 @@ def decode_input(item: list, patch) -> tuple[object, int, bool]:
             return LearnRequest(str(item[1])), int(item[2]), False
         if kind == "memory":
             return MemoryRequest(str(item[1])), int(item[2]), False
+        if kind == "shape":
+            return ShapeRequest(str(item[1]), str(item[2])), int(item[3]), False
         if kind == "game" and game:
             message = GameMessage(str(item[1]), str(item[2]), float(item[3]))
             _check_game_message(message, patch.game)

@@ -118,6 +118,12 @@ class ContinuationSettings:
     max_note_ms: float = 30_000.0  # a player's note held longer is taken as ended (its note-off was lost)
     blend: float = RANGES["blend"].default  # share of the player's Markov memory in each pitch choice
     memory_path: str | None = None  # where that memory is kept between runs (resolved); None: not kept
+    rhythm: object | None = None  # a rhythm.Rhythm the answers follow (onsets, durations); None: the model's own
+    rhythm_folder: str | None = None  # where `/rhythm FILE.mid` is looked for (the patch's folder)
+    tap_note: int | None = None  # note-ons of this pitch on tap_channel set the pattern (engine/answershape.py)
+    tap_channel: int = 9  # 0-based: MIDI channel 10
+    mood: object | None = None  # a moods.Mood the answers play in; None: none
+    moods: tuple = ()  # every mood of the patch's table, for `/mood NAME`
 
     @property
     def ms_per_beat(self) -> float:

@@ -8,10 +8,17 @@ from realtime.patch import load_patch, parse_patch
 PATCHES = Path(__file__).resolve().parents[1] / "patches"
 
 
-@pytest.mark.parametrize("name", sorted(p.name for p in PATCHES.glob("*.toml")))
+@pytest.mark.parametrize("name", sorted(p.name for p in PATCHES.glob("*.toml") if p.name != "moods.toml"))
 def test_shipped_patches_load(name):
     patch = load_patch(PATCHES / name)
     assert patch.engine.budget_ms > 0 and 1 <= patch.continuation.channel <= 16
+
+
+def test_shipped_mood_table_loads():  # patches/moods.toml is a mood table, not a patch (realtime/moods.py)
+    from realtime.moods import load_moods
+
+    moods = load_moods(PATCHES / "moods.toml")
+    assert {"calm", "tense", "cheerful", "romantic", "sad"} <= set(moods) and len(moods) >= 7
 
 
 def test_defaults_are_safe():

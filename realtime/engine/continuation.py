@@ -6,7 +6,8 @@ is generated a little ahead (`lookahead_ms`) and scheduled on absolute deadlines
 player starts again the pending answer is dropped, held notes are released, and the model is
 rolled back to the last answer note that actually sounded. With a listener whose tempo tracker is
 locked (and `follow_tempo`), the player's tempo, not the patch's, times what is heard and answered.
-A memory of the player's phrases takes the share `blend` of each pitch choice (playermemory.py).
+A memory of the player's phrases takes the share `blend` of each pitch choice (playermemory.py); a rhythm
+prompt and a mood shape the answer (answershape.py: its onsets, tempo, key, register, density, loudness).
 """
 
 from __future__ import annotations
@@ -17,14 +18,15 @@ from dataclasses import replace
 import numpy as np
 
 from ..clock import Clock
-from ..events import Event, NoteMessage
+from ..events import NoteMessage
 from ..listen import Listener
 from ..model.markov import MarkovModel
 from ..model.generator import Generator
-from ..model.tokens import DURATION_BEATS, IOI_BEATS, Token, duration_bucket, ioi_bucket, velocity_bucket
-from ..model.tokens import VELOCITY_LEVELS
+from ..model.tokens import DURATION_BEATS, IOI_BEATS, VELOCITY_LEVELS, Token, ioi_bucket
 from ..scheduler import Scheduler
 from ..settings import ContinuationSettings
+from .answershape import AnswerShape
+from .hearing import Hearing
 from .playermemory import PlayerMemory
 from .status import Figures, continuation_fields
 
@@ -33,18 +35,20 @@ HISTORY_NOTES = 512  # heard pitches and rhythms kept for the fallback (it looks
 FALLBACK_CONTEXTS = 10_000  # the live Markov learner's memory: ~4 MB at most, reached after hours of playing
 
 
-class Continuation:
+class Continuation(Hearing):
     """The duet partner: one model stream, one output channel."""
 
     def __init__(self, generator: Generator, scheduler: Scheduler, settings: ContinuationSettings,
                  model_velocity: float = 80.0, max_timings: int = 100_000, fallback: bool = True,
                  clock: Clock | None = None, listener: Listener | None = None,
-                 memory: PlayerMemory | None = None) -> None:
+                 memory: PlayerMemory | None = None, shape: AnswerShape | None = None) -> None:
         self.clock = clock  # for checking slack while generating; None: trust the tick's time
         self.listener = listener  # its locked tempo, when there is one, replaces the patch's
         self.generator, self.scheduler, self.settings = generator, scheduler, settings
         self.model_velocity = model_velocity
         self.ns_per_beat = settings.ms_per_beat * 1e6
+        self.shape = shape if shape is not None else AnswerShape()
+        self.answer_ns_per_beat = self.ns_per_beat  # the answer's beat: the player's, or its mood's tempo
         self.budget_ns = int(settings.budget_ms * 1e6)
         self.answering = False
         self._sounding: dict[tuple[int, int], tuple[int, int]] = {}  # player's (channel, pitch) -> (onset, vel)
@@ -82,65 +86,6 @@ class Continuation:
         self.step_ns, self.steps = np.zeros(max_timings, dtype=np.int64), 0
         self.answer_latency_ns: list[int] = []
         self.scheduler.on_sent = self._sent
-
-    # --- hearing -------------------------------------------------------------------------------
-    def on_message(self, message: Event, at_ns: int) -> None:
-        if not isinstance(message, NoteMessage):
-            return  # controls are mapped by the engine, not by this mode
-        key = (message.channel, message.pitch)
-        self._last_activity_ns = at_ns
-        if self.tentative:  # the phrase goes on: take back the answer that was ready for its end
-            self._rollback(at_ns)
-        if message.is_on:
-            if self.answering:
-                self.interruptions += 1
-                self._rollback(at_ns)
-            if key in self._sounding:  # a repeated note-on without note-off ends the first
-                self._finish(key, at_ns)
-            self._sounding[key] = (at_ns, message.velocity)
-            self._phrase_velocities.append(message.velocity)
-        elif key in self._sounding:
-            self._finish(key, at_ns)
-            self._feed_finished()
-        # a note-off for a note we never heard is harmless: ignore it
-
-    def _end_overlong_notes(self, now_ns: int) -> None:
-        """A note-off that never comes (a sender killed mid-note, a lost packet) must not stop the duet."""
-        limit_ns = int(self.settings.max_note_ms * 1e6)
-        overlong = [key for key, (onset, _) in self._sounding.items() if now_ns - onset > limit_ns]
-        for key in overlong:
-            self._finish(key, self._sounding[key][0] + limit_ns)
-            self.notes_timed_out += 1
-            self._last_activity_ns = max(self._last_activity_ns or 0, now_ns)
-        if overlong:
-            self._feed_finished()
-
-    def _finish(self, key: tuple[int, int], end_ns: int) -> None:
-        onset, velocity = self._sounding.pop(key)
-        self._finished.append((onset, end_ns, key[1], velocity))
-
-    def _follow_tempo(self) -> None:
-        """The player's beat, while the listener is locked on it, is the beat notes are heard and answered in."""
-        if self.listener is not None and self.settings.follow_tempo:
-            self.ns_per_beat = self.listener.locked_ns_per_beat() or self.ns_per_beat
-
-    def _feed_finished(self) -> None:
-        """Feed finished notes in onset order, up to the earliest note still sounding."""
-        self._follow_tempo()
-        while self._unheard:  # answer notes the model missed come first: they came first
-            self._timed_feed(self._unheard.pop(0))
-        earliest_sounding = min((on for on, _ in self._sounding.values()), default=None)
-        self._finished.sort()
-        while self._finished and (earliest_sounding is None or self._finished[0][0] < earliest_sounding):
-            onset, end, pitch, velocity = self._finished.pop(0)
-            ioi_ns = 0 if self._last_fed_onset_ns is None else onset - self._last_fed_onset_ns
-            token = Token(pitch, ioi_bucket(ioi_ns / self.ns_per_beat),
-                          duration_bucket((end - onset) / self.ns_per_beat), velocity_bucket(velocity))
-            self._timed_feed(token)
-            self._last_fed_onset_ns = onset
-            self._heard_pitches.append(pitch)
-            self._phrase_rhythm.append(token)
-            self.memory.hear(pitch)
 
     def _timed_feed(self, token: Token) -> None:
         """Step the model on one note, timing it; a failing model is counted and left to the fallback."""
@@ -204,13 +149,15 @@ class Continuation:
         self._answer_count = 0
         self._answer_done_ns = start_ns
         self._next = None
-        self._loudness = self._phrase_loudness()
+        heard_tonic = self.listener.snapshot(now_ns).key.tonic if self.listener is not None else None
+        self.answer_ns_per_beat, self._loudness = self.shape.begin(self.generator, self.ns_per_beat,
+                                                                   self._phrase_loudness(), heard_tonic, now_ns)
         if (critic := self.generator.critic) is not None:  # the context its fragments are judged in (model/critic.py)
             critic.hear_duet(self, now_ns)
         self._phrase_end_deadline_ns = start_ns
         self._waiting_first_send = True  # the output thread may send it before the engine looks again
         gap_beats = (start_ns - self._last_fed_onset_ns) / self.ns_per_beat
-        first = self._choose(ioi=ioi_bucket(gap_beats))
+        first = self._choose(ioi_bucket(gap_beats), self.shape.step(0)[1])
         self._schedule(first, start_ns)
         self._commit(first, start_ns)
 
@@ -221,6 +168,7 @@ class Continuation:
         if self.fallback is not None:
             self.fallback.update(self._heard_pitches[-64:])
         self.memory.end_phrase()
+        self.shape.confirm()
         self._phrase_velocities = []
 
     # --- speaking --------------------------------------------------------------------------------
@@ -235,7 +183,9 @@ class Continuation:
 
     def _schedule(self, token: Token, onset_ns: int) -> None:
         velocity = self._velocity(token)
-        end_ns = onset_ns + int(DURATION_BEATS[token.duration] * self.ns_per_beat)
+        rhythm = self.shape.rhythm
+        beats = DURATION_BEATS[token.duration] if rhythm is None else rhythm.duration_beats(self._answer_count)
+        end_ns = onset_ns + int(beats * self.answer_ns_per_beat)
         channel = self.settings.channel
         self.scheduler.push(NoteMessage(token.pitch, velocity, channel), onset_ns)
         self.scheduler.push(NoteMessage(token.pitch, 0, channel), end_ns)
@@ -265,25 +215,27 @@ class Continuation:
             self._timed_feed(self._unheard.pop(0))
             now_ns = self.clock.now_ns() if self.clock is not None else now_ns
 
-    def _choose(self, ioi: int | None = None) -> Token:
+    def _choose(self, ioi: int | None = None, duration: int | None = None) -> Token:
         """The next note: the model's choice, or the fallback's when the model is behind or failed."""
         if not (self._unheard or self.model_failed) or self.fallback is None:
-            return self.generator.sample_next(ioi, self.memory.blended(self._heard_pitches), self.memory.blend)
+            return self.generator.sample_next(ioi, self.memory.blended(self._heard_pitches), self.memory.blend,
+                                              duration)
         self.fallback_notes += 1
         rhythm = self._phrase_rhythm[self.fallback_notes % len(self._phrase_rhythm)] if self._phrase_rhythm else None
         context = self._heard_pitches[-4:]
         pitch = self.fallback.sample(context, self.generator.sampler.rng, allowed=self.generator.pitch_mask)
         if rhythm is None:
-            return Token(pitch, ioi if ioi is not None else 5, 4, 4)
-        return Token(pitch, ioi if ioi is not None else max(rhythm.ioi, 1), rhythm.duration, rhythm.velocity)
+            return Token(pitch, ioi if ioi is not None else 5, 4 if duration is None else duration, 4)
+        return Token(pitch, ioi if ioi is not None else max(rhythm.ioi, 1),
+                     rhythm.duration if duration is None else duration, rhythm.velocity)
 
     def _generate_ahead(self, now_ns: int) -> None:
         horizon = now_ns + int(self.settings.lookahead_ms * 1e6)
-        limit_ns = self._answer_start_ns + int(self.settings.answer_beats * self.ns_per_beat)
+        limit_ns = self._answer_start_ns + int(self.settings.answer_beats * self.answer_ns_per_beat)
         while self._answer_count < self.settings.answer_notes:
             if self._next is None:
-                token = self._choose()
-                self._next = (token, self._last_fed_onset_ns + int(IOI_BEATS[token.ioi] * self.ns_per_beat))
+                token = self._choose(*self.shape.step(self._answer_count))
+                self._next = (token, self._onset_ns(token))
             token, onset = self._next
             if onset >= limit_ns:
                 self._answer_count = self.settings.answer_notes  # the answer is long enough
@@ -295,6 +247,13 @@ class Continuation:
             self._commit(token, onset)
             self._next = None
         self._next = None
+
+    def _onset_ns(self, token: Token) -> int:
+        """When the next note starts: its onset bucket after the last, or the rhythm prompt's own onset (exact,
+        not the bucket the model heard), counted from the answer's first note."""
+        if (rhythm := self.shape.rhythm) is None:
+            return self._last_fed_onset_ns + int(IOI_BEATS[token.ioi] * self.answer_ns_per_beat)
+        return self._answer_start_ns + int(rhythm.onset_beats(self._answer_count) * self.answer_ns_per_beat)
 
     def _sent(self, message: NoteMessage, deadline_ns: int, sent_ns: int) -> None:
         if self._waiting_first_send and message.is_on:
@@ -331,6 +290,10 @@ class Continuation:
             self.settings = replace(self.settings, phrase_end_ms=value)
         elif target == "blend":
             self.last_error = self.memory.set_blend(value) or self.last_error
+
+    def request_shape(self, what: str, text: str) -> None:
+        """`/rhythm TEXT` or `/mood NAME`: the next answer takes it (a bad one is refused in one line)."""
+        self.last_error = self.shape.request(what, text) or self.last_error
 
     def stop(self, now_ns: int) -> None:
         self.answering = False

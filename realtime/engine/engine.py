@@ -26,7 +26,7 @@ from collections import deque
 from typing import Protocol
 
 from ..clock import Clock
-from ..events import ControlChange, LearnRequest, MemoryRequest, ModeRequest, NamedControl, NoteMessage
+from ..events import ControlChange, LearnRequest, MemoryRequest, ModeRequest, NamedControl, NoteMessage, ShapeRequest
 from ..io.ports import Input
 from ..listen import Listener
 from ..scheduler import Scheduler
@@ -88,6 +88,7 @@ class Engine:
         self.controls_applied = 0
         self.mode_requests_ignored = 0  # /mode or a program change in a session of one mode
         self.memory_requests_ignored = 0  # /memory/save in a mode without a memory
+        self.shape_requests_ignored = 0  # /rhythm or /mood in a mode without answers to shape
         self.learning: str | None = None  # MIDI learn: a target waiting for the next moved controller
         self.learned: deque[ControlMapping] = deque()  # bindings made, for saving outside the loop
         self.poll_ns = int(poll_ms * 1e6)
@@ -145,6 +146,13 @@ class Engine:
             return
         if isinstance(message, LearnRequest):
             self.learning = message.target
+            return
+        if isinstance(message, ShapeRequest):  # the duet's next answer takes it (engine/answershape.py)
+            shape = getattr(self.mode, "request_shape", None)
+            if shape is None:
+                self.shape_requests_ignored += 1
+            else:
+                shape(message.what, message.text)
             return
         if isinstance(message, MemoryRequest):  # the counts are copied here, written by the session outside the loop
             memory = getattr(self.mode, "memory", None)

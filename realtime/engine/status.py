@@ -39,6 +39,8 @@ def continuation_fields(mode, figures: Figures) -> list[str]:
     parts = [f"in {figures.messages_in}", f"out {figures.sent}", f"phrases {mode.phrases}"]
     if mode.memory.blend > 0:
         parts.append(f"blend {mode.memory.blend:.2f}")
+    if shaped := mode.shape.describe():  # the rhythm prompt and mood the answers play in
+        parts.append(shaped)
     if len(answers):
         parts.append(f"answer latency p50 {np.percentile(answers, 50):.2f} ms p99 {np.percentile(answers, 99):.2f} ms")
     return parts + output_fields(figures, [f"fallback notes {mode.fallback_notes}"] if mode.fallback_notes else [])

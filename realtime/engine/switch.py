@@ -113,6 +113,12 @@ class ModeSwitch:
     def apply_control(self, target: str, value: float) -> None:
         self.active.apply_control(target, value)
 
+    def request_shape(self, what: str, text: str) -> None:
+        """`/rhythm`, `/mood`: for the duet among the modes, whichever plays now (its next answer takes it)."""
+        for mode in self.modes.values():
+            if (shape := getattr(mode, "request_shape", None)) is not None:
+                shape(what, text)
+
     def silence(self, now_ns: int) -> None:
         """The player's all-notes-off: the active mode ends its notes, if it knows how."""
         silence = getattr(self.active, "silence", None)

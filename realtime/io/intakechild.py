@@ -21,7 +21,7 @@ import sys
 from contextlib import suppress
 
 from ..errors import InputError
-from ..events import LearnRequest, MemoryRequest, ModeRequest, NoteMessage
+from ..events import LearnRequest, MemoryRequest, ModeRequest, NoteMessage, ShapeRequest
 from ..priority import try_fifo
 from .osc import OscInput
 from .ring import EventRing
@@ -65,7 +65,8 @@ class _Child:
                       else "a name longer than the ring's records hold (100 bytes)")
             self.osc._drop(kind, detail, getattr(event, "name", ""), ("osc", 0))
             return
-        if isinstance(event, (NoteMessage, LearnRequest, ModeRequest, MemoryRequest)) or hasattr(event, "kind"):
+        if isinstance(event, (NoteMessage, LearnRequest, ModeRequest, MemoryRequest, ShapeRequest)) or hasattr(
+                event, "kind"):
             self.wake()
             return
         if at_ns - self.last_wake_ns >= CONTROL_WAKE_NS:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ..errors import InputError
-from ..events import Event, LearnRequest, MemoryRequest, ModeRequest, NamedControl, NoteMessage
+from ..events import Event, LearnRequest, MemoryRequest, ModeRequest, NamedControl, NoteMessage, ShapeRequest
 from ..settings import CONTROL_TARGETS
 from .osccodec import Drop
 
@@ -105,6 +105,12 @@ ADDRESS_TABLE: tuple[Route, ...] = (  # the one place the OSC address space is d
     Route("/memory/save", AddressSpec((), "Save the duet's memory of the player now, to the patch's `[continuation] "
                                       "memory` file (it is saved at the end of a run too)"),
           lambda address, values: MemoryRequest("save")),
+    Route("/rhythm", AddressSpec((Arg("pattern", "str"),), "The duet's rhythm from its next answer on: a sixteenth "
+                                 "grid (`x.x.xx.x`), durations in beats (`1 0.5 0.5 1`), a `.mid` file, or `off`"),
+          lambda address, values: ShapeRequest("rhythm", values[0])),
+    Route("/mood", AddressSpec((Arg("mood", "str"),), "The duet's mood from its next answer on (a name in the patch's "
+                               "mood table, or `off`)"),
+          lambda address, values: ShapeRequest("mood", values[0])),
     Route("/game/", AddressSpec((), "Reserved for the game mode: dropped until registered"), None),
     Route("/transport/", AddressSpec((), "Reserved for transport: dropped until registered"), None),
 )

@@ -29,7 +29,8 @@ from collections.abc import Callable
 from multiprocessing import shared_memory
 from typing import Any
 
-from ..events import ControlChange, LearnRequest, MemoryRequest, ModeRequest, NamedControl, NoteMessage
+from ..events import SHAPES, ControlChange, LearnRequest, MemoryRequest, ModeRequest, NamedControl, NoteMessage
+from ..events import ShapeRequest
 
 RECORD_BYTES = 128
 NAME_BYTES = 100  # control or game names; the OSC table allows longer control names, refused here
@@ -42,6 +43,7 @@ assert _RECORD.size <= RECORD_BYTES and 8 * (_COUNTERS + COUNTER_SLOTS) <= HEADE
 
 NOTE, CONTROL_CHANGE, NAMED_CONTROL, MESSAGE, LEARN, MODE = 1, 2, 3, 4, 5, 6  # LEARN: /learn <control>, MODE: /mode
 MEMORY = 7  # /memory/save (the action by name)
+SHAPE = 8  # /rhythm, /mood (a = which, by index of events.SHAPES; the text as the name)
 # The game's message kinds (GameMessage.kind), by index: a record carries the index, not the string
 MESSAGE_KINDS = ("param", "state", "event", "tempo", "start", "stop")
 
@@ -168,6 +170,11 @@ def _encode_into(buf, offset: int, event: Any, at_ns: int) -> bool:
         if name is None:
             return False
         _RECORD.pack_into(buf, offset, MEMORY, 0, 0, 0, len(name), at_ns, 0.0, name)
+    elif isinstance(event, ShapeRequest) and event.what in SHAPES:
+        name = _name_bytes(event.text)
+        if name is None:
+            return False
+        _RECORD.pack_into(buf, offset, SHAPE, SHAPES.index(event.what), 0, 0, len(name), at_ns, 0.0, name)
     elif getattr(event, "kind", None) in MESSAGE_KINDS:
         name = _name_bytes(event.name)
         if name is None:
@@ -193,6 +200,8 @@ def _decode(fields: tuple, message_type: Callable | None) -> tuple[Any, int]:
         return ModeRequest(name[:name_length].decode("utf-8") or None, a - 1 if a else None), at_ns
     if kind == MEMORY:
         return MemoryRequest(name[:name_length].decode("utf-8")), at_ns
+    if kind == SHAPE:
+        return ShapeRequest(SHAPES[a], name[:name_length].decode("utf-8")), at_ns
     if kind == MESSAGE and message_type is not None:
         return message_type(MESSAGE_KINDS[a], name[:name_length].decode("utf-8"), value), at_ns
     raise ValueError(f"ring record of unknown kind {kind}")

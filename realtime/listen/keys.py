@@ -85,3 +85,13 @@ class KeyTracker:
         if self.current is None:
             return None, "major", 0.0
         return self.current % 12, MODES[self.current // 12], round(max(0.0, self.correlation), 3)
+
+
+def key_of(pitches) -> tuple[int | None, str]:
+    """The key of a whole passage, every note weighing alike: (tonic, "major"/"minor"); None before three pitch
+    classes. `realtime continue` takes the prompt's key this way, the benchmarks a piece's."""
+    tracker = KeyTracker(decay_s=1e9, margin=0.0)
+    for i, pitch in enumerate(pitches):
+        tracker.add(int(pitch) % 12, i)
+    tonic, mode, _ = tracker.estimate()
+    return tonic, mode

@@ -1,8 +1,7 @@
 """One model stream, stepped and sampled: hear a note (one ONNX step), choose the next (compiled).
 
-`ModelRunner` steps a model opened by realtime/model/modelfile.py, one note at a time; the caller
-owns the recurrent state (`get_state` and `reset(state)` save and restore it: the engine rolls back
-unplayed notes this way). `sample_note` chooses a note from the logits in compiled code (numba): the
+`ModelRunner` (realtime/model/runner.py) steps the model one note at a time, the state carried by
+the caller. `sample_note` chooses a note from the logits in compiled code (numba): the
 onset first, masked so the new note never starts while too many of our own notes still sound (or
 fixed), then the pitch, masked by key and range and by our notes still sounding at that onset, then
 duration and velocity, each with temperature and top-p; a few microseconds a note instead of the ~50
@@ -24,9 +23,10 @@ from numba import njit
 from numba.core import config as numba_config
 
 from ..settings import sampling
-from .modelfile import check_controls, field_slices, open_model
+from .modelfile import field_slices
+from .runner import ModelRunner  # noqa: F401 (re-exported: its old home)
 from .sampling import Constraints, Sampler
-from .tokens import DURATION_BEATS, IOI_BEATS, START, Token
+from .tokens import DURATION_BEATS, IOI_BEATS, Token
 
 _IOI = np.asarray(IOI_BEATS)
 EPSILON_BEATS = 1e-9  # sums of bucket times drift in the last bits; a note ending as another starts does not overlap
@@ -155,77 +155,6 @@ def compile_sampler() -> None:
     _pitch_weights(logits, np.zeros(165), 0, 128, 1.0, 0.5, np.full(128, 1.0 / 128), np.empty(128))
 
 
-class ModelRunner:
-    """One model, one stream (or a batch of streams), stepped one note at a time."""
-
-    def __init__(self, path: str | Path, threads: int = 1, batch: int = 1) -> None:
-        self.path, self.meta, self.session = open_model(path, threads)
-        dims = self.meta["signature"]["dims"]
-        self.layers, self.hidden, self.batch = dims["layers"], dims["hidden"], batch
-        self._note = np.zeros((batch, 4), dtype=np.int64)
-        self._feeds = {"note": self._note, "state": None}
-        self.control_specs: list[dict] = check_controls(self.path, self.meta)
-        self.control_index = {spec["name"]: spec["index"] for spec in self.control_specs}
-        self.controls: np.ndarray | None = None  # (batch, n) fed with every step; None: unconditioned
-        if self.control_specs:
-            defaults = np.array([spec["default"] for spec in self.control_specs], dtype=np.float32)
-            self.controls = np.tile(defaults, (batch, 1))
-            self._feeds["control"] = self.controls
-        self.logits: np.ndarray | None = None  # (batch, N_LOGITS) after a step; field_slices() cut it
-        self.reset()
-
-    def reset(self, state: np.ndarray | None = None) -> None:
-        """Back to silence (zero state), or to a state saved by `get_state`."""
-        if state is None:
-            self._state = np.zeros((2, self.layers, self.batch, self.hidden), np.float32)
-        else:
-            self._state = state.copy()
-        self.logits = None
-
-    def warm_up(self, steps: int = 64) -> None:
-        """Run a few throwaway steps so the first real notes do not pay for cold caches; then reset."""
-        for i in range(steps):
-            self.step(48 + i % 36, 1 + i % 8, i % 10, 4)
-        self.reset()
-
-    @property
-    def state(self) -> np.ndarray:
-        """The current state itself, not a copy: read it, never write into it (get_state copies)."""
-        return self._state
-
-    def get_state(self) -> np.ndarray:
-        return self._state.copy()
-
-    def start(self) -> np.ndarray:
-        """Step the start-of-sequence marker: the model's prediction of a first note."""
-        return self.step(START["pitch"], START["ioi"], START["duration"], START["velocity"])
-
-    def step(self, pitch: int, ioi: int, duration: int, velocity: int) -> np.ndarray:
-        """Feed one note (token fields) to every stream in the batch; returns (batch, N_LOGITS) logits."""
-        self._note[:] = (pitch, ioi, duration, velocity)  # one assignment, broadcast over the batch
-        return self.step_batch(self._note)
-
-    def step_batch(self, notes: np.ndarray, controls: np.ndarray | None = None) -> np.ndarray:
-        """Feed one note per stream, shape (batch, 4); returns (batch, N_LOGITS) logits. A conditioned model
-        takes `controls` (batch, n_controls) float32, else `self.controls`."""
-        self._feeds["note"], self._feeds["state"] = notes, self._state
-        if controls is not None:
-            self._feeds["control"] = controls
-        elif self.controls is not None:
-            self._feeds["control"] = self.controls
-        self.logits, self._state = self.session.run(None, self._feeds)
-        return self.logits
-
-    def step_some(self, notes: np.ndarray, advance: np.ndarray, controls: np.ndarray | None = None) -> np.ndarray:
-        """Step every stream in one call, but keep the new state only where `advance` (bool, batch) is set:
-        streams that did not play keep their state (and the caller their old logits); one batched call for all
-        streams costs far less than one call per stream that moved."""
-        old = self._state
-        self.step_batch(notes, controls)
-        np.copyto(self._state, old, where=~advance[None, None, :, None])
-        return self.logits
-
-
 class Generator:
     """A model stream that can listen (feed) and speak (sample_next, compiled in `sample_note`)."""
 
@@ -242,14 +171,29 @@ class Generator:
         self._no_markov = np.zeros(128)  # what the compiled sampler is handed when no Markov model is blended in
         compile_sampler()
         self.critic = None  # critic.attach: chooses each note instead (realtime/model/critic.py), and hears each fed
+        self._lean_pitch, self._lean_ioi = np.zeros(128), np.zeros(len(IOI_BEATS))  # a mood's soft preferences
+        self._duration_bias = self._bias[self.slices["duration"]]  # a view: a fixed duration is masked here
         self.set_constraints(constraints or Constraints())
         self.reset()
 
     def set_constraints(self, constraints: Constraints) -> None:
         self.constraints = constraints
         self._pitch_mask = constraints.pitch_mask()
+        self._refresh_bias()
+
+    def set_leaning(self, pitch: np.ndarray | None = None, ioi: np.ndarray | None = None) -> None:
+        """Soft preferences added to the scaled logits (a mood's register and density: engine/answershape.py);
+        None: none. The key and range stay hard masks on top; a draw never has to pick a disliked note."""
+        self._lean_pitch[:] = 0.0 if pitch is None else pitch
+        self._lean_ioi[:] = 0.0 if ioi is None else ioi
+        self._refresh_bias()
+
+    def _refresh_bias(self) -> None:
         self._bias[:] = 0.0
-        self._bias[self.slices["pitch"]][~self._pitch_mask] = -np.inf
+        pitch = self._bias[self.slices["pitch"]]
+        pitch[:] = self._lean_pitch
+        pitch[~self._pitch_mask] = -np.inf
+        self._bias[self.slices["ioi"]] = self._lean_ioi
 
     def reset(self) -> None:
         """Forget everything heard; the next prediction is of a first note."""
@@ -286,13 +230,16 @@ class Generator:
                        1.0 / self.sampler.temperature, blend, self._no_markov if markov is None else markov, weights)
         return weights / weights.sum()
 
-    def sample_next(self, ioi: int | None = None, markov: np.ndarray | None = None, blend: float = 0.0) -> Token:
+    def sample_next(self, ioi: int | None = None, markov: np.ndarray | None = None, blend: float = 0.0,
+                    duration: int | None = None) -> Token:
         """Choose the next note from the current prediction, under the constraints; does not feed it.
 
         `ioi` fixes the onset instead of sampling it: the engine's first answer note starts when
         the phrase has ended, and the model must hear that real gap, not one it imagined. `markov`
         (float64 probabilities of the 128 pitches) takes the share `blend` (0-1) of the pitch choice.
-        With a critic, the next note of the best of K fragments (proposed from this state when none waits).
+        `duration` fixes the duration bucket too (a rhythm prompt: the onset and duration are the pattern's,
+        the pitch the model's). With a critic, the next note of the best of K fragments (proposed from this
+        state when none waits; its durations are its own).
         """
         if self.critic is not None:
             return self.critic.next_note(self, ioi, self._no_markov if markov is None else markov, blend)
@@ -306,10 +253,15 @@ class Generator:
             self._ends[i], self._pitches[i] = end, pitch
         sampler = self.sampler
         sampler.rng.random(out=self._uniforms)
+        if duration is not None:  # masked in place, and unmasked after: nothing allocated
+            self._duration_bias[:] = -np.inf
+            self._duration_bias[duration] = 0.0
         sample_note(self.runner.logits[0], self._bias, self._starts, 1.0 / sampler.temperature, sampler.top_p,
                     self._uniforms, -1 if ioi is None else ioi, first_allowed, _IOI, self.time_beats,
                     self._ends, self._pitches, min(n, len(self._ends)), self._weights, self._order, self._out,
                     blend, self._no_markov if markov is None else markov)
+        if duration is not None:
+            self._duration_bias[:] = 0.0
         pitch, ioi, duration, velocity = self._out.tolist()
         return Token(pitch, ioi, duration, velocity)
 

@@ -26,8 +26,8 @@ SCALES = {
 }
 
 
-def key_pitch_classes(key: str) -> frozenset[int]:
-    """Pitch classes of a key written like "C major", "F# minor", "Bb dorian" or "A" (major)."""
+def parse_key(key: str) -> tuple[int, str]:
+    """(tonic pitch class, scale name) of a key written like "C major", "F# minor", "Bb dorian" or "A" (major)."""
     parts = key.strip().split()
     if not parts or len(parts) > 2 or parts[0][0].upper() not in NOTE_NAMES:
         raise InputError(f"key {key!r}: write a tonic and a scale, e.g. 'C major' or 'F# minor'")
@@ -39,7 +39,16 @@ def key_pitch_classes(key: str) -> frozenset[int]:
     scale = parts[1].lower() if len(parts) == 2 else "major"
     if scale not in SCALES:
         raise InputError(f"key {key!r}: unknown scale {scale!r}; choose from {', '.join(SCALES)}")
+    return tonic % 12, scale
+
+
+def scale_pitch_classes(tonic: int, scale: str) -> frozenset[int]:
     return frozenset((tonic + step) % 12 for step in SCALES[scale])
+
+
+def key_pitch_classes(key: str) -> frozenset[int]:
+    """Pitch classes of a key written like "C major", "F# minor", "Bb dorian" or "A" (major)."""
+    return scale_pitch_classes(*parse_key(key))
 
 
 @dataclass(frozen=True)
