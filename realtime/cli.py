@@ -58,10 +58,12 @@ def _continue(args: argparse.Namespace) -> None:
 
 def _leadsheet(args: argparse.Namespace) -> None:
     from .leadsheet.render import leadsheet_file
+    from .moods import choose, load_moods
 
+    mood = choose(load_moods(args.moods), args.mood, "--mood") if args.mood is not None else None
     print(leadsheet_file(args.progression, args.out, bars=args.bars, tempo_bpm=args.tempo, seed=args.seed,
                          key=args.key, melody=args.melody, model=args.model, bass_pattern=args.bass_pattern,
-                         chord_pattern=args.chord_pattern))
+                         chord_pattern=args.chord_pattern, mood=mood))
 
 
 def _demo(args: argparse.Namespace) -> None:
@@ -195,6 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="bach-folk-lstm.int8")
     p.add_argument("--bass-pattern", choices=BASS_PATTERNS, default="quarter")
     p.add_argument("--chord-pattern", choices=CHORD_PATTERNS, default="half")
+    p.add_argument("--mood", default=None, help="a mood of the table (patches/moods.toml): its tempo (unless --tempo), "
+                   "loudness and melody register")
+    p.add_argument("--moods", default=None, help="your own mood table (default: the shipped patches/moods.toml)")
     p.set_defaults(func=_leadsheet)
 
     p = sub.add_parser("bench", help="run every benchmark in benchmarks/: results.json, plots and summary.md")

@@ -58,6 +58,10 @@ def test_the_key_of_chord_symbols_is_estimated():
     assert parse_text("| Am | Dm | E7 | Am |").key == Key(9, "minor")
     assert parse_text("| Bbmaj7 | Gm7 | Cm7 | F7 |").key == Key(10, "major")
     assert parse_text("| C | F |", "G").key == Key(7, "major")  # given, it wins
+    # a ii-V-I's roots are all diatonic in G too: the V7 resolving to I says C
+    assert parse_text("| Dm7 | G7 | Cmaj7 |").key == Key(0, "major")
+    assert parse_text("| Dm7 | G7 | Cmaj7 | A7 |").key == Key(0, "major")  # the turnaround back is not a cadence
+    assert parse_text("| Em7b5 | A7 | Dm |").key == Key(2, "minor")
 
 
 @pytest.mark.parametrize("text, message", [
@@ -206,3 +210,27 @@ def test_the_benchmark_meets_the_issues_figures_in_quick_mode(tmp_path):
     assert 0.3 < bach["bass_root"]["share"] < 1 and 0.8 < bach["soprano"]["share"] <= 1
     saved = __import__("json").loads((tmp_path / "leadsheet.json").read_text())
     assert saved["headline"].startswith("strong-beat chord tones") and len(saved["table"]) == 11
+
+
+def test_a_mood_sets_the_tempo_loudness_and_register_and_an_unknown_one_is_one_line(tmp_path, shipped_model, capsys):
+    from realtime.moods import load_moods
+
+    moods, heard = load_moods(), {}
+    for name in ("calm", "tense"):
+        path = tmp_path / f"{name}.mid"
+        assert main(["leadsheet", "| C | Am | F | G7 |", "--out", str(path), "--bars", "8", "--mood", name,
+                     "--model", str(shipped_model)]) == 0
+        midi = mido.MidiFile(path)
+        notes = [(m.note, m.velocity) for t in midi.tracks for m in t if m.type == "note_on" and m.velocity]
+        melody = [m.note for m in midi.tracks[2] if m.type == "note_on" and m.velocity]
+        heard[name] = (mido.tempo2bpm(next(m.tempo for m in midi.tracks[0] if m.type == "set_tempo")),
+                       sum(v for _, v in notes) / len(notes), sum(melody) / len(melody))
+    assert heard["calm"][0] == pytest.approx(moods["calm"].tempo_bpm, abs=0.01)
+    assert heard["tense"][0] == pytest.approx(moods["tense"].tempo_bpm, abs=0.01)
+    assert heard["calm"][1] == pytest.approx(moods["calm"].dynamics, abs=2)  # the mean velocity is the mood's
+    assert heard["tense"][1] == pytest.approx(moods["tense"].dynamics, abs=2)
+    for name, (_, _, mean_pitch) in heard.items():  # the melody's two octaves centred on the mood's register
+        assert abs(mean_pitch - moods[name].register) <= 12
+    capsys.readouterr()
+    assert main(["leadsheet", "C F", "--out", str(tmp_path / "x.mid"), "--mood", "grumpy", "--no-melody"]) == 2
+    assert "unknown mood 'grumpy'; known: calm" in capsys.readouterr().err

@@ -16,6 +16,7 @@ from ..errors import LeadSheetError
 from ..events import NoteSequence, write_midi_tracks
 from ..model.generator import Generator, build_generator
 from ..model.sampling import Constraints
+from ..moods import Mood
 from .comp import Comper, CompStyle
 from .melody import Melody
 from .midichords import parse_midi
@@ -83,21 +84,41 @@ def write_rendered(rendered: Rendered, path: str, tempo_bpm: float) -> None:
     write_midi_tracks(tracks, path, tempo_bpm, names=names)
 
 
+def mood_velocity(rendered: Rendered, dynamics: float) -> None:
+    """Every part's velocities scaled so their mean over all parts is `dynamics`, each part keeping its
+    balance against the others (the bass above the chords)."""
+    velocities = [v for notes in rendered.parts.values() for _, _, _, v in notes]
+    if not velocities:
+        return
+    scale = dynamics / (sum(velocities) / len(velocities))
+    for part, notes in rendered.parts.items():
+        rendered.parts[part] = [(o, b, p, max(1, min(127, round(v * scale)))) for o, b, p, v in notes]
+
+
 def leadsheet_file(source: str, out: str, bars: int | None = None, tempo_bpm: float | None = None, seed: int = 0,
                    key: str | None = None, melody: bool = True, model: str = "bach-folk-lstm.int8",
-                   bass_pattern: str = "quarter", chord_pattern: str = "half") -> str:
-    """Render a progression to a MIDI file; returns a one-line summary."""
+                   bass_pattern: str = "quarter", chord_pattern: str = "half", mood: Mood | None = None) -> str:
+    """Render a progression to a MIDI file; returns a one-line summary. A mood sets the tempo (unless one is
+    given), the loudness and the melody's register (its mode cannot: the chords say major or minor)."""
     progression, file_tempo = read_progression(source, key)
     if bars is not None and bars < 1:
         raise LeadSheetError(f"leadsheet: --bars must be at least 1, got {bars}")
-    tempo = tempo_bpm if tempo_bpm is not None else round(file_tempo or 100.0, 2)
+    fallback = mood.tempo_bpm if mood is not None else (file_tempo or 100.0)
+    tempo = tempo_bpm if tempo_bpm is not None else round(fallback, 2)
     if not 20 <= tempo <= 400:
         raise LeadSheetError(f"leadsheet: --tempo must be 20-400 BPM, got {tempo:g}")
     if bars is None:
         bars = progression.bars * math.ceil(MIN_BARS / progression.bars)
-    generator = melody_generator(model, seed) if melody else None
-    rendered = render(progression, bars, generator, CompStyle(bass_pattern, chord_pattern))
+    lowest, highest = 60, 84
+    if mood is not None:  # the melody's two octaves centred on the mood's register, kept playable
+        lowest = max(36, min(84, round(mood.register) - 12))
+        highest = lowest + 24
+    generator = melody_generator(model, seed, lowest, highest) if melody else None
+    rendered = render(progression, bars, generator, CompStyle(bass_pattern, chord_pattern), lowest, highest)
+    if mood is not None:
+        mood_velocity(rendered, mood.dynamics)
     write_rendered(rendered, out, tempo)
     counts = ", ".join(f"{part} {len(notes)}" for part, notes in rendered.parts.items())
+    feel = f"; mood {mood.name}" if mood is not None else ""
     return (f"wrote {out}: {bars} bars of {progression.describe()} in {progression.key.name} at {tempo:g} BPM "
-            f"({counts} notes; seed {seed})")
+            f"({counts} notes; seed {seed}{feel})")
