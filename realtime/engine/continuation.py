@@ -25,6 +25,7 @@ from ..model.tokens import DURATION_BEATS, IOI_BEATS, Token, duration_bucket, io
 from ..model.tokens import VELOCITY_LEVELS
 from ..scheduler import Scheduler
 from ..settings import ContinuationSettings
+from .phrasecontrols import PhraseControls
 from .playermemory import PlayerMemory
 from .status import Figures, continuation_fields
 
@@ -61,10 +62,7 @@ class Continuation:
         # answer bookkeeping
         self._answer: list[tuple[int, np.ndarray, np.ndarray]] = []  # (onset, state, logits) after each note
         self._next: tuple[Token, int] | None = None
-        self._answer_start_ns = 0
-        self._answer_count = 0
-        self._answer_done_ns = 0
-        self._phrase_end_deadline_ns = 0
+        self._answer_start_ns = self._answer_count = self._answer_done_ns = self._phrase_end_deadline_ns = 0
         self._waiting_first_send = False
         # the fallback: a live Markov learner over every pitch heard or played, and the phrase's rhythm
         self.fallback = MarkovModel(max_order=4, max_contexts=FALLBACK_CONTEXTS) if fallback else None
@@ -73,6 +71,7 @@ class Continuation:
         self._unheard: list[Token] = []  # answer notes the model has not been fed yet (it fell behind)
         # the player's phrases, learned for the blend and kept between shows (playermemory.py)
         self.memory = memory if memory is not None else PlayerMemory(settings.memory_path, settings.blend)
+        self.follow = PhraseControls(generator.runner, settings)  # a model with controls hears the phrase's
         self._step_cost_ns = 0  # recent worst model step on the engine's clock, decaying
         self.model_failed = False
         # counts and timings, read outside the loop
@@ -136,6 +135,7 @@ class Continuation:
             ioi_ns = 0 if self._last_fed_onset_ns is None else onset - self._last_fed_onset_ns
             token = Token(pitch, ioi_bucket(ioi_ns / self.ns_per_beat),
                           duration_bucket((end - onset) / self.ns_per_beat), velocity_bucket(velocity))
+            self.follow.before_feed(token, onset)
             self._timed_feed(token)
             self._last_fed_onset_ns = onset
             self._heard_pitches.append(pitch)
@@ -195,14 +195,15 @@ class Continuation:
             del self._phrase_rhythm[:-HISTORY_NOTES]
             del self.answer_latency_ns[:-HISTORY_NOTES]
         runner = self.generator.runner
+        if not self.model_failed:  # a model with controls: the phrase's, once per answer
+            self.follow.apply(self.ns_per_beat, self._phrase_velocities)
         self._before_answer = (runner.get_state(), runner.logits.copy(), self._last_fed_onset_ns,
                                len(self._heard_pitches))
         self.answering = self.tentative = True
         self.generator.begin_answer()
         self._answer.clear()
-        self._answer_start_ns = start_ns
+        self._answer_start_ns = self._answer_done_ns = start_ns
         self._answer_count = 0
-        self._answer_done_ns = start_ns
         self._next = None
         self._loudness = self._phrase_loudness()
         if (critic := self.generator.critic) is not None:  # the context its fragments are judged in (model/critic.py)
@@ -221,12 +222,13 @@ class Continuation:
         if self.fallback is not None:
             self.fallback.update(self._heard_pitches[-64:])
         self.memory.end_phrase()
+        self.follow.end_phrase()
         self._phrase_velocities = []
 
     # --- speaking --------------------------------------------------------------------------------
     def _phrase_loudness(self) -> float | None:
-        velocities = self._phrase_velocities
-        return sum(velocities) / len(velocities) if self.settings.follow_velocity and velocities else None
+        velocities, heard = self._phrase_velocities, "dynamics" in self.follow.applied  # then the model plays it
+        return sum(velocities) / len(velocities) if self.settings.follow_velocity and velocities and not heard else None
 
     def _velocity(self, token: Token) -> int:
         if self._loudness is None:
@@ -304,8 +306,7 @@ class Continuation:
     def _rollback(self, at_ns: int) -> None:
         """Silence the answer and forget its notes that never sounded (the player has the floor)."""
         self.scheduler.cancel_all()
-        self.answering = self.tentative = False
-        self._waiting_first_send = False
+        self.answering = self.tentative = self._waiting_first_send = False
         self._next = None
         self._unheard.clear()
         played = [entry for entry in self._answer if entry[0] <= at_ns]
@@ -333,8 +334,7 @@ class Continuation:
             self.last_error = self.memory.set_blend(value) or self.last_error
 
     def stop(self, now_ns: int) -> None:
-        self.answering = False
-        self._next = None
+        self.answering, self._next = False, None
 
     # --- the session's side (realtime/session.py), outside the loop -------------------------------
     def warm_up(self) -> None:
