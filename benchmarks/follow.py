@@ -10,7 +10,8 @@ phrase's controls. An answer fits when it is
  - in scale: >= 90% of its notes in the key the listener's key tracker hears in the prompt;
  - in register: its mean pitch within 5 semitones of the prompt's;
  - in pace: its median onset interval (ms) within 2x of the prompt's, either way.
-Reported per register row and overall, each and all three together.
+Reported per register row and overall, each and all three together, and Spearman's rank
+correlation between the prompt's mean pitch and the answer's over every run.
 
 For a model that hears controls, the control response too: held-out prompts heard and answered
 (24 notes) with one control set by hand over its range, the others at the card's defaults;
@@ -114,6 +115,8 @@ def grid(settings, lines, seeds) -> dict:
                     rows[register].append(judge(phrase, duet.answer(0)))
     table = {str(r): summarize(js) for r, js in rows.items()}
     table["all"] = summarize([j for js in rows.values() for j in js])
+    pairs = [(r, r + j["distance"]) for r, js in rows.items() for j in js if np.isfinite(j["distance"])]
+    table["all"]["register_spearman"] = float(spearmanr(*zip(*pairs)).statistic)  # prompt's mean vs the answer's
     return table
 
 
@@ -196,6 +199,7 @@ def main(argv: list[str] | None = None) -> dict:
     for row, m in table.items():
         print(f"{row:>8} {100 * m['scale']:5.0f}% {100 * m['register']:5.0f}% {100 * m['pace']:5.0f}% "
               f"{100 * m['all']:5.0f}% {m['mean_distance']:+6.1f}")
+    print(f"Spearman of the prompt's mean pitch against the answer's: {table['all']['register_spearman']:.2f}")
     if controls:
         print("control response (Spearman, control vs answer): "
               + ", ".join(f"{k} {v:.2f}" for k, v in controls.items()))

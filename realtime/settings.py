@@ -103,6 +103,9 @@ class ControlMapping:
         return _curve(self.min, self.max, self.curve, normalized)
 
 
+DUET_MODEL = "game-lstm.int8"  # what the duet answers with unless told: it hears the phrase's register (README)
+
+
 @dataclass(frozen=True)
 class ContinuationSettings:
     tempo_bpm: float = RANGES["tempo_bpm"].default

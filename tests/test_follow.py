@@ -133,3 +133,15 @@ def test_benchmark_quick_the_followed_duet_fits_more_often(tmp_path):
     assert fixed["table"]["all"]["all"] > base["table"]["all"]["all"] + 0.15
     assert fixed["table"]["all"]["register"] > 0.5
     assert fixed["control_spearman"]["density"] > 0.7 and fixed["control_spearman"]["dynamics"] > 0.7
+
+
+def test_the_critics_fragments_hear_the_phrase_controls_too():
+    from realtime.model.critic import attach
+    from realtime.stagesettings import CriticSettings
+    generator = build_generator(CONDITIONED, 0)
+    attach(generator, CriticSettings(candidates=4))
+    duet = Duet(generator, ContinuationSettings(tempo_bpm=100), FakeClock())
+    duet.perform(_phrase([38, 41, 43, 45, 43, 41]), 0)
+    assert generator.critic.proposals > 0
+    np.testing.assert_array_equal(generator.critic.runner.controls[1], generator.runner.controls[0])
+    assert generator.critic.runner.controls[0, ctl.INDEX["register"]] == pytest.approx(41.833, abs=1e-3)
