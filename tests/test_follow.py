@@ -10,10 +10,15 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import signal
+import socket
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from jackclients import run_realtime
+from pythonosc.udp_client import SimpleUDPClient
 
 from realtime.clock import FakeClock
 from realtime.errors import PatchError
@@ -145,3 +150,41 @@ def test_the_critics_fragments_hear_the_phrase_controls_too():
     assert generator.critic.proposals > 0
     np.testing.assert_array_equal(generator.critic.runner.controls[1], generator.runner.controls[0])
     assert generator.critic.runner.controls[0, ctl.INDEX["register"]] == pytest.approx(41.833, abs=1e-3)
+
+
+def test_realtime_run_with_the_shipped_duet_patch_answers_a_low_phrase_low_and_a_high_one_high(tmp_path):
+    """`realtime run patches/duet.toml` as a user runs it (MIDI off, notes over OSC on loopback, recorded)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    text = (Path(__file__).resolve().parents[1] / "patches" / "duet.toml").read_text()
+    for old, new in (("port = 9000", f"port = {port}"), ("[midi]\n", "[midi]\nenabled = false\n"),
+                     ("answer_notes = 24", "answer_notes = 8"), ("answer_beats = 12", "answer_beats = 4")):
+        assert old in text
+        text = text.replace(old, new)
+    patch = tmp_path / "duet.toml"
+    patch.write_text(text)
+    player, show = SimpleUDPClient("127.0.0.1", port), tmp_path / "show"
+    proc = run_realtime(patch, "--record", str(show))
+    try:
+        time.sleep(4.0)  # started (the model warmed) before the first phrase
+        for phrase in ([38, 41, 43, 45, 43, 41, 40, 38], [76, 79, 81, 83, 81, 79, 78, 76]):
+            for pitch in phrase:
+                player.send_message("/note/on", [pitch, 90])
+                time.sleep(0.15)
+                player.send_message("/note/off", [pitch])
+            time.sleep(4.0)  # the phrase end (600 ms) and an answer of 4 beats at 100 BPM
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    sent = [json.loads(line)["sent"] for line in (show / "session.events").read_text().splitlines() if '"sent"' in line]
+    ons = [(at, pitch) for at, _, pitch, velocity, _ in sent if velocity > 0]
+    assert len(ons) >= 6, err
+    gaps = np.diff([at for at, _ in ons])
+    split = int(np.argmax(gaps)) + 1  # the second phrase was played between the two answers
+    low, high = np.mean([p for _, p in ons[:split]]), np.mean([p for _, p in ons[split:]])
+    # measured: 42.5 and 74.4 (phrases around 41 and 79); bach-folk-lstm.int8 answered the low one at 52.8
+    assert low < 49 and high > 69, (low, high)
