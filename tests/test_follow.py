@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import signal
 import socket
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from jackclients import run_realtime
+from jackclients import Running
 from pythonosc.udp_client import SimpleUDPClient
 
 from realtime.clock import FakeClock
@@ -165,8 +164,7 @@ def test_realtime_run_with_the_shipped_duet_patch_answers_a_low_phrase_low_and_a
     patch = tmp_path / "duet.toml"
     patch.write_text(text)
     player, show = SimpleUDPClient("127.0.0.1", port), tmp_path / "show"
-    proc = run_realtime(patch, "--record", str(show))
-    try:
+    with Running(patch, "--record", str(show)) as run:
         time.sleep(4.0)  # started (the model warmed) before the first phrase
         for phrase in ([38, 41, 43, 45, 43, 41, 40, 38], [76, 79, 81, 83, 81, 79, 78, 76]):
             for pitch in phrase:
@@ -174,15 +172,10 @@ def test_realtime_run_with_the_shipped_duet_patch_answers_a_low_phrase_low_and_a
                 time.sleep(0.15)
                 player.send_message("/note/off", [pitch])
             time.sleep(4.0)  # the phrase end (600 ms) and an answer of 4 beats at 100 BPM
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=20)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 0, err
+    assert run.returncode == 0, run.err
     sent = [json.loads(line)["sent"] for line in (show / "session.events").read_text().splitlines() if '"sent"' in line]
     ons = [(at, pitch) for at, _, pitch, velocity, _ in sent if velocity > 0]
-    assert len(ons) >= 6, err
+    assert len(ons) >= 6, run.err
     gaps = np.diff([at for at, _ in ons])
     split = int(np.argmax(gaps)) + 1  # the second phrase was played between the two answers
     low, high = np.mean([p for _, p in ons[:split]]), np.mean([p for _, p in ons[split:]])
