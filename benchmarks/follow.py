@@ -110,7 +110,8 @@ def grid(settings, lines, seeds) -> dict:
                 for bpm in TEMPOS:
                     phrase = prompt(line, register, bpm)
                     generator.reset()
-                    duet = Duet(generator, settings.continuation, FakeClock(), Listener(settings.listen, settings.tempo_bpm))
+                    listener = Listener(settings.listen, settings.tempo_bpm)  # the tempo is followed, as live
+                    duet = Duet(generator, settings.continuation, FakeClock(), listener)
                     duet.perform(phrase, 0)
                     rows[register].append(judge(phrase, duet.answer(0)))
     table = {str(r): summarize(js) for r, js in rows.items()}
