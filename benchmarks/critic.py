@@ -23,7 +23,7 @@ import time
 import numpy as np
 
 from realtime.bench.common import quiet_gc, summary_us, write_json
-from realtime.listen.keys import KeyTracker
+from realtime.bench.music_stats import key_of
 from realtime.model.critic import attach as attach_critic
 from realtime.model.generator import build_generator
 from realtime.model.modelfile import load_metadata, resolve_model
@@ -34,14 +34,6 @@ from realtime.training.card_metrics import check_split
 from realtime.training.data import load_collection, split_by_piece
 
 PROMPT, CONTINUE = 16, 32
-
-
-def key_of(pitches) -> frozenset[int]:
-    tracker = KeyTracker(decay_s=1e9, margin=0.0)
-    for i, p in enumerate(pitches):
-        tracker.add(int(p) % 12, i)
-    tonic, mode, _ = tracker.estimate()
-    return frozenset((tonic + d) % 12 for d in SCALES[mode]) if tonic is not None else frozenset(range(12))
 
 
 def judge(pitches: list[int], key: frozenset[int], prompt_mean: float, last: int) -> dict:

@@ -7,6 +7,7 @@ import sys
 
 from .errors import RealtimeError
 from .io.ports import MIDI_BACKENDS
+from .settings import DUET_MODEL
 
 
 # default None on the command line: a flag not given leaves the config's own default
@@ -130,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="play the bundled phrase into the engine and render its answer (no hardware)")
     p.add_argument("--out-dir", default="out")
-    p.add_argument("--model", default="bach-folk-lstm.int8")
+    p.add_argument("--model", default=DUET_MODEL)
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--no-play", action="store_true", help="do not try the audio device")
     p.add_argument("--offline", action="store_true",
@@ -170,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("continue", help="continue a MIDI file offline: the file played into the engine on a fake clock")
     p.add_argument("--prompt", required=True, help="input .mid")
     p.add_argument("--out", required=True, help="output .mid (prompt followed by the continuation)")
-    p.add_argument("--model", default="bach-folk-lstm.int8")
+    p.add_argument("--model", default=DUET_MODEL)
     p.add_argument("--notes", type=int, default=32, help="how many notes to add")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--temperature", type=float, default=None)

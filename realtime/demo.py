@@ -22,6 +22,7 @@ from .events import NoteSequence, read_midi, write_midi_tracks
 from .io import synth
 from .model.generator import build_generator
 from .offline import Duet
+from .settings import DUET_MODEL
 
 PROMPT = Path(__file__).parent / "data" / "demo_prompt.mid"
 SAMPLE_RATE = 44100
@@ -35,7 +36,7 @@ def _percentiles_us(values_ns: np.ndarray) -> str:
     return f"p50 {p50:.0f} us, p99 {p99:.0f} us"
 
 
-def run_demo(out_dir: str = "out", model: str = "bach-folk-lstm.int8", seed: int = 7, play: bool = True,
+def run_demo(out_dir: str = "out", model: str = DUET_MODEL, seed: int = 7, play: bool = True,
              offline: bool = False) -> dict:
     """Run the duet once (in real time, or `offline` on a fake clock); write demo.mid, demo.wav and demo.png."""
     out = Path(out_dir)

@@ -19,6 +19,7 @@ from .engine.continuation import Continuation, ContinuationSettings
 from .engine.engine import Engine
 from .errors import InputError
 from .events import NoteMessage, NoteSequence, read_midi, write_midi
+from .listen import Listener
 from .io.ports import MemoryInput, MemoryOutput
 from .model.generator import Generator, build_generator
 from .listen.chords import PITCH_NAMES
@@ -67,14 +68,16 @@ class Duet:
     """The continuation mode, its engine, a keyboard and a recording output, all on one clock."""
 
     def __init__(self, generator: Generator, settings: ContinuationSettings, clock: Clock,
-                 shape: AnswerShape | None = None) -> None:
+                 shape: AnswerShape | None = None, listener: Listener | None = None) -> None:
+        """`listener`: the player's tempo, as a session hears it (None: the patch's tempo times everything)."""
         self.clock, self.generator, self.settings = clock, generator, settings
         self.output = MemoryOutput(clock, "answer")
         self.scheduler = Scheduler(self.output)  # no output thread: the engine's loop sends on time
         self.mode = Continuation(generator, self.scheduler, settings,
-                                 model_velocity=generator.runner.meta.get("velocity_level_mean", 80.0), shape=shape)
+                                 model_velocity=generator.runner.meta.get("velocity_level_mean", 80.0), shape=shape,
+                                 listener=listener)
         self.keyboard = MemoryInput(clock, "keyboard")
-        self.engine = Engine(self.mode, clock, [self.keyboard], self.scheduler)
+        self.engine = Engine(self.mode, clock, [self.keyboard], self.scheduler, listener=listener)
 
     def perform(self, phrase: NoteSequence, start_ns: int, until_ns: int | None = None) -> None:
         """Play the phrase from `start_ns` and run the engine until `until_ns` (None: until its answer has

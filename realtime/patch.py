@@ -61,6 +61,11 @@ class ContinuationSection:
     channel: int = 1  # 1-16 as musicians count
     follow_velocity: bool = _CONTINUATION.follow_velocity
     follow_tempo: bool = _CONTINUATION.follow_tempo  # hear and answer at the player's tempo once it is tracked
+    follow_register: bool = _CONTINUATION.follow_register  # a model with controls hears the phrase's mean pitch
+    follow_density: bool = _CONTINUATION.follow_density  # ... its onsets per beat
+    follow_dynamics: bool = _CONTINUATION.follow_dynamics  # ... its mean velocity
+    follow_key: bool = _CONTINUATION.follow_key  # ... its pitch classes
+    register: float | None = None  # a fixed register control (MIDI pitch), instead of the phrase's
     blend: float = _CONTINUATION.blend  # share of the memory of the player in each pitch choice, 0-1
     memory: str | None = None  # the memory's file, relative to the patch's folder; None: not kept between runs
     rhythm: str | None = None  # the answers' rhythm: a .mid (relative to the patch), "x.x.xx.x" or "1 0.5 0.5"
@@ -307,7 +312,9 @@ def compile_patch(patch: Patch) -> EngineSettings:
         tempo_bpm=e.tempo_bpm, phrase_end_ms=c.phrase_end_ms, phrase_end_beats=c.phrase_end_beats,
         answer_notes=c.answer_notes, answer_beats=c.answer_beats, lookahead_ms=c.lookahead_ms,
         budget_ms=e.budget_ms, channel=c.channel - 1, follow_velocity=c.follow_velocity, follow_tempo=c.follow_tempo,
-        blend=c.blend, memory_path=str(Path(patch.path).parent / Path(c.memory).expanduser()) if c.memory else None,
+        follow_register=c.follow_register, follow_density=c.follow_density, follow_dynamics=c.follow_dynamics,
+        follow_key=c.follow_key, register=c.register, blend=c.blend,
+        memory_path=str(Path(patch.path).parent / Path(c.memory).expanduser()) if c.memory else None,
         **answer_shape(patch))
     model = ModelSettings(name=m.name, temperature=m.temperature, top_p=m.top_p, key=m.key, lowest=m.lowest,
                           highest=m.highest, max_polyphony=m.max_polyphony, fallback=m.fallback == "markov")

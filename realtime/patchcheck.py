@@ -173,6 +173,7 @@ def check_patch(path: str, patch) -> None:
     _between(path, "continuation", "lookahead_ms", c.lookahead_ms, 0, 2000)
     _channel(path, "continuation", "channel", c.channel)
     _shared(path, "continuation", "blend", c.blend)
+    _shared(path, "continuation", "register", c.register)
     if c.memory is not None and (not c.memory.strip() or c.memory.endswith(("/", "\\"))):
         _fail(path, "continuation", f"memory must name a file, e.g. \"player.markov\", got {c.memory!r}")
     if midi.backend is not None and midi.backend not in MIDI_BACKENDS:

@@ -31,7 +31,7 @@ RANGES: dict[str, Range] = {r.name: r for r in (
           "[game.voices.NAME], [[game.map]]"),
     Range("polyphony", 1.0, 4.0, 1.0, "notes per onset", "notes starting together (chord size)",
           "[game.voices.NAME], [[game.map]]"),
-    Range("register", 24.0, 96.0, 64.0, "MIDI pitch", "mean pitch", "[game.voices.NAME], [[game.map]]"),
+    Range("register", 24.0, 96.0, 64.0, "MIDI pitch", "mean pitch", "[game.voices.NAME], [[game.map]], [continuation]"),
     Range("dynamics", 1.0, 127.0, 80.0, "MIDI velocity", "mean velocity", "[game.voices.NAME], [[game.map]]"),
     Range("gain", 0.0, 2.0, 1.0, "x velocity", "a voice's velocity multiplier", "[game.voices.NAME], [[game.map]]"),
 )}
@@ -103,6 +103,9 @@ class ControlMapping:
         return _curve(self.min, self.max, self.curve, normalized)
 
 
+DUET_MODEL = "game-lstm.int8"  # what the duet answers with unless told: it hears the phrase's register (README)
+
+
 @dataclass(frozen=True)
 class ContinuationSettings:
     tempo_bpm: float = RANGES["tempo_bpm"].default
@@ -115,6 +118,12 @@ class ContinuationSettings:
     channel: int = 0
     follow_velocity: bool = True  # answer at the phrase's loudness
     follow_tempo: bool = True  # hear and answer at the player's tempo while the listener is locked on it
+    # a model that hears controls (its card lists them) is told these, measured from the phrase it answers
+    follow_register: bool = True  # the phrase's mean pitch
+    follow_density: bool = True  # its onsets per beat
+    follow_dynamics: bool = True  # its mean velocity
+    follow_key: bool = True  # its pitch-class shares
+    register: float | None = None  # a fixed register control (MIDI pitch) instead of the phrase's
     max_note_ms: float = 30_000.0  # a player's note held longer is taken as ended (its note-off was lost)
     blend: float = RANGES["blend"].default  # share of the player's Markov memory in each pitch choice
     memory_path: str | None = None  # where that memory is kept between runs (resolved); None: not kept

@@ -18,12 +18,23 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..listen.keys import KeyTracker
+from ..model.sampling import SCALES
 from ..model.tokens import DURATION_BEATS, IOI_BEATS
 
 TICKS_PER_BEAT = 24
 INTERVAL_CLIP = 12
 MUSPY_METRICS = ("pitch_class_entropy", "scale_consistency", "polyphony", "pitch_range")
 _trapezoid = getattr(np, "trapezoid", None) or np.trapz  # numpy 2 renamed it
+
+
+def key_of(pitches) -> frozenset[int]:
+    """The scale (pitch classes) of the key the listener's tracker hears in these pitches, all equally recent."""
+    tracker = KeyTracker(decay_s=1e9, margin=0.0)
+    for i, p in enumerate(pitches):
+        tracker.add(int(p) % 12, i)
+    tonic, mode, _ = tracker.estimate()
+    return frozenset((tonic + d) % 12 for d in SCALES[mode]) if tonic is not None else frozenset(range(12))
 
 
 def to_muspy(tokens: np.ndarray):

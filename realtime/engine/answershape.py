@@ -87,6 +87,10 @@ class AnswerShape:
             return f"{said}; the answer keeps its {'pattern' if what == 'rhythm' else 'mood'}"
         return None
 
+    def next_mood(self):
+        """The mood the next answer plays (one asked for, else the current one; None: no mood)."""
+        return self._pending["mood"] if "mood" in self._pending else self.mood
+
     def begin(self, generator, ns_per_beat: float, loudness: float | None, heard_tonic: int | None,
               at_ns: int) -> tuple[float, float | None]:
         """An answer starts: take what waits, steer the generator; returns the answer's ns per beat and loudness."""

@@ -27,6 +27,7 @@ from ..scheduler import Scheduler
 from ..settings import ContinuationSettings
 from .answershape import AnswerShape
 from .hearing import Hearing
+from .phrasecontrols import PhraseControls
 from .playermemory import PlayerMemory
 from .status import Figures, continuation_fields
 
@@ -65,10 +66,7 @@ class Continuation(Hearing):
         # answer bookkeeping
         self._answer: list[tuple[int, np.ndarray, np.ndarray]] = []  # (onset, state, logits) after each note
         self._next: tuple[Token, int] | None = None
-        self._answer_start_ns = 0
-        self._answer_count = 0
-        self._answer_done_ns = 0
-        self._phrase_end_deadline_ns = 0
+        self._answer_start_ns = self._answer_count = self._answer_done_ns = self._phrase_end_deadline_ns = 0
         self._waiting_first_send = False
         # the fallback: a live Markov learner over every pitch heard or played, and the phrase's rhythm
         self.fallback = MarkovModel(max_order=4, max_contexts=FALLBACK_CONTEXTS) if fallback else None
@@ -77,6 +75,7 @@ class Continuation(Hearing):
         self._unheard: list[Token] = []  # answer notes the model has not been fed yet (it fell behind)
         # the player's phrases, learned for the blend and kept between shows (playermemory.py)
         self.memory = memory if memory is not None else PlayerMemory(settings.memory_path, settings.blend)
+        self.follow = PhraseControls(generator.runner, settings)  # a model with controls hears the phrase's
         self._step_cost_ns = 0  # recent worst model step on the engine's clock, decaying
         self.model_failed = False
         # counts and timings, read outside the loop
@@ -140,14 +139,15 @@ class Continuation(Hearing):
             del self._phrase_rhythm[:-HISTORY_NOTES]
             del self.answer_latency_ns[:-HISTORY_NOTES]
         runner = self.generator.runner
+        if not self.model_failed:  # a model with controls: the phrase's, once per answer
+            self.follow.apply(self.ns_per_beat, self._phrase_velocities, self.shape.next_mood())
         self._before_answer = (runner.get_state(), runner.logits.copy(), self._last_fed_onset_ns,
                                len(self._heard_pitches))
         self.answering = self.tentative = True
         self.generator.begin_answer()
         self._answer.clear()
-        self._answer_start_ns = start_ns
+        self._answer_start_ns = self._answer_done_ns = start_ns
         self._answer_count = 0
-        self._answer_done_ns = start_ns
         self._next = None
         heard_tonic = self.listener.snapshot(now_ns).key.tonic if self.listener is not None else None
         self.answer_ns_per_beat, self._loudness = self.shape.begin(self.generator, self.ns_per_beat,
@@ -169,12 +169,13 @@ class Continuation(Hearing):
             self.fallback.update(self._heard_pitches[-64:])
         self.memory.end_phrase()
         self.shape.confirm()
+        self.follow.end_phrase()
         self._phrase_velocities = []
 
     # --- speaking --------------------------------------------------------------------------------
     def _phrase_loudness(self) -> float | None:
-        velocities = self._phrase_velocities
-        return sum(velocities) / len(velocities) if self.settings.follow_velocity and velocities else None
+        velocities, heard = self._phrase_velocities, "dynamics" in self.follow.applied  # then the model plays it
+        return sum(velocities) / len(velocities) if self.settings.follow_velocity and velocities and not heard else None
 
     def _velocity(self, token: Token) -> int:
         if self._loudness is None:
@@ -263,8 +264,7 @@ class Continuation(Hearing):
     def _rollback(self, at_ns: int) -> None:
         """Silence the answer and forget its notes that never sounded (the player has the floor)."""
         self.scheduler.cancel_all()
-        self.answering = self.tentative = False
-        self._waiting_first_send = False
+        self.answering = self.tentative = self._waiting_first_send = False
         self._next = None
         self._unheard.clear()
         played = [entry for entry in self._answer if entry[0] <= at_ns]
@@ -296,8 +296,7 @@ class Continuation(Hearing):
         self.last_error = self.shape.request(what, text) or self.last_error
 
     def stop(self, now_ns: int) -> None:
-        self.answering = False
-        self._next = None
+        self.answering, self._next = False, None
 
     # --- the session's side (realtime/session.py), outside the loop -------------------------------
     def warm_up(self) -> None:

@@ -69,6 +69,7 @@ class Hearing:
             ioi_ns = 0 if self._last_fed_onset_ns is None else onset - self._last_fed_onset_ns
             token = Token(pitch, ioi_bucket(ioi_ns / self.ns_per_beat),
                           duration_bucket((end - onset) / self.ns_per_beat), velocity_bucket(velocity))
+            self.follow.before_feed(token, onset)
             self._timed_feed(token)
             self._last_fed_onset_ns = onset
             self._heard_pitches.append(pitch)

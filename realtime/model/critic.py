@@ -159,6 +159,8 @@ class Critic:
         With a `blend` of the player's `markov` distribution (at the fragment's start) in every pitch drawn."""
         k, runner, sampler = self.k, self.runner, generator.sampler
         runner.reset(np.repeat(generator.runner.state, k, axis=2))
+        if runner.controls is not None:  # a model with controls: the fragments hear what the generator does
+            runner.controls[:] = generator.runner.controls[0]
         self._times[:] = generator.time_beats
         sounding = generator.sounding[:MAX_SOUNDING]
         for c in range(k):

@@ -1,0 +1,117 @@
+"""The duet tells a model that hears controls what the player's phrase was like: register, density, dynamics, key.
+
+A model trained with controls (`realtime train --controls`, realtime/model/controls.py) hears with
+every note a description of the music around it. Without them the duet's answers drift to the
+corpus's habits whatever the player plays (benchmarks/follow.py: answers to a phrase around MIDI 44
+climbed 16-21 semitones). Here the phrase just heard is measured the way training measured the data
+(mean pitch, onsets per beat, mean velocity, pitch-class shares) and written into the control row
+once, when the answer begins; never per note.
+
+The prediction of the first answer note was made while the model heard the phrase's last note under
+the old controls, so that one step is redone from the state saved before it (one extra model step
+per answer, in the phrase-end silence): the first note already follows, as game mode's refresh does.
+The saved state is copied into a buffer made once, so hearing a note allocates nothing.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..listen.keys import KeyTracker
+from ..model import controls as ctl
+from ..model.generator import ModelRunner
+from ..model.sampling import SCALES
+from ..model.tokens import Token
+from ..settings import ContinuationSettings
+
+CHORD_BEATS = 1 / 16  # onsets closer than this are one onset (a chord), as the tokens' onset 0 bucket
+
+
+class PhraseControls:
+    """The control row of a conditioned duet model, set from each phrase; idle for a model without controls."""
+
+    def __init__(self, runner: ModelRunner, settings: ContinuationSettings) -> None:
+        self.runner, self.settings = runner, settings
+        index = runner.control_index
+        wanted = {"register": settings.follow_register or settings.register is not None,
+                  "density": settings.follow_density, "polyphony": settings.follow_density,
+                  "dynamics": settings.follow_dynamics, "pc0": settings.follow_key}
+        self.active = runner.controls is not None and any(wanted[k] and k in index for k in wanted)
+        self._index, self._wanted = index, wanted
+        self._saved = np.zeros_like(runner.state) if self.active else None  # the state before the last note heard
+        self._last: Token | None = None
+        self._onsets: list[int] = []
+        self._pitches: list[int] = []
+        self.applied: dict[str, float] = {}  # what the last answer was told, for status and tests
+
+    def before_feed(self, token: Token, onset_ns: int) -> None:
+        """A player's note is about to be heard: keep the state before it, and the note."""
+        if not self.active:
+            return
+        np.copyto(self._saved, self.runner.state)
+        self._last = token
+        self._onsets.append(onset_ns)
+        self._pitches.append(token.pitch)
+
+    def measure(self, ns_per_beat: float, velocities: list[int], mood=None) -> dict[str, float]:
+        """The phrase's controls in their natural units (those followed), as training measured the data; a mood
+        (moods.py), chosen on purpose, says the register, density and dynamics instead of the phrase."""
+        out = self._measure(ns_per_beat, velocities)
+        if mood is not None:
+            out.update(register=mood.register, density=mood.density, dynamics=mood.dynamics)
+        return out
+
+    def _measure(self, ns_per_beat: float, velocities: list[int]) -> dict[str, float]:
+        out: dict[str, float] = {}
+        s, pitches = self.settings, self._pitches
+        if s.register is not None or (s.follow_register and pitches):
+            out["register"] = float(s.register) if s.register is not None else float(np.mean(pitches))
+        if s.follow_density and len(self._onsets) > 1:
+            onsets = np.sort(np.asarray(self._onsets, dtype=np.float64)) / ns_per_beat
+            distinct = onsets[np.concatenate([[True], np.diff(onsets) > CHORD_BEATS])]
+            if len(distinct) > 1:
+                out["density"] = (len(distinct) - 1) / max(distinct[-1] - distinct[0], CHORD_BEATS)
+            out["polyphony"] = len(onsets) / len(distinct)
+        if s.follow_dynamics and velocities:
+            out["dynamics"] = float(np.mean(velocities))
+        if s.follow_key and pitches:
+            out["key"] = 1.0
+        return out
+
+    def apply(self, ns_per_beat: float, velocities: list[int], mood=None) -> None:
+        """At the start of an answer: write the phrase's controls, redo the last note's step under them."""
+        if not self.active or self._last is None:
+            return
+        measured = self.measure(ns_per_beat, velocities, mood)
+        row, index = self.runner.controls[0], self._index
+        for name, value in measured.items():
+            if name == "key":
+                if "pc0" in index:
+                    row[index["pc0"]:index["pc0"] + 12] = self._key_profile()
+            elif name in index:
+                spec = self.runner.control_specs[index[name]]
+                row[index[name]] = min(max(value, spec["low"]), spec["high"])
+        self.applied = {name: float(row[index[name]]) for name in measured if name in index}
+        last = self._last
+        self.runner.reset(self._saved)
+        self.runner.step(last.pitch, last.ioi, last.duration, last.velocity)
+        self._last = None  # redone once: a second answer to the same notes does not step it again
+
+    def _key_profile(self) -> np.ndarray:
+        """The key the listener's tracker hears in the phrase, as the key profile game mode gives the same model.
+
+        The phrase's own pitch-class shares (what training measured) kept 88% of answer notes in the
+        prompt's key on held-out prompts; the profile of the key heard kept 97% (benchmarks/follow.py).
+        """
+        tracker = KeyTracker(decay_s=1e9, margin=0.0)  # every note of the phrase counts alike
+        for i, pitch in enumerate(self._pitches):
+            tracker.add(pitch % 12, i)
+        tonic, mode, _ = tracker.estimate()
+        if tonic is None:
+            return ctl.key_histogram(None)
+        return ctl.key_histogram(frozenset((tonic + d) % 12 for d in SCALES[mode]), tonic, mode == "minor")
+
+    def end_phrase(self) -> None:
+        """The answer is real: the next phrase is measured from its own notes."""
+        self._onsets.clear()
+        self._pitches.clear()
