@@ -88,7 +88,17 @@ class MemoryRequest:
     action: str = "save"
 
 
-Event = NoteMessage | ControlChange | NamedControl | LearnRequest | ModeRequest | MemoryRequest  # inputs -> engine
+@dataclass(frozen=True, slots=True)
+class LeadSheetRequest:
+    """A new progression for the lead sheet, from the next bar line (OSC `/leadsheet/progression "| C | G7 |"`),
+    or the key it is read in (`/leadsheet/key Bb`); `what` is "progression" or "key", `text` as sent."""
+
+    what: str
+    text: str
+
+
+Event = (NoteMessage | ControlChange | NamedControl | LearnRequest | ModeRequest | MemoryRequest
+         | LeadSheetRequest)  # inputs -> engine
 
 
 @dataclass(slots=True)

@@ -15,7 +15,7 @@ from pythonosc import osc_bundle, osc_message
 
 from realtime.engine.game import GameMessage
 from realtime.engine.gameosc import game_routes
-from realtime.events import LearnRequest, MemoryRequest, ModeRequest, NamedControl, NoteMessage
+from realtime.events import LeadSheetRequest, LearnRequest, MemoryRequest, ModeRequest, NamedControl, NoteMessage
 from realtime.io.oscaddress import AddressTable
 from realtime.io.osccodec import (MAX_BUNDLE_DEPTH, TAGS, Drop, MessageEncoder, decode_packet, encode_bundle,
                                   encode_message, ntp_timetag)
@@ -36,6 +36,8 @@ CASES = [
     ("/learn", ["top_p"], LearnRequest("top_p")),
     ("/mode", ["harmonize"], ModeRequest(name="harmonize")),
     ("/memory/save", [], MemoryRequest("save")),
+    ("/leadsheet/progression", ["| Dm7 G7 | Cmaj7 | % |"], LeadSheetRequest("progression", "| Dm7 G7 | Cmaj7 | % |")),
+    ("/leadsheet/key", ["F# minor"], LeadSheetRequest("key", "F# minor")),
     ("/game/param", [PARAM, 0.5], GameMessage("param", PARAM, 0.5)),
     ("/game/param", [PARAM, GAME.params[0].max], GameMessage("param", PARAM, float(GAME.params[0].max))),
     ("/game/state", [STATE], GameMessage("state", STATE)),

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 
-from ..events import ModeRequest, NoteMessage
+from ..events import LeadSheetRequest, ModeRequest, NoteMessage
 from ..scheduler import Scheduler
 from .engine import Mode
 from .status import Figures
@@ -61,6 +61,17 @@ class ModeSwitch:
             self.pending = self.switch_at_ns = None  # asked back before the bar came: stay
             return
         self.pending, self.switch_at_ns = name, self._next_bar_ns(now_ns)
+
+    def request_leadsheet(self, request: LeadSheetRequest, now_ns: int) -> None:
+        """A new progression or key goes to the lead sheet, playing or not (it plays it when switched to)."""
+        mode = next((m for m in self.modes.values() if hasattr(m, "request_leadsheet")), None)
+        if mode is None:
+            self._refuse(f"/leadsheet/{request.what}: no lead sheet among this patch's [engine] modes "
+                         f"({', '.join(self.names)})")
+            return
+        mode.request_leadsheet(request, now_ns)
+        if mode is not self.active and mode.last_error is not None and self.last_error is None:
+            self.last_error, mode.last_error = mode.last_error, None
 
     def _refuse(self, line: str) -> None:
         self.refused += 1

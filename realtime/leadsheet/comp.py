@@ -50,6 +50,13 @@ class Comper:
     def reset(self) -> None:
         self._root, self._voicing = None, ()
 
+    def save(self) -> tuple:
+        """Where the voice leading stands (the last root and voicing), for a bar planned again (live.py)."""
+        return self._root, self._voicing
+
+    def restore(self, saved: tuple) -> None:
+        self._root, self._voicing = saved
+
     def bar(self, progression: Progression, bar: int) -> list[Planned]:
         """The notes of bar `bar` (0-based, the progression looping) in onset order."""
         first = bar * self.beats_per_bar
