@@ -64,6 +64,7 @@ class LeadSheet:
         self._free_at: dict[tuple[int, int], int] = {}  # (channel, pitch) -> its last note-off's deadline
         self._commit = 0
         self._wake: int | None = None
+        self._until: int | None = None  # a live switch at this moment: nothing is handed over for it or later
         self.played = self.replaced = self.refused = self.skipped = self.errors = 0
 
     # --- hearing -----------------------------------------------------------------------------------
@@ -147,7 +148,7 @@ class LeadSheet:
                 return
             note = queue[self._index]
             at = grid.time_of_bar(note.onset / bpb)
-            if at - commit > now:
+            if at - commit > now or (self._until is not None and at >= self._until):
                 return
             self._index += 1
             if at < now - LATE_NS:
@@ -166,6 +167,8 @@ class LeadSheet:
         wake = self.grid.time_of_bar(self._begun + 1) - commit
         if self._index < len(self._queue):
             wake = min(wake, self.grid.time_of_bar(self._queue[self._index].onset / self.beats_per_bar) - commit)
+        if self._until is not None and wake + commit >= self._until:
+            return self._until  # what comes next is the switch's (the engine ticks the switch then)
         return wake
 
     def _start(self, at_ns: int) -> None:
@@ -178,6 +181,7 @@ class LeadSheet:
         """Back to bar 0 of the latest progression, planned at once (in beats: it waits for a moment to begin)."""
         self._end_notes()
         self.running = self.waiting = False
+        self._until = None
         self._queue, self._index, self._begun, self._planned = [], 0, -1, -1
         self._free_at.clear()
         self.planner.reset()
@@ -190,6 +194,10 @@ class LeadSheet:
     # --- the engine's side -------------------------------------------------------------------------
     def next_deadline_ns(self) -> int | None:
         return self._wake
+
+    def play_until(self, at_ns: int | None) -> None:
+        """A live switch waits for this moment (None: asked back): no note from it on is handed over."""
+        self._until = at_ns
 
     def next_bar_ns(self, now_ns: int) -> int | None:
         """The band's next bar line (a live switch waits for it); None while it does not play."""
@@ -204,7 +212,7 @@ class LeadSheet:
     def stop(self, now_ns: int) -> None:
         self._end_notes()
         self.running = self.waiting = False
-        self._wake = None
+        self._wake = self._until = None
         self.scheduler.dispatch_due(now_ns)
 
     def apply_control(self, target: str, value: float) -> None:

@@ -59,8 +59,16 @@ class ModeSwitch:
             return
         if name == self.active_name:
             self.pending = self.switch_at_ns = None  # asked back before the bar came: stay
+            self._play_until(None)
             return
         self.pending, self.switch_at_ns = name, self._next_bar_ns(now_ns)
+        self._play_until(self.switch_at_ns)
+
+    def _play_until(self, at_ns: int | None) -> None:
+        """A mode that hands notes over ahead of time (the lead sheet) hands over none at or after the switch."""
+        until = getattr(self.active, "play_until", None)
+        if until is not None:
+            until(at_ns)
 
     def request_leadsheet(self, request: LeadSheetRequest, now_ns: int) -> None:
         """A new progression or key goes to the lead sheet, playing or not (it plays it when switched to)."""
