@@ -70,8 +70,8 @@ class LeadSheet:
     # --- hearing -----------------------------------------------------------------------------------
     def on_message(self, message: Event, at_ns: int) -> None:
         if self.waiting and isinstance(message, NoteMessage) and message.is_on:
-            self.waiting = False
-            self._start(at_ns)
+            self.waiting = False  # bar 1 on the note; if it was heard late (a stall), a little later, not skipped
+            self._start(max(at_ns, self.clock.now_ns() - LATE_NS // 2))
 
     def request_leadsheet(self, request: LeadSheetRequest, now_ns: int) -> None:
         """A new progression or key, parsed here (the engine's control path, never a tick); refused in one line."""
@@ -223,8 +223,9 @@ class LeadSheet:
 
     # --- the session's side (realtime/session.py), outside the loop -------------------------------
     def warm_up(self) -> None:
-        """The listener's tempo kernels run once now, when the band follows them (the melody's model is warm)."""
-        if self.settings.follow_tempo and self.listener is not None:
+        """The listener's kernels run once now, not under the player's first note (which the engine always hands
+        the listener, whatever the band follows); the melody's model was warmed when it was built."""
+        if self.listener is not None:
             warm_listener(self.listener.settings)
 
     def begin(self, now_ns: int) -> None:
