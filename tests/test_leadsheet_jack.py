@@ -54,7 +54,7 @@ def test_the_band_keeps_the_bar_lines_and_a_progression_sent_by_osc_lands_on_the
             wait_for(lambda: synth.client.frame_time >= first + 1.5 * bar_frames, 10.0, 0.001)
             _oscsend(port, "/leadsheet/progression", "| C | Hx7 | F |")  # refused: the old one plays on
             wait_for(lambda: synth.client.frame_time >= first + 2.5 * bar_frames, 10.0, 0.001)
-            sent = synth.client.frame_time
+            sent, sent_s = synth.client.frame_time, time.monotonic()
             _oscsend(port, "/leadsheet/progression", NEW)
             arrived = synth.client.frame_time
             wait_for(lambda: synth.client.frame_time >= first + BARS * bar_frames, 15.0, 0.01)
@@ -62,6 +62,7 @@ def test_the_band_keeps_the_bar_lines_and_a_progression_sent_by_osc_lands_on_the
             keyboard.close()
     time.sleep(0.2)
     held = synth.held()
+    synth_heard = list(synth.messages)  # stamped with JACK's own time of each frame (jack_frames_to_time)
     synth.close()
     events = dump.close()
     assert run.returncode == 0, run.err[-400:]
@@ -70,32 +71,43 @@ def test_the_band_keeps_the_bar_lines_and_a_progression_sent_by_osc_lands_on_the
     assert len(refusals) == 1 and '"Hx7" at token 2' in refusals[0], run.err[-600:]
     assert (arrived - sent) / rate < 0.5 * bar_frames / rate, "oscsend took too long for the landing to be known"
 
-    heard = [(frame / rate, data) for frame, data in events if len(data) == 3]
+    by_frame = _figures([(frame / rate, data) for frame, data in events if len(data) == 3], sent / rate)
+    by_time = _figures([(t, data) for t, data in synth_heard if len(data) == 3], sent_s)
+    for name, f in (("JACK's time of each frame", by_time), ("frames", by_frame)):
+        r, lines, later, intervals = f["result"], f["result"]["bar_line_error_ms"], f["later"], f["result"][
+            "bass_interval_error_ms"]
+        print(f"\nleadsheet over JACK at 256 frames, {BARS} bars at {BPM:g} BPM, by {name}: band note-ons off the "
+              f"ideal bar lines p50 {lines['p50']:.2f} ms p99 {lines['p99']:.2f} ms max {lines['max']:.2f} ms "
+              f"({lines['n']} downbeats; from bar 2 p50 {later['p50']:.2f} p99 {later['p99']:.2f} ms, bar 1 "
+              f"{f['first_ms']:+.2f} ms); bass beat-to-beat interval error p50 {intervals['p50']:.2f} ms p99 "
+              f"{intervals['p99']:.2f} ms; strong-beat chord tones {r['strong_beat_chord_tones']:.1%} of "
+              f"{r['strong_beat_notes']}, roots on {r['roots_on_downbeats']:.1%} of {r['downbeats']} downbeats; the "
+              f"new progression from bar {f['landing'] + 1}; held after Ctrl-C: {sorted(held)}")
+        assert f["landing"] == 3, f["landing"]  # sent in the middle of bar 3 (0-based 2): bar 4 begins the new one
+        assert r["strong_beat_chord_tones"] >= 0.85 and r["roots_on_downbeats"] >= 0.75, r
+        assert r["held_at_end"] == [] and r["downbeats"] == BARS, r
+    status = run.out.strip().splitlines()[-1][-200:]
+    # by JACK's time: bar 1 waits a period (5.3 ms) for the keyboard's note, later bars keep the patch's tempo. By
+    # frame, the dummy driver's frames drift from the wall clock on a loaded machine (up to 9%: jackclock.py), so
+    # the frames are printed, not judged
+    lines, later = by_time["result"]["bar_line_error_ms"], by_time["later"]
+    assert lines["p99"] <= 12.0 and later["p99"] <= 8.0, (lines, later, by_time["off_grid"], status)
+    assert by_time["result"]["bass_interval_error_ms"]["p99"] <= 8.0, (by_time["off_grid"], status)
+    assert {d[0] & 0x0F for _, d in events if len(d) == 3 and d[0] & 0xF0 == 0x90} <= {1, 2}, "never channel 1"
+
+
+def _figures(heard: list, sent_s: float) -> dict:
+    """The band as heard (s, bytes): the bar lines fitted at the patch's tempo, the bar the new progression
+    should land on, and judge's figures over the 8 bars (and from bar 2 on)."""
     beat_s = 60 / BPM
     bass = np.array([t for t, d in heard if d[0] == BASS and d[2]])
     beats = np.round((bass - bass[0]) / beat_s)
-    origin = bass[0] + float(np.median(bass - bass[0] - beats * beat_s))  # the bar lines: the patch's tempo, fitted
-    landing = int(np.ceil((sent / rate - origin) / (4 * beat_s)))
-    assert landing == 3, landing  # sent in the middle of bar 3 (0-based 2): bar 4 begins the new one
+    origin = bass[0] + float(np.median(bass - bass[0] - beats * beat_s))  # bar lines: the patch's tempo, fitted
+    landing = int(np.ceil((sent_s - origin) / (4 * beat_s)))
     segments = [(0, parse_text(DEFAULT_PROGRESSION)), (landing, parse_text(NEW))]
-    result = judge([(t, d) for t, d in heard if t < origin + BARS * 4 * beat_s - 0.05], origin, BPM, segments,
-                   bars=range(BARS))
-    lines, intervals = result["bar_line_error_ms"], result["bass_interval_error_ms"]
-    later = judge([(t, d) for t, d in heard if origin + 4 * beat_s - 0.05 < t < origin + BARS * 4 * beat_s - 0.05],
-                  origin, BPM, segments, bars=range(1, BARS))["bar_line_error_ms"]  # bar 1 waits for the note
-    first_ms = (bass[0] - origin) * 1000
-    assert lines and later and intervals and result["strong_beat_notes"], (result, later, len(heard), run.out[-300:])
-    print(f"\nleadsheet over JACK at 256 frames, {BARS} bars at {BPM:g} BPM: band note-ons off the ideal bar lines "
-          f"p50 {lines['p50']:.2f} ms p99 {lines['p99']:.2f} ms max {lines['max']:.2f} ms ({lines['n']} downbeats; "
-          f"from bar 2 p50 {later['p50']:.2f} p99 {later['p99']:.2f} ms, bar 1 {first_ms:+.2f} ms: it begins when "
-          f"the keyboard's note is heard);"
-          f" bass beat-to-beat interval error p50 {intervals['p50']:.2f} ms p99 {intervals['p99']:.2f} ms; "
-          f"strong-beat chord tones {result['strong_beat_chord_tones']:.1%} of {result['strong_beat_notes']}, "
-          f"roots on {result['roots_on_downbeats']:.1%} of {result['downbeats']} downbeats; the new progression "
-          f"from bar {landing + 1}; held after Ctrl-C: {sorted(held)}")
-    # a period is 5.3 ms: bar 1 waits a period for the note; the output's frame clock may step by one (seen once)
-    assert lines["n"] >= BARS - 1 and lines["p99"] <= 12.0 and later["p99"] <= 8.0, (lines, later)
-    assert intervals["p99"] <= 8.0, intervals
-    assert result["strong_beat_chord_tones"] >= 0.85 and result["roots_on_downbeats"] >= 0.75, result
-    assert result["held_at_end"] == [], result
-    assert {d[0] & 0x0F for _, d in heard if d[0] & 0xF0 == 0x90} <= {1, 2}, "the band keeps off channel 1"
+    end = origin + BARS * 4 * beat_s - 0.05
+    result = judge([(t, d) for t, d in heard if t < end], origin, BPM, segments, bars=range(BARS))
+    later = judge([(t, d) for t, d in heard if origin + 4 * beat_s - 0.05 < t < end], origin, BPM, segments,
+                  bars=range(1, BARS))["bar_line_error_ms"]  # bar 1 waits for the note
+    return {"result": result, "later": later, "landing": landing, "first_ms": (bass[0] - origin) * 1000,
+            "off_grid": np.round((bass - origin - beats * beat_s) * 1000, 1).tolist()}
