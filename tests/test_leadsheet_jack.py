@@ -4,8 +4,10 @@ process (`start = "first_note"`, so the test knows bar 1: a foreign rtmidi keybo
 bars at 100 BPM: every band note against the ideal bar lines of the patch's tempo, the bass's beat-to-beat
 intervals, strong-beat chord tones and roots on beat 1 (realtime/bench/leadlive.py `judge`); liblo's
 `oscsend` sends a bad progression (refused in one line, the old one plays on) and then a good one in the
-middle of bar 3, which must begin on bar 4's line; after Ctrl-C nothing sounds. Thresholds have margins:
-this VM is shared and loaded. `pytest -s` prints the figures the README quotes."""
+middle of bar 3, which must begin on bar 4's line; after Ctrl-C nothing sounds. Timing is judged by JACK's
+own time of each frame, as the receiver stamps it (the dummy driver's frame count drifts from the wall clock
+on a loaded machine); the dump's frames are printed beside. Thresholds have margins: this VM is shared and
+loaded. `pytest -s` prints the figures the README quotes."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from jackclients import Keyboard, MidiDump, Receiver, Running, wait_for
 from test_run_osc import _free_port
 
 from realtime.bench.harmony import patch_text
+from realtime.bench.accompaniment import notes_of
 from realtime.bench.leadlive import judge
 from realtime.leadsheet.parse import parse_text
 from realtime.stagesettings import DEFAULT_PROGRESSION
@@ -45,19 +48,20 @@ def test_the_band_keeps_the_bar_lines_and_a_progression_sent_by_osc_lands_on_the
             dump.listen_to("realtime-out:out")
             synth.listen_to("realtime-out")
             keyboard.play_into("realtime-in")
-            rate = synth.rate
-            bar_frames = 4 * 60 / BPM * rate
+            rate, bar_s = synth.rate, 4 * 60 / BPM
             keyboard.note(76, 90)  # the band starts on it
-            assert wait_for(lambda: any(d[0] == BASS and d[2] for _, d in dump.events), 3.0), "the band did not start"
+            # the test's own threads keep quiet while the band plays: the receiver's JACK callback needs this
+            # process's GIL, and a busy poll here could make the whole graph late (sleeps, never polling)
+            assert wait_for(lambda: synth.note_ons(), 3.0, 0.01), "the band did not start"
             keyboard.note(76, 0)
-            first = next(f for f, d in dump.events if d[0] == BASS and d[2])
-            wait_for(lambda: synth.client.frame_time >= first + 1.5 * bar_frames, 10.0, 0.001)
+            first_s = synth.note_ons()[0]
+            time.sleep(max(0.0, first_s + 1.5 * bar_s - time.monotonic()))
             _oscsend(port, "/leadsheet/progression", "| C | Hx7 | F |")  # refused: the old one plays on
-            wait_for(lambda: synth.client.frame_time >= first + 2.5 * bar_frames, 10.0, 0.001)
+            time.sleep(max(0.0, first_s + 2.5 * bar_s - time.monotonic()))
             sent, sent_s = synth.client.frame_time, time.monotonic()
             _oscsend(port, "/leadsheet/progression", NEW)
-            arrived = synth.client.frame_time
-            wait_for(lambda: synth.client.frame_time >= first + BARS * bar_frames, 15.0, 0.01)
+            took_s = time.monotonic() - sent_s
+            time.sleep(max(0.0, first_s + BARS * bar_s + 0.1 - time.monotonic()))
         finally:
             keyboard.close()
     time.sleep(0.2)
@@ -69,7 +73,7 @@ def test_the_band_keeps_the_bar_lines_and_a_progression_sent_by_osc_lands_on_the
     assert held == set(), f"still sounding after Ctrl-C: {held}"
     refusals = [line for line in run.err.splitlines() if "/leadsheet/progression refused" in line]
     assert len(refusals) == 1 and '"Hx7" at token 2' in refusals[0], run.err[-600:]
-    assert (arrived - sent) / rate < 0.5 * bar_frames / rate, "oscsend took too long for the landing to be known"
+    assert took_s < 0.5 * bar_s, "oscsend took too long for the landing to be known"
 
     by_frame = _figures([(frame / rate, data) for frame, data in events if len(data) == 3], sent / rate)
     by_time = _figures([(t, data) for t, data in synth_heard if len(data) == 3], sent_s)
@@ -83,13 +87,15 @@ def test_the_band_keeps_the_bar_lines_and_a_progression_sent_by_osc_lands_on_the
               f"{intervals['p99']:.2f} ms; strong-beat chord tones {r['strong_beat_chord_tones']:.1%} of "
               f"{r['strong_beat_notes']}, roots on {r['roots_on_downbeats']:.1%} of {r['downbeats']} downbeats; the "
               f"new progression from bar {f['landing'] + 1}; held after Ctrl-C: {sorted(held)}")
-        assert f["landing"] == 3, f["landing"]  # sent in the middle of bar 3 (0-based 2): bar 4 begins the new one
-        assert r["strong_beat_chord_tones"] >= 0.85 and r["roots_on_downbeats"] >= 0.75, r
-        assert r["held_at_end"] == [] and r["downbeats"] == BARS, r
+    # Judged by JACK's time of each frame: bar 1 waits a period (5.3 ms) for the keyboard's note, later bars keep
+    # the patch's tempo. The frames are printed, not judged: on a loaded machine the dummy driver's frames drift
+    # from the wall clock (up to 9%: realtime/io/jackclock.py; seen here as 100-270 ms over 8 bars in 2 of 6 runs
+    # whose JACK times were exact), while the engine keeps the wall clock's time, as a sound card would
+    r = by_time["result"]
+    assert by_time["landing"] == 3, by_time["landing"]  # sent in the middle of bar 3: bar 4 begins the new one
+    assert r["strong_beat_chord_tones"] >= 0.85 and r["roots_on_downbeats"] >= 0.75, r
+    assert r["downbeats"] == BARS and notes_of([(t, d) for t, d in synth_heard if len(d) == 3])[1] == [], r
     status = run.out.strip().splitlines()[-1][-200:]
-    # by JACK's time: bar 1 waits a period (5.3 ms) for the keyboard's note, later bars keep the patch's tempo. By
-    # frame, the dummy driver's frames drift from the wall clock on a loaded machine (up to 9%: jackclock.py), so
-    # the frames are printed, not judged
     lines, later = by_time["result"]["bar_line_error_ms"], by_time["later"]
     assert lines["p99"] <= 12.0 and later["p99"] <= 8.0, (lines, later, by_time["off_grid"], status)
     assert by_time["result"]["bass_interval_error_ms"]["p99"] <= 8.0, (by_time["off_grid"], status)

@@ -266,3 +266,20 @@ def test_long_text_crosses_the_ring_as_one_event_and_too_long_is_refused():
         table.event("/leadsheet/progression", "s", ["| C |\n| G |"])
     with pytest.raises(Drop, match="1-32 bytes"):
         table.event("/leadsheet/key", "s", ["C" * 33])
+
+
+def test_the_benchmarks_quick_mode_writes_its_figures(tmp_path):
+    import importlib.util
+    import json
+
+    spec = importlib.util.spec_from_file_location("leadsheet_live", ROOT / "benchmarks" / "leadsheet_live.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    bench.main(["--quick", "--json", str(tmp_path / "out.json")])
+    results = json.loads((tmp_path / "out.json").read_text())
+    assert {"bars", "landing", "cost", "headline", "table"} <= set(results)
+    assert all(r["chord_tones"] == 1.0 and r["roots"] == 1.0 and r["bar_line_max_ms"] < 0.01 for r in results["bars"])
+    land = results["landing"]
+    assert land["on_the_next_bar_line"] + land["a_bar_later"] == len(land["rows"])
+    assert land["a_bar_later_within_ms"] <= 20.0 < land["latest_on_the_next_ms_before"] + 5.01  # the lookahead
+    assert results["cost"]["melody"]["plan_bar_ms"]["p50"] < 50.0  # a bar of the model: milliseconds, not a bar
