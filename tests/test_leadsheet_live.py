@@ -283,3 +283,34 @@ def test_the_benchmarks_quick_mode_writes_its_figures(tmp_path):
     assert land["on_the_next_bar_line"] + land["a_bar_later"] == len(land["rows"])
     assert land["a_bar_later_within_ms"] <= 20.0 < land["latest_on_the_next_ms_before"] + 5.01  # the lookahead
     assert results["cost"]["melody"]["plan_bar_ms"]["p50"] < 50.0  # a bar of the model: milliseconds, not a bar
+
+
+def test_a_long_progression_crosses_the_real_intake_process_over_udp_and_too_long_is_dropped_in_one_line():
+    import socket
+    import time
+
+    from realtime.clock import SystemClock
+    from realtime.io.intake import OscIntake
+    from realtime.io.osccodec import encode_message
+
+    intake, got = OscIntake(SystemClock(), port=0), []
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        intake.set_listener(lambda event, at_ns: got.append(event))
+        long = "| Dm7 G7 | Cmaj7 | A7 " * 30 + "|"  # 661 bytes: seven of the ring's records
+        for text in (long, "x" * (TEXT_BYTES + 1)):
+            sock.sendto(encode_message("/leadsheet/progression", text), intake.address)
+        sock.sendto(encode_message("/leadsheet/key", "F# minor"), intake.address)
+        deadline = time.monotonic() + 3
+        while len(got) < 2 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert got == [LeadSheetRequest("progression", long), LeadSheetRequest("key", "F# minor")], got
+        assert parse_text(long).bars == 90  # three bars, 30 times
+        deadline = time.monotonic() + 3
+        while not intake.drops and time.monotonic() < deadline:
+            time.sleep(0.005)
+        warnings = intake.take_warnings()
+        assert intake.drops == {"range": 1} and any(f"1-{TEXT_BYTES} bytes" in w for w in warnings), warnings
+    finally:
+        sock.close()
+        intake.close()
