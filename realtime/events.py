@@ -96,9 +96,18 @@ class ShapeRequest:
     text: str
 
 
+@dataclass(frozen=True, slots=True)
+class LeadSheetRequest:
+    """A new progression for the lead sheet, from the next bar line (OSC `/leadsheet/progression "| C | G7 |"`),
+    or the key it is read in (`/leadsheet/key Bb`); `what` is "progression" or "key", `text` as sent."""
+
+    what: str
+    text: str
+
+
 SHAPES = ("rhythm", "mood")  # what a ShapeRequest may shape (its index is what the intake ring carries)
 Event = (NoteMessage | ControlChange | NamedControl | LearnRequest | ModeRequest | MemoryRequest
-         | ShapeRequest)  # inputs -> engine
+         | ShapeRequest | LeadSheetRequest)  # inputs -> engine
 
 
 @dataclass(slots=True)

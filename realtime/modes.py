@@ -18,7 +18,12 @@ from .engine.answershape import AnswerShape
 from .engine.continuation import Continuation
 from .engine.engine import Mode
 from .engine.harmonize import make_harmonize
+from .engine.leadsheet import LeadSheet
 from .engine.trade import Trade
+from .leadsheet.comp import CompStyle
+from .leadsheet.live import BarPlanner
+from .leadsheet.melody import Melody
+from .leadsheet.parse import parse_text
 from .listen import Listener
 from .model.critic import attach as attach_critic
 from .model.generator import build_generator
@@ -89,6 +94,37 @@ def build_trade(settings: EngineSettings, clock: Clock, ports: Ports, listener: 
     return mode, (scheduler,)
 
 
+def _melody_generator(settings: EngineSettings):
+    """The lead sheet's melody: one voice of the model in C4-C6 (the lead sheet sets its pitches note by note),
+    warmed before any port opens."""
+    m = settings.model
+    generator = build_generator(m.name, settings.seed, m.temperature, m.top_p,
+                                Constraints(None, 60, 84, max_polyphony=1))
+    generator.warm_up()
+    return generator
+
+
+def make_leadsheet(settings: EngineSettings, clock: Clock, scheduler: Scheduler, listener: Listener,
+                   generator=None) -> Mode:
+    """The band over the patch's progression (checked when the patch loaded), a melody too with `melody`."""
+    ls = settings.leadsheet
+    progression = parse_text(ls.progression, ls.key, settings.beats_per_bar)
+    melody = None
+    if ls.melody:
+        melody = Melody(generator if generator is not None else _melody_generator(settings), settings.beats_per_bar)
+    planner = BarPlanner(progression, CompStyle(ls.bass_pattern, ls.chord_pattern), ls.velocity, melody)
+    return LeadSheet(ls, planner, scheduler, clock, listener, tempo_bpm=settings.tempo_bpm)
+
+
+def build_leadsheet(settings: EngineSettings, clock: Clock, ports: Ports, listener: Listener) -> Built:
+    """The lead sheet: its melody's model first when it has one (no port opens if it cannot load), then the rest."""
+    generator = _melody_generator(settings) if settings.leadsheet.melody else None
+    scheduler = _note_scheduler(settings, clock, ports)
+    mode = make_leadsheet(settings, clock, scheduler, listener, generator)
+    ports.open_inputs(clock, raw_midi=_listen_clock(settings, listener))
+    return mode, (scheduler,)
+
+
 def build_continuation(settings: EngineSettings, clock: Clock, ports: Ports, listener: Listener) -> Built:
     """The duet: one model stream answering the player's phrases on one channel."""
     generator = _duet_generator(settings)
@@ -130,12 +166,14 @@ MODES: dict[str, Callable[[EngineSettings, Clock, Ports, Listener], Built]] = {
     "harmonize": _ruled(make_harmonize),  # harmony voices for every player note, on a channel of their own
     "accompany": _ruled(make_accompany),  # bass and chords following the player's chord, on the player's beat
     "trade": build_trade,  # the player's bars and the engine's, in turns, on the bar lines
+    "leadsheet": build_leadsheet,  # a band looping a chord progression while the player solos
 }
 MAKERS: dict[str, Callable[..., Mode]] = {  # the stage modes, which can share one session's scheduler
     "continuation": make_continuation,
     "harmonize": make_harmonize,
     "accompany": make_accompany,
     "trade": make_trade,
+    "leadsheet": make_leadsheet,
 }
 
 
@@ -145,6 +183,8 @@ def build_switch(settings: EngineSettings, clock: Clock, ports: Ports, listener:
 
     generators = {name: _duet_generator(settings, critic=name == "continuation")  # each its own, before any port
                   for name in settings.modes if name in ("continuation", "trade")}
+    if "leadsheet" in settings.modes and settings.leadsheet.melody:
+        generators["leadsheet"] = _melody_generator(settings)
     scheduler = _note_scheduler(settings, clock, ports)
     modes = {name: (MAKERS[name](settings, clock, scheduler, listener, generators[name]) if name in generators
                     else MAKERS[name](settings, clock, scheduler, listener)) for name in settings.modes}

@@ -20,8 +20,8 @@ from .shapepatch import answer_shape
 from .settings import (GAME_CONTROLS, RANGES, ContinuationSettings, ControlMapping, EngineSettings, GameSettings,
                        ListenSettings, MapSettings, ModelSettings, ParamSettings, SectionSettings, StingerSettings,
                        VoiceSettings)
-from .stagepatch import AccompanySection, HarmonizeSection, TradeSection
-from .stagesettings import AccompanySettings, CriticSettings, HarmonizeSettings, TradeSettings
+from .stagepatch import AccompanySection, HarmonizeSection, LeadSheetSection, TradeSection
+from .stagesettings import AccompanySettings, CriticSettings, HarmonizeSettings, LeadSheetSettings, TradeSettings
 
 _CONTINUATION = ContinuationSettings()  # the engine's defaults are the file's
 _LISTEN = ListenSettings()
@@ -218,6 +218,7 @@ class Patch:
     critic: CriticSettings = field(default_factory=CriticSettings)  # [critic]: the file's keys are the engine's
     accompany: AccompanySection = field(default_factory=AccompanySection)
     trade: TradeSection = field(default_factory=TradeSection)
+    leadsheet: LeadSheetSection = field(default_factory=LeadSheetSection)
     controls: tuple[ControlMapping, ...] = ()
     game: GameSection | None = None
 
@@ -225,7 +226,7 @@ class Patch:
 SECTIONS = {"engine": EngineSection, "model": ModelSection, "continuation": ContinuationSection,
             "midi": MidiSection, "osc": OscSection, "synth": SynthSection, "link": LinkSection,
             "listen": ListenSection, "harmonize": HarmonizeSection, "accompany": AccompanySection,
-            "critic": CriticSettings, "trade": TradeSection}
+            "critic": CriticSettings, "trade": TradeSection, "leadsheet": LeadSheetSection}
 
 
 def _controls(path: str, entries: Any) -> tuple[ControlMapping, ...]:
@@ -327,4 +328,10 @@ def compile_patch(patch: Patch) -> EngineSettings:
                           critic=patch.critic,
                           accompany=AccompanySettings(**asdict(a) | {"bass_channel": a.bass_channel - 1,
                                                                      "chord_channel": a.chord_channel - 1}),
-                          trade=TradeSettings(**asdict(patch.trade) | {"channel": patch.trade.channel - 1}))
+                          trade=TradeSettings(**asdict(patch.trade) | {"channel": patch.trade.channel - 1}),
+                          leadsheet=_leadsheet(patch.leadsheet))
+
+
+def _leadsheet(section: LeadSheetSection) -> LeadSheetSettings:
+    return LeadSheetSettings(**asdict(section) | {key: getattr(section, key) - 1 for key in
+                                                  ("bass_channel", "chord_channel", "melody_channel")})

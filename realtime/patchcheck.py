@@ -13,12 +13,14 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from .errors import PatchError
+from .errors import LeadSheetError, PatchError
 from .io.ports import MIDI_BACKENDS
+from .leadsheet.parse import parse_text
+from .leadsheet.progression import parse_key
 from .model.sampling import key_pitch_classes
 from .settings import CONTROL_TARGETS, GAME_CONTROLS, GAME_CURVES, LISTEN_RANGES, LISTEN_ZONES, RANGES, TEMPO_SOURCES
 from .stagesettings import (ACCOMPANY_RANGES, BASS_PATTERNS, CHORD_PATTERNS, CRITIC_RANGES, HARMONIZE_PLACEMENTS,
-                            HARMONIZE_RANGES, TRADE_RANGES, TRADE_SILENCE,
+                            HARMONIZE_RANGES, LEADSHEET_RANGES, LEADSHEET_STARTS, TRADE_RANGES, TRADE_SILENCE,
                             TRADE_STARTS)
 
 SYNTHS = ("none", "builtin", "fluidsynth")
@@ -132,7 +134,7 @@ def _key(path: str, where: str, key: str | None, sep: str = ":") -> None:
             _fail(path, where, f"key{sep} {err}")
 
 
-STAGE_MODES = ("continuation", "harmonize", "accompany", "trade")  # the modes a live switch can hold (realtime/modes.py MAKERS)
+STAGE_MODES = ("continuation", "harmonize", "accompany", "trade", "leadsheet")  # what a live switch can hold (modes.py MAKERS)
 
 
 def _modes(path: str, mode: str, modes: tuple[str, ...]) -> None:
@@ -152,8 +154,8 @@ def check_patch(path: str, patch) -> None:
     """Ranges and choices of the plain sections (the game's are `check_game`'s)."""
     e, m, c, midi, osc, synth = patch.engine, patch.model, patch.continuation, patch.midi, patch.osc, patch.synth
     if e.mode not in ("continuation", "game", *STAGE_MODES[1:]):
-        _fail(path, "engine", f"mode must be \"continuation\", \"game\", \"harmonize\", \"accompany\" or \"trade\", "
-                              f"got {e.mode!r}")
+        _fail(path, "engine", f"mode must be \"continuation\", \"game\", \"harmonize\", \"accompany\", \"trade\" or "
+                              f"\"leadsheet\", got {e.mode!r}")
     if e.mode == "game" and patch.game is None:
         _fail(path, "engine", "mode is \"game\" but the patch has no [game] section")
     _modes(path, e.mode, e.modes)
@@ -200,6 +202,7 @@ def check_patch(path: str, patch) -> None:
         _fail(path, "critic", "candidates > 1 judges the duet's fragments: it needs mode \"continuation\"")
     check_accompany(path, patch.accompany)
     check_trade(path, patch.trade)
+    check_leadsheet(path, patch.leadsheet, e.beats_per_bar)
     if patch.listen.tempo_source == "midi_clock" and not midi.enabled:
         _fail(path, "listen", "tempo_source = \"midi_clock\" needs [midi] enabled (the clock comes in there)")
 
@@ -254,6 +257,33 @@ def check_trade(path: str, trade) -> None:
             _fail(path, "trade", f"{key} must be {' or '.join(repr(c) for c in choices)}, got {value!r}")
     for name, r in TRADE_RANGES.items():
         _between(path, "trade", name, getattr(trade, name), r.low, r.high, " ms" if r.unit == "ms" else "")
+
+
+def check_leadsheet(path: str, leadsheet, beats_per_bar: int) -> None:
+    """[leadsheet]: the progression read now (a bad token is this one line, not a failure on stage), the key,
+    the start, patterns, channels of their own (never the player's 1, none shared), every number in range."""
+    ls = leadsheet
+    if ls.key is not None and parse_key(ls.key) is None:
+        _fail(path, "leadsheet", f"key {ls.key!r} is not a key (write e.g. \"Bb\", \"c\", \"F# minor\")")
+    if 1 <= beats_per_bar <= 16:
+        try:
+            parse_text(ls.progression, ls.key, beats_per_bar)
+        except LeadSheetError as err:
+            _fail(path, "leadsheet", f"progression: {str(err).removeprefix('leadsheet: ')}")
+    for key, value, choices in (("start", ls.start, LEADSHEET_STARTS), ("bass_pattern", ls.bass_pattern, BASS_PATTERNS),
+                                ("chord_pattern", ls.chord_pattern, CHORD_PATTERNS)):
+        if value not in choices:
+            _fail(path, "leadsheet", f"{key} must be one of {', '.join(repr(c) for c in choices)}, got {value!r}")
+    channels = ("bass_channel", "chord_channel") + (("melody_channel",) if ls.melody else ())
+    for key in channels:
+        if getattr(ls, key) == 1:
+            _fail(path, "leadsheet", f"{key} 1 is the player's: put the band on channels of its own, 2-16")
+    for name, r in LEADSHEET_RANGES.items():
+        _between(path, "leadsheet", name, getattr(ls, name), r.low, r.high, " ms" if r.unit == "ms" else "")
+    for i, a in enumerate(channels):
+        for b in channels[i + 1:]:
+            if getattr(ls, a) == getattr(ls, b):
+                _fail(path, "leadsheet", f"{a} and {b} must differ, both are {getattr(ls, a)}")
 
 
 def control_source(where: str, source: Any) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .ranges import Range
-from .stagesettings import AccompanySettings, CriticSettings, HarmonizeSettings, TradeSettings
+from .stagesettings import AccompanySettings, CriticSettings, HarmonizeSettings, LeadSheetSettings, TradeSettings
 
 RANGES: dict[str, Range] = {r.name: r for r in (
     Range("tempo_bpm", 20, 400, 100.0, "BPM", "the tempo",
@@ -266,7 +266,7 @@ class ListenSettings:
 class EngineSettings:
     """Everything the engine and its modes need from a patch (ports are the app's business)."""
 
-    mode: str  # "continuation", "game", "harmonize", "accompany" or "trade"
+    mode: str  # "continuation", "game", "harmonize", "accompany", "trade" or "leadsheet"
     seed: int
     budget_ms: float
     tempo_bpm: float
@@ -281,3 +281,4 @@ class EngineSettings:
     critic: CriticSettings = CriticSettings()
     accompany: AccompanySettings = AccompanySettings()
     trade: TradeSettings = TradeSettings()
+    leadsheet: LeadSheetSettings = LeadSheetSettings()

@@ -1,4 +1,5 @@
-"""The stage modes' patch sections, [harmonize], [accompany] and [trade], in the file's terms (1-based channels);
+"""The stage modes' patch sections, [harmonize], [accompany], [trade] and [leadsheet], in the file's terms (1-based
+channels);
 realtime/patch.py reads and compiles them, realtime/stagesettings.py holds their ranges. ([critic]'s keys
 are the engine's own: its section is `stagesettings.CriticSettings`.)
 """
@@ -7,11 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .stagesettings import AccompanySettings, HarmonizeSettings, TradeSettings
+from .stagesettings import AccompanySettings, HarmonizeSettings, LeadSheetSettings, TradeSettings
 
 _HARMONIZE = HarmonizeSettings()
 _ACCOMPANY = AccompanySettings()
 _TRADE = TradeSettings()
+_LEADSHEET = LeadSheetSettings()
 
 
 @dataclass(frozen=True)
@@ -58,3 +60,21 @@ class TradeSection:
     lookahead_ms: float = _TRADE.lookahead_ms
     on_silence: str = _TRADE.on_silence  # "wait" or "play": a turn the player left silent
     follow_key: bool = _TRADE.follow_key
+
+
+@dataclass(frozen=True)
+class LeadSheetSection:
+    """[leadsheet]: a band over a progression, mode = "leadsheet" (ranges: stagesettings.LEADSHEET_RANGES)."""
+
+    progression: str = _LEADSHEET.progression  # chord symbols or Roman numerals (realtime/leadsheet/parse.py)
+    key: str | None = _LEADSHEET.key
+    start: str = _LEADSHEET.start  # "now" or "first_note"
+    bass_channel: int = _LEADSHEET.bass_channel + 1  # 1-16 as musicians count; never 1, the player's
+    chord_channel: int = _LEADSHEET.chord_channel + 1
+    bass_pattern: str = _LEADSHEET.bass_pattern
+    chord_pattern: str = _LEADSHEET.chord_pattern
+    melody: bool = _LEADSHEET.melody
+    melody_channel: int = _LEADSHEET.melody_channel + 1
+    follow_tempo: bool = _LEADSHEET.follow_tempo
+    velocity: int = _LEADSHEET.velocity
+    lookahead_ms: float = _LEADSHEET.lookahead_ms

@@ -1,5 +1,5 @@
-"""The stage modes' settings: [harmonize], [critic], [accompany] and [trade], each a table of ranges (the README's
-section tables) and the frozen settings the mode runs with. realtime/settings.py holds the rest.
+"""The stage modes' settings: [harmonize], [critic], [accompany], [trade] and [leadsheet], each a table of ranges
+(the README's section tables) and the frozen settings the mode runs with. realtime/settings.py holds the rest.
 """
 
 from __future__ import annotations
@@ -140,3 +140,38 @@ class TradeSettings:
     lookahead_ms: float = _TRADE["lookahead_ms"]
     on_silence: str = "wait"
     follow_key: bool = True  # the engine's notes keep to the key the listener hears (unless [model] key is set)
+
+
+# [leadsheet]: a band over a chord progression, mode = "leadsheet" (realtime/engine/leadsheet.py); README "Lead sheets"
+LEADSHEET_RANGES: dict[str, Range] = {r.name: r for r in (
+    Range("bass_channel", 2, 16, 2, "MIDI channel", "where the bass plays (1 is the player's)", "[leadsheet]"),
+    Range("chord_channel", 2, 16, 3, "MIDI channel", "where the chords play (1 is the player's)", "[leadsheet]"),
+    Range("melody_channel", 2, 16, 4, "MIDI channel", "where the melody plays, with melody = true (1 is the "
+          "player's)", "[leadsheet]"),
+    Range("velocity", 1, 127, 80, "MIDI velocity", "the bass's and the chords' velocity; the melody's accents "
+          "are the model's, around it", "[leadsheet]"),
+    Range("lookahead_ms", 1, 200, 20.0, "ms", "each note is handed to the output this long (plus the output's "
+          "own lead) before it sounds", "[leadsheet]"),
+)}
+LEADSHEET_STARTS = ("now", "first_note")  # the band starts when the mode does, or on the player's first note
+DEFAULT_PROGRESSION = "| Dm7 | G7 | Cmaj7 | A7 |"
+_LEADSHEET = {name: r.default for name, r in LEADSHEET_RANGES.items()}
+
+
+@dataclass(frozen=True)
+class LeadSheetSettings:
+    """The lead sheet mode's: the progression's text (checked when the patch loads), 0-based channels, patterns,
+    the melody, the tempo it keeps (ranges: LEADSHEET_RANGES)."""
+
+    progression: str = DEFAULT_PROGRESSION
+    key: str | None = None  # for Roman numerals, and the melody's key; None: the text's `in KEY`, else estimated
+    start: str = "now"  # LEADSHEET_STARTS
+    bass_channel: int = int(_LEADSHEET["bass_channel"]) - 1
+    chord_channel: int = int(_LEADSHEET["chord_channel"]) - 1
+    bass_pattern: str = "quarter"  # BASS_PATTERNS
+    chord_pattern: str = "half"  # CHORD_PATTERNS
+    melody: bool = False  # False: the player solos over bass and chords
+    melody_channel: int = int(_LEADSHEET["melody_channel"]) - 1
+    follow_tempo: bool = False  # False: the patch's tempo, the lead sheet is the band's clock
+    velocity: int = int(_LEADSHEET["velocity"])
+    lookahead_ms: float = _LEADSHEET["lookahead_ms"]

@@ -15,7 +15,8 @@ from pythonosc import osc_bundle, osc_message
 
 from realtime.engine.game import GameMessage
 from realtime.engine.gameosc import game_routes
-from realtime.events import LearnRequest, MemoryRequest, ModeRequest, NamedControl, NoteMessage, ShapeRequest
+from realtime.events import (LeadSheetRequest, LearnRequest, MemoryRequest, ModeRequest, NamedControl, NoteMessage,
+                             ShapeRequest)
 from realtime.io.oscaddress import AddressTable
 from realtime.io.osccodec import (MAX_BUNDLE_DEPTH, TAGS, Drop, MessageEncoder, decode_packet, encode_bundle,
                                   encode_message, ntp_timetag)
@@ -38,6 +39,8 @@ CASES = [
     ("/memory/save", [], MemoryRequest("save")),
     ("/rhythm", ["x.x.xx.x"], ShapeRequest("rhythm", "x.x.xx.x")),
     ("/mood", ["calm"], ShapeRequest("mood", "calm")),
+    ("/leadsheet/progression", ["| Dm7 G7 | Cmaj7 | % |"], LeadSheetRequest("progression", "| Dm7 G7 | Cmaj7 | % |")),
+    ("/leadsheet/key", ["F# minor"], LeadSheetRequest("key", "F# minor")),
     ("/game/param", [PARAM, 0.5], GameMessage("param", PARAM, 0.5)),
     ("/game/param", [PARAM, GAME.params[0].max], GameMessage("param", PARAM, float(GAME.params[0].max))),
     ("/game/state", [STATE], GameMessage("state", STATE)),

@@ -26,7 +26,8 @@ from collections import deque
 from typing import Protocol
 
 from ..clock import Clock
-from ..events import ControlChange, LearnRequest, MemoryRequest, ModeRequest, NamedControl, NoteMessage, ShapeRequest
+from ..events import (ControlChange, LeadSheetRequest, LearnRequest, MemoryRequest, ModeRequest, NamedControl,
+                      NoteMessage, ShapeRequest)
 from ..io.ports import Input
 from ..listen import Listener
 from ..scheduler import Scheduler
@@ -89,6 +90,7 @@ class Engine:
         self.mode_requests_ignored = 0  # /mode or a program change in a session of one mode
         self.memory_requests_ignored = 0  # /memory/save in a mode without a memory
         self.shape_requests_ignored = 0  # /rhythm or /mood in a mode without answers to shape
+        self.leadsheet_requests_ignored = 0  # /leadsheet/... in a session without a lead sheet
         self.learning: str | None = None  # MIDI learn: a target waiting for the next moved controller
         self.learned: deque[ControlMapping] = deque()  # bindings made, for saving outside the loop
         self.poll_ns = int(poll_ms * 1e6)
@@ -136,7 +138,15 @@ class Engine:
         self.mode.tick(self.clock.now_ns())
         self.scheduler.dispatch_due(self.clock.now_ns())
 
-    def _control(self, message: ControlChange | NamedControl | LearnRequest | ModeRequest | MemoryRequest) -> None:
+    def _control(self, message: ControlChange | NamedControl | LearnRequest | ModeRequest | MemoryRequest
+                 | LeadSheetRequest) -> None:
+        if isinstance(message, LeadSheetRequest):  # a new progression or key: the lead sheet parses it, here
+            request = getattr(self.mode, "request_leadsheet", None)
+            if request is None:
+                self.leadsheet_requests_ignored += 1
+            else:
+                request(message, self.clock.now_ns())
+            return
         if isinstance(message, ModeRequest):  # only a session of several modes (realtime/engine/switch.py) switches
             request = getattr(self.mode, "request_mode", None)
             if request is None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 
-from ..events import ModeRequest, NoteMessage
+from ..events import LeadSheetRequest, ModeRequest, NoteMessage
 from ..scheduler import Scheduler
 from .engine import Mode
 from .status import Figures
@@ -59,8 +59,27 @@ class ModeSwitch:
             return
         if name == self.active_name:
             self.pending = self.switch_at_ns = None  # asked back before the bar came: stay
+            self._play_until(None)
             return
         self.pending, self.switch_at_ns = name, self._next_bar_ns(now_ns)
+        self._play_until(self.switch_at_ns)
+
+    def _play_until(self, at_ns: int | None) -> None:
+        """A mode that hands notes over ahead of time (the lead sheet) hands over none at or after the switch."""
+        until = getattr(self.active, "play_until", None)
+        if until is not None:
+            until(at_ns)
+
+    def request_leadsheet(self, request: LeadSheetRequest, now_ns: int) -> None:
+        """A new progression or key goes to the lead sheet, playing or not (it plays it when switched to)."""
+        mode = next((m for m in self.modes.values() if hasattr(m, "request_leadsheet")), None)
+        if mode is None:
+            self._refuse(f"/leadsheet/{request.what}: no lead sheet among this patch's [engine] modes "
+                         f"({', '.join(self.names)})")
+            return
+        mode.request_leadsheet(request, now_ns)
+        if mode is not self.active and mode.last_error is not None and self.last_error is None:
+            self.last_error, mode.last_error = mode.last_error, None
 
     def _refuse(self, line: str) -> None:
         self.refused += 1

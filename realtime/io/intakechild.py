@@ -21,7 +21,7 @@ import sys
 from contextlib import suppress
 
 from ..errors import InputError
-from ..events import LearnRequest, MemoryRequest, ModeRequest, NoteMessage, ShapeRequest
+from ..events import LeadSheetRequest, LearnRequest, MemoryRequest, ModeRequest, NoteMessage, ShapeRequest
 from ..priority import try_fifo
 from .osc import OscInput
 from .ring import EventRing
@@ -62,11 +62,12 @@ class _Child:
         if not self.ring.push(event, at_ns):
             kind = "ring-full" if len(self.ring) >= self.ring.capacity else "range"
             detail = ("the engine is not keeping up; the ring to it is full" if kind == "ring-full"
-                      else "a name longer than the ring's records hold (100 bytes)")
+                      else "a name longer than the ring's records hold (100 bytes)" if not isinstance(event, LeadSheetRequest)
+                      else "no room in the ring for the text's records (the engine is not keeping up)")
             self.osc._drop(kind, detail, getattr(event, "name", ""), ("osc", 0))
             return
-        if isinstance(event, (NoteMessage, LearnRequest, ModeRequest, MemoryRequest, ShapeRequest)) or hasattr(
-                event, "kind"):
+        if isinstance(event, (NoteMessage, LearnRequest, ModeRequest, MemoryRequest, ShapeRequest, LeadSheetRequest)) \
+                or hasattr(event, "kind"):
             self.wake()
             return
         if at_ns - self.last_wake_ns >= CONTROL_WAKE_NS:

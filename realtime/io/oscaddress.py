@@ -4,7 +4,9 @@ The README's table is generated from it (`address_table_markdown`), so the docs 
 `AddressTable.event` checks one decoded message against its entry and builds the event; a message
 failing its check raises osccodec's `Drop`. Decisions, shown in the README with the table:
 - Arguments are numbers (type tags i h f d) or, where the table says `name:str`, a short name (tag s:
-  letters, digits, '_', '.', '-', at most 64); anything else is dropped. An int argument also takes a
+  letters, digits, '_', '.', '-', at most 64), or where it says `name:text`, free text (tag s: printable
+  characters, spaces and `|` too, at most TEXT_BYTES of UTF-8, what the intake ring carries); anything
+  else is dropped. An int argument also takes a
   float that is a whole number (many controllers send only floats): 60.0 is 60, 60.5 is dropped.
 - `/note/on` with velocity 0 is a note-off, as in MIDI.
 - Address patterns with wildcards are not expanded: they are unknown addresses.
@@ -21,11 +23,14 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ..errors import InputError
-from ..events import Event, LearnRequest, MemoryRequest, ModeRequest, NamedControl, NoteMessage, ShapeRequest
+from ..events import (Event, LeadSheetRequest, LearnRequest, MemoryRequest, ModeRequest, NamedControl, NoteMessage,
+                      ShapeRequest)
 from ..settings import CONTROL_TARGETS
 from .osccodec import Drop
+from .ring import TEXT_BYTES
 
 _CONTROL_NAME = re.compile(r"[A-Za-z0-9_.\-]+")
+KEY_BYTES = 32  # "F# minor" is 8
 
 Handler = Callable[[str, tuple], Event | None]  # (address, checked values) -> event; InputError drops
 
@@ -35,7 +40,7 @@ class Arg:
     """One argument: name, kind, inclusive range, and a default if it may be left out."""
 
     name: str
-    kind: Literal["int", "float", "str"]
+    kind: Literal["int", "float", "str", "text"]
     low: float | None = None
     high: float | None = None
     default: int | float | None = None
@@ -43,11 +48,13 @@ class Arg:
     @property
     def tags(self) -> str:
         """The OSC type tags this argument accepts (an int also takes a whole float)."""
-        return "s" if self.kind == "str" else "ihfd"
+        return "s" if self.kind in ("str", "text") else "ihfd"
 
     def describe(self) -> str:
         if self.kind == "str":
             return f"{self.name}:str"
+        if self.kind == "text":
+            return f"{self.name}:text (1-{self.high:g} bytes)"
         text = f"{self.name}:{self.kind} " + (f"{self.low}-{self.high}" if self.low is not None else "(finite)")
         return text if self.default is None else f"[{text} = {self.default}]"
 
@@ -111,6 +118,13 @@ ADDRESS_TABLE: tuple[Route, ...] = (  # the one place the OSC address space is d
     Route("/mood", AddressSpec((Arg("mood", "str"),), "The duet's mood from its next answer on (a name in the patch's "
                                "mood table, or `off`)"),
           lambda address, values: ShapeRequest("mood", values[0])),
+    Route("/leadsheet/progression", AddressSpec((Arg("progression", "text", high=TEXT_BYTES),), "The lead sheet "
+          "plays this progression (chord symbols or Roman numerals in bars, as `[leadsheet] progression`), from its "
+          "first bar, from the next bar line; a bad one is refused in one line and the old one plays on"),
+          lambda address, values: LeadSheetRequest("progression", values[0])),
+    Route("/leadsheet/key", AddressSpec((Arg("key", "text", high=KEY_BYTES),), "The lead sheet reads its progression in this key "
+          "(`Bb`, `c`, `F# minor`: Roman numerals move, the melody's scale too) from the next bar line"),
+          lambda address, values: LeadSheetRequest("key", values[0])),
     Route("/game/", AddressSpec((), "Reserved for the game mode: dropped until registered"), None),
     Route("/transport/", AddressSpec((), "Reserved for transport: dropped until registered"), None),
 )
@@ -154,6 +168,8 @@ class AddressTable:
 
 
 def _check_value(arg: Arg, value: Any) -> int | float | str:
+    if arg.kind == "text":
+        return _check_text(arg, value)
     if isinstance(value, str) or arg.kind == "str":
         if not (isinstance(value, str) and arg.kind == "str"):
             raise Drop("type", f"{arg.name} {value!r} is not {'a name' if arg.kind == 'str' else 'a number'}")
@@ -167,6 +183,20 @@ def _check_value(arg: Arg, value: Any) -> int | float | str:
     value = int(value) if arg.kind == "int" else float(value)
     if arg.low is not None and not arg.low <= value <= arg.high:
         raise Drop("range", f"{arg.name} {value} is outside {arg.low}-{arg.high}")
+    return value
+
+
+def _check_text(arg: Arg, value: Any) -> str:
+    """Free text: a string of printable characters, 1 to `arg.high` (at most TEXT_BYTES) bytes of UTF-8."""
+    if not isinstance(value, str):
+        raise Drop("type", f"{arg.name} {value!r} is not text (type tag s)")
+    size, limit = len(value.encode("utf-8")), int(min(arg.high or TEXT_BYTES, TEXT_BYTES))
+    if not 0 < size <= limit:
+        raise Drop("range", f"{arg.name} is {size} bytes; it must be 1-{limit} bytes of UTF-8 ({value[:40]!r}...)"
+                   if size else f"{arg.name} is empty")
+    if not value.isprintable():
+        raise Drop("range", f"{arg.name} {value[:64]!r} holds a control character (tab, newline...): write it "
+                   "on one line, with spaces")
     return value
 
 

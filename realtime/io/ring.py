@@ -19,6 +19,11 @@ counter as 0 halfway through a store (the engine's reader saw a negative length,
 
 A full ring refuses the record (`push` returns False): the producer counts the drop, the consumer never
 waits. Control names longer than NAME_BYTES do not fit a record and are refused the same way.
+
+Free text (a lead sheet's progression, up to TEXT_BYTES of UTF-8) does not fit one record: it goes as a
+chain, a TEXT record (its own first NAME_BYTES, and how many TEXT_MORE records follow) and the rest in
+the records after it. The producer writes the whole chain before it publishes head once, so the consumer
+never sees part of one; `pop` takes the chain as one event. A chain needs room for all its records.
 """
 
 from __future__ import annotations
@@ -29,8 +34,8 @@ from collections.abc import Callable
 from multiprocessing import shared_memory
 from typing import Any
 
-from ..events import SHAPES, ControlChange, LearnRequest, MemoryRequest, ModeRequest, NamedControl, NoteMessage
-from ..events import ShapeRequest
+from ..events import (SHAPES, ControlChange, LeadSheetRequest, LearnRequest, MemoryRequest, ModeRequest,
+                      NamedControl, NoteMessage, ShapeRequest)
 
 RECORD_BYTES = 128
 NAME_BYTES = 100  # control or game names; the OSC table allows longer control names, refused here
@@ -44,6 +49,9 @@ assert _RECORD.size <= RECORD_BYTES and 8 * (_COUNTERS + COUNTER_SLOTS) <= HEADE
 NOTE, CONTROL_CHANGE, NAMED_CONTROL, MESSAGE, LEARN, MODE = 1, 2, 3, 4, 5, 6  # LEARN: /learn <control>, MODE: /mode
 MEMORY = 7  # /memory/save (the action by name)
 SHAPE = 8  # /rhythm, /mood (a = which, by index of events.SHAPES; the text as the name)
+TEXT, TEXT_MORE = 9, 10  # a LeadSheetRequest: its first record (a = what, b = records after it), then the rest
+TEXT_BYTES = 1000  # the longest free text a chain carries (the OSC table refuses longer): 10 records
+TEXT_WHAT = ("progression", "key")  # LeadSheetRequest.what, by index
 # The game's message kinds (GameMessage.kind), by index: a record carries the index, not the string
 MESSAGE_KINDS = ("param", "state", "event", "tempo", "start", "stop")
 
@@ -90,9 +98,29 @@ class EventRing:
         head = words[_HEAD]
         if head - words[_TAIL] >= self.capacity:
             return False
+        if isinstance(event, LeadSheetRequest):
+            return self._push_text(event, at_ns, head)
         if not _encode_into(self._buf, HEADER_BYTES + (head % self.capacity) * RECORD_BYTES, event, at_ns):
             return False
         words[_HEAD] = head + 1  # publish after the record is in place
+        return True
+
+    def _push_text(self, event: LeadSheetRequest, at_ns: int, head: int) -> bool:
+        """A chain of records, published at once: False when the text is too long or the ring has no room."""
+        raw = event.text.encode("utf-8")
+        if len(raw) > TEXT_BYTES or event.what not in TEXT_WHAT:
+            return False
+        chunks = [raw[i:i + NAME_BYTES] for i in range(0, len(raw), NAME_BYTES)] or [b""]
+        if head + len(chunks) - self._words[_TAIL] > self.capacity:
+            return False
+        for i, chunk in enumerate(chunks):
+            offset = HEADER_BYTES + ((head + i) % self.capacity) * RECORD_BYTES
+            if i == 0:
+                _RECORD.pack_into(self._buf, offset, TEXT, TEXT_WHAT.index(event.what), len(chunks) - 1, 0,
+                                  len(chunk), at_ns, 0.0, chunk)
+            else:
+                _RECORD.pack_into(self._buf, offset, TEXT_MORE, 0, 0, 0, len(chunk), at_ns, 0.0, chunk)
+        self._words[_HEAD] = head + len(chunks)  # the whole chain, published at once
         return True
 
     def publish(self, slot: int, value: int) -> None:
@@ -112,9 +140,22 @@ class EventRing:
         if tail == words[_HEAD]:
             return None
         offset = HEADER_BYTES + (tail % self.capacity) * RECORD_BYTES
-        item = _decode(_RECORD.unpack_from(self._buf, offset), self.message_type)
+        fields = _RECORD.unpack_from(self._buf, offset)
+        if fields[0] == TEXT:
+            return self._pop_text(fields, tail)
+        item = _decode(fields, self.message_type)
         words[_TAIL] = tail + 1  # the slot is free only after it was read
         return item
+
+    def _pop_text(self, fields: tuple, tail: int) -> tuple[LeadSheetRequest, int]:
+        """A chain's records (published with its first), joined; the slots are freed after all were read."""
+        _, what, more, _, length, at_ns, _, name = fields
+        raw = [name[:length]]
+        for i in range(1, more + 1):
+            record = _RECORD.unpack_from(self._buf, HEADER_BYTES + ((tail + i) % self.capacity) * RECORD_BYTES)
+            raw.append(record[7][:record[4]])
+        self._words[_TAIL] = tail + 1 + more
+        return LeadSheetRequest(TEXT_WHAT[what], b"".join(raw).decode("utf-8")), at_ns
 
     def counter(self, slot: int) -> int:
         return self._words[_COUNTERS + slot]

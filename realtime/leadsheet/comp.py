@@ -5,7 +5,8 @@ Patterns, the bass's steps, its root's placing and the close chord voicings are 
 a bar. A part strikes where its pattern has an event; an event running over a chord change is cut
 there and struck again for the new chord; the bass plays the root on every beat a chord begins. Each
 note lasts LEGATO of what is left of its event. A slash chord's bass plays its slash note on
-every event. Pure and small, a bar at a time, so a live mode could plan each bar just before it begins.
+every event. Pure and small, a bar at a time: the live mode plans each bar a bar ahead (live.py), and
+`save`/`restore` let it plan one again for a progression that replaced it.
 """
 
 from __future__ import annotations
@@ -49,6 +50,13 @@ class Comper:
 
     def reset(self) -> None:
         self._root, self._voicing = None, ()
+
+    def save(self) -> tuple:
+        """Where the voice leading stands (the last root and voicing), for a bar planned again (live.py)."""
+        return self._root, self._voicing
+
+    def restore(self, saved: tuple) -> None:
+        self._root, self._voicing = saved
 
     def bar(self, progression: Progression, bar: int) -> list[Planned]:
         """The notes of bar `bar` (0-based, the progression looping) in onset order."""

@@ -62,6 +62,7 @@ class Melody:
         self.lowest, self.highest = lowest, highest
         self._limits: dict[Chord, tuple[np.ndarray, np.ndarray]] = {}  # chord -> (strong, elsewhere)
         self._chord_at: Callable[[float], Chord] | None = None
+        self._key: Key | None = None
         self._set: np.ndarray | None = None
         self.reset()
 
@@ -72,12 +73,30 @@ class Melody:
         self._set = None
 
     def prepare(self, key: Key, chords: list[Chord], chord_at: Callable[[float], Chord]) -> None:
-        """The key, every chord the melody may meet (limits precomputed here) and where each sounds."""
+        """The key, every chord the melody may meet (limits precomputed here) and where each sounds; a new key
+        (a live lead sheet's replaced progression) computes every chord's limits anew."""
+        if key != self._key:
+            self._limits, self._key = {}, key
         for chord in chords:
             if chord not in self._limits:
                 self._limits[chord] = (_bias(frozenset(chord.tones), self.lowest, self.highest),
                                        _bias(fitted_scale(key, chord), self.lowest, self.highest))
         self._chord_at = chord_at
+
+    def save(self) -> tuple:
+        """Where the melody stands (the model's state and prediction, its timeline): a live lead sheet saves it
+        before it plans a bar, so a progression replaced before that bar begins can plan it again."""
+        g = self.generator
+        logits = None if g.runner.logits is None else g.runner.logits.copy()
+        return g.runner.get_state(), logits, g.time_beats, list(g.sounding), self.notes
+
+    def restore(self, saved: tuple) -> None:
+        state, logits, time_beats, sounding, notes = saved
+        g = self.generator
+        g.runner.reset(state)
+        g.runner.logits = logits
+        g.time_beats, g.sounding, self.notes = time_beats, list(sounding), notes
+        self._set = None  # the bias copied in last is the plan's that was undone
 
     @property
     def time(self) -> float:
