@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from .errors import PatchError
-from .patchcheck import check_game, check_patch, control_source, control_target, named_tables, read_toml, section
+from .gamecheck import check_game
+from .patchcheck import check_patch, control_source, control_target, named_tables, read_toml, section
 from .shapepatch import answer_shape
 from .settings import (GAME_CONTROLS, RANGES, ContinuationSettings, ControlMapping, EngineSettings, GameSettings,
                        ListenSettings, MapSettings, ModelSettings, ParamSettings, SectionSettings, StingerSettings,

@@ -33,8 +33,7 @@ from ..clock import Clock
 from ..events import Event, NoteMessage
 from ..listen import Listener
 from ..listen.chords import chord_name
-from ..listen.listener import MAX_NOTE_NS
-from ..listen.listener import warm_up as warm_listener
+from ..listen.listener import MAX_NOTE_NS, warm_up as warm_listener
 from ..listen.tempo import CHORD_GAP_NS
 from ..scheduler import Scheduler
 from ..settings import EngineSettings
