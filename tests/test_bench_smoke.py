@@ -13,6 +13,10 @@ from realtime.bench.runner import benchmarks_dir, discover, run_all
 
 REPO = Path(__file__).resolve().parents[1]
 OURS = ("model_step", "notochord", "scaling", "quality", "latency")
+# a minute and a half of live playing over JACK between them; what they measure is asserted, through the same
+# players and judges (realtime/bench/harmony.py, accompaniment.py; trading.py's scripts), by
+# tests/test_accompany_jack.py, test_harmonize_jack.py and test_trade_jack.py
+OVER_JACK = ("accompany", "harmonize", "trade")
 PLOTS_FROM = {"latency_cdf.png": "notochord", "cost_vs_size.png": "scaling", "cost_vs_streams.png": "scaling",
               "cost_vs_length.png": "scaling", "quality_nll.png": "quality", "quality_music.png": "quality",
               "jitter.png": "latency"}
@@ -22,9 +26,9 @@ PLOTS_FROM = {"latency_cdf.png": "notochord", "cost_vs_size.png": "scaling", "co
 def test_bench_quick_runs_every_benchmark_and_writes_the_report(tmp_path, monkeypatch):
     # slow-to-build artefacts (Notochord's environment, random-weight graphs) are shared with `realtime bench`
     monkeypatch.setenv("REALTIME_BENCH_CACHE", os.environ.get("REALTIME_BENCH_CACHE", str(REPO / "out" / "bench" / "cache")))
-    results = run_all(tmp_path, quick=True, log=lambda _: None)
+    results = run_all(tmp_path, quick=True, skip=",".join(OVER_JACK), log=lambda _: None)
 
-    assert set(results["benchmarks"]) == {p.stem for p in discover(benchmarks_dir())}
+    assert set(results["benchmarks"]) == {p.stem for p in discover(benchmarks_dir())} - set(OVER_JACK)
     for name, entry in results["benchmarks"].items():
         assert entry["status"] in ("ok", "skipped", "failed"), name
         assert entry["status"] == "ok" or entry["reason"], f"{name}: a failure must say why"

@@ -67,6 +67,20 @@ LOOP = 72000  # the player's 1.5 s loop: a 0.4 s phrase, then the engine answers
 PLAYER = ("0", "60", "4000", "6000", "64", "4000", "12000", "67", "4000", "16000", "60", "3000")
 
 
+def _wait_frames(frames: int) -> None:
+    """Until the server (not the wall clock) has run `frames` frames, seen by a client of our own."""
+    import jack
+
+    timer = jack.Client("cut-in-timer", no_start_server=True)
+    try:
+        timer.activate()
+        start = timer.frame_time
+        wait_for(lambda: timer.frame_time - start >= frames, 60.0, 0.05)
+    finally:
+        timer.deactivate()
+        timer.close()
+
+
 def _dumped(text: str) -> list[tuple[int, list[int]]]:
     """jack_midi_dump -a lines: '  120576: 90 3c 40 note on ...' -> (frame, bytes)."""
     events = []
@@ -96,7 +110,7 @@ def test_over_jack_every_cut_in_ends_the_answer_within_a_period_of_the_players_n
             for source, target in (("realtime-out:out", "listener:input"), ("player:out", "listener:input"),
                                    ("player:out", "realtime-in:in")):
                 subprocess.run(["jack_connect", source, target], check=True)
-            time.sleep(10 * LOOP / server.rate)
+            _wait_frames(10 * LOOP)  # ten loops as JACK counts them: a loaded dummy driver runs behind the wall
             player.terminate()
             player.wait(5)
             dump.terminate()

