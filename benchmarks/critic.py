@@ -26,12 +26,10 @@ from realtime.bench.common import quiet_gc, summary_us, write_json
 from realtime.bench.music_stats import key_of
 from realtime.model.critic import attach as attach_critic
 from realtime.model.generator import build_generator
-from realtime.model.modelfile import load_metadata, resolve_model
 from realtime.model.sampling import SCALES
 from realtime.model.tokens import Token
 from realtime.stagesettings import CriticSettings
-from realtime.training.card_metrics import check_split
-from realtime.training.data import load_collection, split_by_piece
+from realtime.training.card_metrics import held_out
 
 PROMPT, CONTINUE = 16, 32
 
@@ -83,14 +81,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--pieces", type=int, default=60)
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
-    path = resolve_model(args.model)
-    card = load_metadata(path)
-    pieces = {}
-    for collection in card["training"]["corpus"]:  # quick: the files benchmarks/quality.py --quick parses (cached)
-        pieces.update(load_collection(collection, ({"chorales": 40}.get(collection, 3)) if args.quick else None))
-    split = split_by_piece(pieces, seed=card["training"].get("split", {}).get("seed", 0))
-    check_split(path.with_suffix(".json"), card, split, subset=args.quick)
-    test = [t for t in split.test.values() if len(t) >= PROMPT + CONTINUE][:8 if args.quick else args.pieces]
+    test = [t for t in held_out(args.model, args.quick) if len(t) >= PROMPT + CONTINUE][:8 if args.quick else args.pieces]
     critic = CriticSettings(candidates=args.candidates)
     seeds = (0,) if args.quick else (0, 1)
     rows = {"real": [], "k1": [], f"k{args.candidates}": []}

@@ -36,14 +36,12 @@ from realtime.clock import FakeClock
 from realtime.events import NoteSequence
 from realtime.listen import Listener
 from realtime.model.generator import build_generator
-from realtime.model.modelfile import load_metadata, resolve_model
 from realtime.model.tokens import DURATION_BEATS, IOI_BEATS, VELOCITY_LEVELS, Token, duration_bucket, ioi_bucket
 from realtime.model.tokens import velocity_bucket
 from realtime.modes import _duet_generator
 from realtime.offline import Duet
 from realtime.patch import compile_patch, load_patch
-from realtime.training.card_metrics import check_split
-from realtime.training.data import load_collection, split_by_piece
+from realtime.training.card_metrics import held_out as test_split
 
 ROOT = Path(__file__).resolve().parents[1]
 REGISTERS = (36, 44, 52, 60, 68, 76, 84)
@@ -90,14 +88,7 @@ def judge(phrase: NoteSequence, answer) -> dict:
 
 
 def held_out(model: str, quick: bool, pieces: int) -> list:
-    path = resolve_model(model)
-    card = load_metadata(path)
-    collected = {}
-    for collection in card["training"]["corpus"]:  # quick: the files benchmarks/quality.py --quick parses (cached)
-        collected.update(load_collection(collection, ({"chorales": 40}.get(collection, 3)) if quick else None))
-    split = split_by_piece(collected, seed=card["training"].get("split", {}).get("seed", 0))
-    check_split(path.with_suffix(".json"), card, split, subset=quick)
-    lines = [melody(t) for t in split.test.values() if len(t) >= 48]
+    lines = [melody(t) for t in test_split(model, quick) if len(t) >= 48]
     return [line for line in lines if len(line) == ONSETS][:pieces]
 
 

@@ -43,18 +43,9 @@ MEASURED = {"tempo_bpm": "tempo_bpm", "density": "density", "register": "mean_pi
 
 def held_out(model: str, quick: bool, count: int) -> list[np.ndarray]:
     """Token arrays of held-out pieces long enough for a prompt (the card's test split, checked)."""
-    from realtime.model.modelfile import load_metadata, resolve_model
-    from realtime.training.card_metrics import check_split
-    from realtime.training.data import load_collection, split_by_piece
+    from realtime.training.card_metrics import held_out as test_split
 
-    path = resolve_model(model)
-    card = load_metadata(path)
-    pieces = {}
-    for collection in card["training"]["corpus"]:  # quick: the files benchmarks/quality.py --quick parses (cached)
-        pieces.update(load_collection(collection, ({"chorales": 40}.get(collection, 3)) if quick else None))
-    split = split_by_piece(pieces, seed=card["training"].get("split", {}).get("seed", 0))
-    check_split(path.with_suffix(".json"), card, split, subset=quick)
-    return [t for t in split.test.values() if len(t) >= PROMPT][:count]
+    return [t for t in test_split(model, quick) if len(t) >= PROMPT][:count]
 
 
 def _answer(model: str, seed: int, prompt, tonic: int | None, scale: str, shape: AnswerShape):

@@ -112,6 +112,19 @@ def check_split(card_path: str | Path, card: dict, split: Split, subset: bool = 
         raise InputError(f"{card_path}: the evaluated split is not the card's: {problem}")
 
 
+def held_out(model: str, quick: bool = False) -> list[np.ndarray]:
+    """Token arrays of a model's test split (pieces it never trained on), checked against its card. Quick: the
+    first 40 chorales and 3 files of other collections (what benchmarks/quality.py --quick parses, cached)."""
+    path = resolve_model(model)
+    card = load_metadata(path)
+    pieces: dict[str, np.ndarray] = {}
+    for collection in card["training"]["corpus"]:
+        pieces.update(load_collection(collection, ({"chorales": 40}.get(collection, 3)) if quick else None))
+    split = split_by_piece(pieces, seed=card["training"].get("split", {}).get("seed", 0))
+    check_split(path.with_suffix(".json"), card, split, subset=quick)
+    return list(split.test.values())
+
+
 def card_split(card: dict) -> Split:
     """The card's split, rebuilt from its corpus and seed (parsed once, then cached)."""
     training = card.get("training", {})
