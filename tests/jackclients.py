@@ -4,6 +4,7 @@ engine as any other program would. Also `realtime run` started as a user starts 
 
 from __future__ import annotations
 
+import contextlib
 import re
 import signal
 import subprocess
@@ -44,10 +45,29 @@ def held_keys(messages: list[list[int]]) -> set[tuple[int, int]]:
     return held
 
 
+def wait_frames(client, frames: int, timeout_s: float = 2.0, step_s: float = 0.001) -> bool:
+    """Until the JACK server (not the wall clock) has run `frames` frames after this moment, seen by `client`."""
+    start = client.frame_time
+    return wait_for(lambda: client.frame_time - start >= frames, timeout_s, step_s)
+
+
 def wait_cycles(client, periods: int = 2) -> None:
     """Until the JACK server has run `periods` whole cycles after this moment, seen by `client`."""
-    start = client.frame_time
-    wait_for(lambda: client.frame_time - start >= (periods + 1) * client.blocksize, 2.0, 0.001)
+    wait_frames(client, (periods + 1) * client.blocksize)
+
+
+@contextlib.contextmanager
+def timer_client(name: str):
+    """An active JACK client of our own, only to read the server's frame time; closed after the block."""
+    import jack
+
+    timer = jack.Client(name, no_start_server=True)
+    try:
+        timer.activate()
+        yield timer
+    finally:
+        timer.deactivate()
+        timer.close()
 
 
 class MidiDump:
@@ -221,15 +241,8 @@ class Keyboard:
     def settle(self, periods: int = 2) -> None:
         """A message sent in the cycle the connection joins the graph is lost (CI once lost a clock's Start
         that way): wait until the server has run whole cycles with it, timed by a JACK client of our own."""
-        import jack
-
-        timer = jack.Client(f"{self.name}-timer", no_start_server=True)
-        try:
-            timer.activate()
+        with timer_client(f"{self.name}-timer") as timer:
             wait_cycles(timer, periods)
-        finally:
-            timer.deactivate()
-            timer.close()
 
     def send(self, data) -> None:
         self.port.send_message(data)

@@ -5,7 +5,7 @@ import subprocess
 import time
 
 from conftest import require_tools
-from jackclients import RUN_PATCH, run_realtime, wait_for
+from jackclients import RUN_PATCH, run_realtime, timer_client, wait_for, wait_frames
 from jackserver import JackServer
 from test_engine import MS, PHRASE_END_MS, Duet, phrase_events
 
@@ -67,20 +67,6 @@ LOOP = 72000  # the player's 1.5 s loop: a 0.4 s phrase, then the engine answers
 PLAYER = ("0", "60", "4000", "6000", "64", "4000", "12000", "67", "4000", "16000", "60", "3000")
 
 
-def _wait_frames(frames: int) -> None:
-    """Until the server (not the wall clock) has run `frames` frames, seen by a client of our own."""
-    import jack
-
-    timer = jack.Client("cut-in-timer", no_start_server=True)
-    try:
-        timer.activate()
-        start = timer.frame_time
-        wait_for(lambda: timer.frame_time - start >= frames, 60.0, 0.05)
-    finally:
-        timer.deactivate()
-        timer.close()
-
-
 def _dumped(text: str) -> list[tuple[int, list[int]]]:
     """jack_midi_dump -a lines: '  120576: 90 3c 40 note on ...' -> (frame, bytes)."""
     events = []
@@ -110,7 +96,8 @@ def test_over_jack_every_cut_in_ends_the_answer_within_a_period_of_the_players_n
             for source, target in (("realtime-out:out", "listener:input"), ("player:out", "listener:input"),
                                    ("player:out", "realtime-in:in")):
                 subprocess.run(["jack_connect", source, target], check=True)
-            _wait_frames(10 * LOOP)  # ten loops as JACK counts them: a loaded dummy driver runs behind the wall
+            with timer_client("cut-in-timer") as timer:  # ten loops as JACK counts them: a loaded dummy driver
+                wait_frames(timer, 10 * LOOP, 60.0, 0.05)  # runs behind the wall clock
             player.terminate()
             player.wait(5)
             dump.terminate()
