@@ -79,7 +79,8 @@ def test_following_off_leaves_the_controls_at_the_card_defaults():
                                follow_key=False)
     duet, _ = _answer([40, 43, 45, 47], settings=off)
     assert not duet.mode.follow.active and duet.mode.follow.applied == {}
-    np.testing.assert_array_equal(duet.generator.runner.controls[0], ctl.DEFAULTS)
+    runner = duet.generator.runner
+    np.testing.assert_array_equal(runner.controls[0], np.float32([spec["default"] for spec in runner.control_specs]))
 
 
 def test_a_model_without_controls_is_untouched(shipped_model):
@@ -103,7 +104,7 @@ def test_the_last_phrase_note_is_heard_again_under_the_new_controls():
     drawn_from = duet.mode._before_answer[1]  # the logits the first answer note was drawn from
     np.testing.assert_allclose(drawn_from, expected, atol=1e-5)
     reference.reset(follow._saved)
-    reference.controls[:] = ctl.DEFAULTS
+    reference.controls[:] = [spec["default"] for spec in reference.control_specs]
     stale = reference.step(last.pitch, last.ioi, last.duration, last.velocity)
     assert np.abs(drawn_from - stale).max() > 0.1  # the redone step is what changed the first note's odds
 

@@ -44,10 +44,34 @@ CONTROLS: tuple[ControlSpec, ...] = (
     *(ControlSpec(f"pc{i}", "share of notes", 0.0, 1.0, 1 / 12, f"share of notes with pitch class {i} (C=0)")
       for i in range(12)),
 )
+
+# What the stage models hear beyond the music around the note: the harmony sounding at its beat, the
+# voice's role and the style. Each is 0/1; all zeros in a group means "not known" (training drops each
+# group now and then, so a model plays sensibly without it). A model's card lists the controls it has;
+# the run time looks every one up by name, so a model without a group simply lacks those names.
+STYLES = ("chorale", "irish", "fiddle", "folk")
+STYLE_CORPUS = {"chorale": "chorales", "irish": "oneills1850", "fiddle": "ryansMammoth", "folk": "essenFolksong"}
+ROLES = ("melody", "bass", "inner", "texture")  # a line's role; texture = all parts at once (chords)
+NOTE_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
+CONTROLS += (
+    *(ControlSpec(f"chord{i}", "sounding", 0.0, 1.0, 0.0,
+                  f"1 when pitch class {i} ({NOTE_NAMES[i]}) sounds in the harmony at this note's beat")
+      for i in range(12)),
+    *(ControlSpec(f"root{i}", "one-hot", 0.0, 1.0, 0.0, f"1 when the harmony's root is {NOTE_NAMES[i]}")
+      for i in range(12)),
+    *(ControlSpec(f"role_{r}", "one-hot", 0.0, 1.0, 0.0, f"1 when this voice plays the {r} part") for r in ROLES),
+    *(ControlSpec(f"style_{s}", "one-hot", 0.0, 1.0, 0.0, f"1 for music in the {s} style ({STYLE_CORPUS[s]})")
+      for s in STYLES),
+)
 CONTROL_NAMES = tuple(c.name for c in CONTROLS)
 N_CONTROLS = len(CONTROLS)
 INDEX = {name: i for i, name in enumerate(CONTROL_NAMES)}
 PITCH_CLASS_SLICE = slice(INDEX["pc0"], INDEX["pc0"] + 12)
+CHORD_SLICE = slice(INDEX["chord0"], INDEX["chord0"] + 12)
+ROOT_SLICE = slice(INDEX["root0"], INDEX["root0"] + 12)
+ROLE_SLICE = slice(INDEX[f"role_{ROLES[0]}"], INDEX[f"role_{ROLES[0]}"] + len(ROLES))
+STYLE_SLICE = slice(INDEX[f"style_{STYLES[0]}"], INDEX[f"style_{STYLES[0]}"] + len(STYLES))
+MEASURED = INDEX["pc11"] + 1  # measure() fills the first MEASURED controls; the data says the rest
 LOW = np.array([c.low for c in CONTROLS], dtype=np.float32)
 HIGH = np.array([c.high for c in CONTROLS], dtype=np.float32)
 DEFAULTS = np.array([c.default for c in CONTROLS], dtype=np.float32)
@@ -65,6 +89,8 @@ def describe() -> list[dict]:
 def measure(tokens: np.ndarray, velocities: np.ndarray | None = None) -> np.ndarray:
     """Controls (n, N_CONTROLS) for each note of a token array, over +-WINDOW_BEATS/2 around its onset.
 
+    Fills the first MEASURED controls; harmony, role and style stay at their defaults (not known).
+
     `velocities` (MIDI values per note) overrides the velocity buckets, e.g. after augmentation.
     """
     n = len(tokens)
@@ -81,7 +107,7 @@ def measure(tokens: np.ndarray, velocities: np.ndarray | None = None) -> np.ndar
         return cumulative[hi] - cumulative[lo]
     span = np.maximum(np.minimum(onsets + half, onsets[-1] + 1.0) - np.maximum(onsets - half, 0.0), 1.0)
     onset_count = np.maximum(window_sum(new_onset), 1.0)
-    out = np.empty((n, N_CONTROLS), dtype=np.float32)
+    out = np.tile(DEFAULTS, (n, 1))  # harmony, role and style: not measurable from the notes alone
     out[:, INDEX["density"]] = onset_count / span
     out[:, INDEX["polyphony"]] = (hi - lo) / onset_count
     out[:, INDEX["register"]] = window_sum(tokens[:, 0].astype(np.float64)) / count
@@ -107,3 +133,38 @@ def key_histogram(pitch_classes: frozenset[int] | None, tonic: int | None = None
     for pc in pitch_classes:
         weights[pc] = profile[(pc - root) % 12]
     return (weights / weights.sum()).astype(np.float32)
+
+
+def styles_of(index: dict[str, int]) -> tuple[str, ...]:
+    """The styles a model's card lists (its `style_NAME` controls), in card order."""
+    return tuple(name[6:] for name in sorted(index, key=index.get) if name.startswith("style_"))
+
+
+def roles_of(index: dict[str, int]) -> tuple[str, ...]:
+    return tuple(name[5:] for name in sorted(index, key=index.get) if name.startswith("role_"))
+
+
+def set_one_hot(row: np.ndarray, index: dict[str, int], prefix: str, name: str | None) -> None:
+    """Write a one-hot group (`style_`, `role_`) into a control row in place; None clears it (not known).
+
+    Names the model lacks are the caller's to refuse (styles_of/roles_of); here they clear the group.
+    """
+    for key, i in index.items():
+        if key.startswith(prefix):
+            row[i] = 1.0 if name is not None and key == prefix + name else 0.0
+
+
+def set_harmony(row: np.ndarray, index: dict[str, int], pitch_classes, root: int | None) -> None:
+    """Write the harmony sounding now (pitch classes 0-11, its root) into a control row in place.
+
+    An empty set and no root clear it (no harmony heard). A model without harmony controls is left alone.
+    """
+    if "chord0" not in index:
+        return
+    chord, first_root = index["chord0"], index["root0"]
+    row[chord:chord + 12] = 0.0
+    row[first_root:first_root + 12] = 0.0
+    for pc in pitch_classes:
+        row[chord + pc % 12] = 1.0
+    if root is not None:
+        row[first_root + root % 12] = 1.0
