@@ -233,14 +233,15 @@ class GameMode(VoiceNotes):
         section, from its bar). While the section names a style of its own, that one plays on."""
         bar = self.pending[1] if self.pending is not None else \
             self.tempo.next_boundary_beat(now_ns + self.lookahead_ns, self.game.beats_per_bar)
-        at_ns = self.tempo.ns_at(bar) if self.running else now_ns
+        heard_now = not self.running or self.state.style is not None  # nothing to wait for: nothing changes now
+        at_ns = now_ns if heard_now else self.tempo.ns_at(bar)
         refusal = self.stage.by_program(program, at_ns) if name is None else self.stage.request(name, at_ns)
         if refusal is not None:
             self.last_error = refusal
-        elif not self.running:
-            self.stage.due(now_ns)
+        elif heard_now:
+            self.stage.due(now_ns)  # the session's style now; a state naming its own plays on in that
             self._write_stage(self.state.style)
-        elif self.pending is None and self.state.style is None:
+        elif self.pending is None:
             self.pending = (self.state, bar)  # the same section again, in the new style, from the bar line
 
     def _stinger(self, event: StingerSettings, beat: float) -> None:

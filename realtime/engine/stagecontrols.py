@@ -78,6 +78,13 @@ class StageControls:
         """The model hears at least one of the groups."""
         return bool(self.styles or self.roles or self._chord0 is not None)
 
+    def describe(self) -> str:
+        """The status line's part: the style playing (and one waiting for its bar); "" for a model without styles."""
+        if not self.styles:
+            return ""
+        waiting = f" -> {self.pending} at the bar" if self.pending is not None else ""
+        return f"style {self.style or '-'}{waiting}"
+
     # --- choosing the style ------------------------------------------------------------------------
     def request(self, name: str, at_ns: int, source: str = "/style") -> str | None:
         """A style from this bar line on (`at_ns`); a name the card lacks is refused: the one line, else None."""
