@@ -272,3 +272,54 @@ def test_the_stage_model_plays_each_style_differently():
     # chorales move in quarter notes, the fiddle tunes in running eighths: the answers' pace tells them apart
     pace = {s: float(np.median(np.diff([a[0] for a in notes]))) for s, notes in answers.items()}
     assert pace["fiddle"] < pace["chorale"], pace
+
+
+# --- live: `realtime run` as a user runs it, over real OSC on loopback ----------------------------------
+def test_slash_style_over_udp_into_realtime_run(stage_model, tmp_path):
+    import socket
+    import time
+
+    from jackclients import Running
+    from pythonosc.udp_client import SimpleUDPClient
+    from test_run_osc import Listener as OscListener
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        osc_in = s.getsockname()[1]
+    heard = OscListener()
+    patch = tmp_path / "styles.toml"
+    patch.write_text(f"""
+[engine]
+tempo_bpm = 120
+style = "chorale"
+[model]
+name = "{stage_model}"
+[continuation]
+phrase_end_ms = 300
+answer_notes = 12
+answer_beats = 24
+[midi]
+enabled = false
+[osc]
+port = {osc_in}
+out_host = "127.0.0.1"
+out_port = {heard.port}
+""")
+    with Running(patch) as run:
+        player = SimpleUDPClient("127.0.0.1", osc_in)
+        player.send_message("/style", ["jazz"])  # refused in one line, chorale plays on
+        player.send_message("/style", ["irish"])  # no tempo heard yet: no bar to wait for, the next answer
+        time.sleep(1.2)  # two status lines (every 0.5 s) while it waits
+        for pitch in (67, 71, 74, 72, 71, 69, 67):
+            player.send_message("/note/on", [pitch, 90])
+            time.sleep(0.12)
+            player.send_message("/note/off", [pitch])
+        deadline = time.monotonic() + 8
+        while len(heard.ons()) < 4 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert len(heard.ons()) >= 4, "the stage model answered over OSC"
+        time.sleep(0.6)  # a status line after the answer began
+    assert "/style 'jazz': not a style of this model (its styles: chorale, irish, fiddle, folk)" in run.err
+    lines = run.out.replace("\r", "\n").splitlines()
+    assert any("style chorale -> irish at the bar" in line for line in lines), "waiting for the next answer"
+    assert "style irish" in lines[-1] and "style chorale" not in lines[-1], lines[-1]
