@@ -323,3 +323,47 @@ out_port = {heard.port}
     lines = run.out.replace("\r", "\n").splitlines()
     assert any("style chorale -> irish at the bar" in line for line in lines), "waiting for the next answer"
     assert "style irish" in lines[-1] and "style chorale" not in lines[-1], lines[-1]
+
+
+def test_a_live_style_lands_on_the_lead_sheets_next_bar_line_that_bar_planned_again(stage_model):
+    from realtime.bench.leadlive import offline as leadsheet_offline
+
+    raw = {"engine": {"mode": "leadsheet", "tempo_bpm": 100, "style": "chorale"}, "model": {"name": str(stage_model)},
+           "leadsheet": {"melody": True}, "midi": {"enabled": False}, "osc": {"enabled": False}}
+    planned = []  # (bar, the style the melody plays it in)
+
+    def spy(live):
+        melody = live.mode.planner.melody
+        land = melody.land
+        melody.land = lambda bar: (land(bar), planned.append((bar, melody.stage.style)))
+
+    def ask(name):
+        return lambda live: live.engine._hear(ShapeRequest("style", name), live.clock.now_ns())
+    bar_s = 2.4
+    live, _ = leadsheet_offline(parse_patch(raw, "l.toml"), 6 * bar_s,
+                                [(0.0, spy), (0.02 + 2.5 * bar_s, ask("irish")), (0.02 + 2.6 * bar_s, ask("jazz"))])
+    live.stop()
+    # bar 3 (0-based) was planned a bar ahead in chorale when the request came in bar 2: planned again in irish
+    assert planned[:3] == [(2, "chorale"), (3, "chorale"), (3, "irish")], planned
+    assert all(style == "irish" for bar, style in planned[2:]) and planned[-1][0] >= 5
+    assert "'jazz': not a style of this model" in live.mode.last_error
+
+
+def test_trade_takes_a_live_style_outside_the_engines_bars(stage_model):
+    from realtime.engine.trade import Trade
+    from realtime.scheduler import Scheduler
+    from realtime.stagesettings import TradeSettings
+
+    clock = FakeClock()
+    generator = build_generator(str(stage_model), 0)
+    trade = Trade(generator, TradeSettings(), Scheduler(MemoryOutput(clock)), clock, None, style="folk")
+    row = generator.runner.controls[0]
+    assert _on(row, "style_") == ["folk"] and _on(row, "role_") == ["melody"]
+    trade.owner = "engine"  # the engine's bars: the style waits for the player's
+    trade.request_style(None, clock.now_ns(), program=1)
+    clock.advance_ms(10_000)
+    trade._tick(clock.now_ns())
+    assert trade.stage.pending == "irish" and _on(row, "style_") == ["folk"]
+    trade.owner = "player"
+    trade._tick(clock.now_ns())
+    assert trade.stage.style == "irish" and _on(row, "style_") == ["irish"]
