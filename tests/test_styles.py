@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import require_module
 
 from realtime.clock import FakeClock
 from realtime.engine.continuation import ContinuationSettings
@@ -40,19 +39,6 @@ STAGE = models_dir() / "stage-lstm.int8.onnx"
 MELODY = NoteSequence.from_absolute([(i * 300.0, 250.0, p, 80) for i, p in enumerate([67, 71, 74, 72, 71, 69, 67])],
                                     "ms", 100.0)
 CHORDS = NoteSequence.from_absolute([(i * 600.0, 500.0, p, 80) for i in range(4) for p in (48, 52, 55)], "ms", 100.0)
-
-
-@pytest.fixture(scope="session")
-def stage_model(tmp_path_factory) -> Path:
-    """A stage model's graph and card (all 48 controls), untrained: ControlledNoteLSTM(32, 1) as torch makes it."""
-    torch = require_module("torch", "the train extra: pip install -e .[train]")
-    from realtime.training.export import export_all
-    from realtime.training.lstm import ControlledNoteLSTM
-
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("stage")
-    export_all(ControlledNoteLSTM(32, 1, ctl.LOW, ctl.HIGH).eval(), folder, "stage-test", {})
-    return folder / "stage-test.int8.onnx"
 
 
 def _on(row: np.ndarray, prefix: str) -> list[str]:
@@ -257,74 +243,6 @@ def test_offline_style_flags_name_the_styles_the_model_has(stage_model, tmp_path
         continue_file(str(prompt), str(tmp_path / "c.mid"), "game-lstm.int8", notes=6, style="folk")
 
 
-def test_the_stage_model_plays_each_style_differently():
-    """Musical effect: needs the trained stage model (the untrained graph above has none to show)."""
-    if not STAGE.exists():
-        pytest.skip(f"{STAGE.name} is not trained yet (worktree stagemodel): styles cannot be heard apart")
-    answers = {}
-    for style in ctl.STYLES:
-        generator = build_generator(str(STAGE), 3)
-        settings = ContinuationSettings(tempo_bpm=100, phrase_end_ms=400, answer_notes=48, answer_beats=80,
-                                        style=style)
-        duet = Duet(generator, settings, FakeClock())
-        duet.perform(MELODY, 0)
-        answers[style] = duet.answer(0)
-    # chorales move in quarter notes, the fiddle tunes in running eighths: the answers' pace tells them apart
-    pace = {s: float(np.median(np.diff([a[0] for a in notes]))) for s, notes in answers.items()}
-    assert pace["fiddle"] < pace["chorale"], pace
-
-
-# --- live: `realtime run` as a user runs it, over real OSC on loopback ----------------------------------
-def test_slash_style_over_udp_into_realtime_run(stage_model, tmp_path):
-    import socket
-    import time
-
-    from jackclients import Running
-    from pythonosc.udp_client import SimpleUDPClient
-    from test_run_osc import Listener as OscListener
-
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        osc_in = s.getsockname()[1]
-    heard = OscListener()
-    patch = tmp_path / "styles.toml"
-    patch.write_text(f"""
-[engine]
-tempo_bpm = 120
-style = "chorale"
-[model]
-name = "{stage_model}"
-[continuation]
-phrase_end_ms = 300
-answer_notes = 12
-answer_beats = 24
-[midi]
-enabled = false
-[osc]
-port = {osc_in}
-out_host = "127.0.0.1"
-out_port = {heard.port}
-""")
-    with Running(patch) as run:
-        player = SimpleUDPClient("127.0.0.1", osc_in)
-        player.send_message("/style", ["jazz"])  # refused in one line, chorale plays on
-        player.send_message("/style", ["irish"])  # no tempo heard yet: no bar to wait for, the next answer
-        time.sleep(1.2)  # two status lines (every 0.5 s) while it waits
-        for pitch in (67, 71, 74, 72, 71, 69, 67):
-            player.send_message("/note/on", [pitch, 90])
-            time.sleep(0.12)
-            player.send_message("/note/off", [pitch])
-        deadline = time.monotonic() + 8
-        while len(heard.ons()) < 4 and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert len(heard.ons()) >= 4, "the stage model answered over OSC"
-        time.sleep(0.6)  # a status line after the answer began
-    assert "/style 'jazz': not a style of this model (its styles: chorale, irish, fiddle, folk)" in run.err
-    lines = run.out.replace("\r", "\n").splitlines()
-    assert any("style chorale -> irish at the bar" in line for line in lines), "waiting for the next answer"
-    assert "style irish" in lines[-1] and "style chorale" not in lines[-1], lines[-1]
-
-
 def test_a_live_style_lands_on_the_lead_sheets_next_bar_line_that_bar_planned_again(stage_model):
     from realtime.bench.leadlive import offline as leadsheet_offline
 
@@ -367,3 +285,20 @@ def test_trade_takes_a_live_style_outside_the_engines_bars(stage_model):
     trade.owner = "player"
     trade._tick(clock.now_ns())
     assert trade.stage.style == "irish" and _on(row, "style_") == ["irish"]
+
+
+def test_the_stage_model_plays_each_style_differently():
+    """Musical effect: needs the trained stage model (the untrained graph above has none to show)."""
+    if not STAGE.exists():
+        pytest.skip(f"{STAGE.name} is not trained yet (worktree stagemodel): styles cannot be heard apart")
+    answers = {}
+    for style in ctl.STYLES:
+        generator = build_generator(str(STAGE), 3)
+        settings = ContinuationSettings(tempo_bpm=100, phrase_end_ms=400, answer_notes=48, answer_beats=80,
+                                        style=style)
+        duet = Duet(generator, settings, FakeClock())
+        duet.perform(MELODY, 0)
+        answers[style] = duet.answer(0)
+    # chorales move in quarter notes, the fiddle tunes in running eighths: the answers' pace tells them apart
+    pace = {s: float(np.median(np.diff([a[0] for a in notes]))) for s, notes in answers.items()}
+    assert pace["fiddle"] < pace["chorale"], pace
