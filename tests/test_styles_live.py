@@ -3,35 +3,18 @@ over UDP on loopback: a bad style refused in one line, a good one waiting for th
 
 from __future__ import annotations
 
+import signal
 import time
 
-from jackclients import Running
 from pythonosc.udp_client import SimpleUDPClient
 from test_run_osc import Listener as OscListener
-from test_run_osc import _free_port
+from test_run_osc import _free_port, _start
 
 
 def test_slash_style_over_udp_into_realtime_run(stage_model, tmp_path):
     osc_in, heard = _free_port(), OscListener()
-    patch = tmp_path / "styles.toml"
-    patch.write_text(f"""
-[engine]
-tempo_bpm = 120
-style = "chorale"
-[model]
-name = "{stage_model}"
-[continuation]
-phrase_end_ms = 300
-answer_notes = 12
-answer_beats = 24
-[midi]
-enabled = false
-[osc]
-port = {osc_in}
-out_host = "127.0.0.1"
-out_port = {heard.port}
-""")
-    with Running(patch) as run:
+    proc = _start(tmp_path, heard, osc_in, f'style = "chorale"\n[model]\nname = "{stage_model}"')
+    try:
         player = SimpleUDPClient("127.0.0.1", osc_in)
         player.send_message("/style", ["jazz"])  # refused in one line, chorale plays on
         player.send_message("/style", ["irish"])  # no tempo heard yet: no bar to wait for, the next answer
@@ -45,7 +28,16 @@ out_port = {heard.port}
             time.sleep(0.02)
         assert len(heard.ons()) >= 4, "the stage model answered over OSC"
         time.sleep(0.6)  # a status line after the answer began
-    assert "/style 'jazz': not a style of this model (its styles: chorale, irish, fiddle, folk)" in run.err
-    lines = run.out.replace("\r", "\n").splitlines()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            out, err = proc.communicate(timeout=20)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    assert proc.returncode == 0, err[-2000:]
+    assert "/style 'jazz': not a style of this model (its styles: chorale, irish, fiddle, folk)" in err
+    lines = out.replace("\r", "\n").splitlines()
     assert any("style chorale -> irish at the bar" in line for line in lines), "waiting for the next answer"
     assert "style irish" in lines[-1] and "style chorale" not in lines[-1], lines[-1]
