@@ -90,7 +90,8 @@ class MemoryRequest:
 
 @dataclass(frozen=True, slots=True)
 class ShapeRequest:
-    """Shape the duet's next answer: `what` is "rhythm" (OSC `/rhythm "x.x.xx.x"`) or "mood" (`/mood calm`)."""
+    """Shape the duet's next answer: `what` is "rhythm" (OSC `/rhythm "x.x.xx.x"`) or "mood" (`/mood calm`); or
+    "style" (`/style irish`): the stage model's style from every mode's next bar line."""
 
     what: str
     text: str
@@ -105,7 +106,7 @@ class LeadSheetRequest:
     text: str
 
 
-SHAPES = ("rhythm", "mood")  # what a ShapeRequest may shape (its index is what the intake ring carries)
+SHAPES = ("rhythm", "mood", "style")  # what a ShapeRequest may shape (its index is what the intake ring carries)
 Event = (NoteMessage | ControlChange | NamedControl | LearnRequest | ModeRequest | MemoryRequest
          | ShapeRequest | LeadSheetRequest)  # inputs -> engine
 

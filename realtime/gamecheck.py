@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from .patchcheck import check_between, check_channel, check_key, check_pitch_limits, check_shared, fail
+from .model.controls import ROLES
 from .settings import GAME_CONTROLS, GAME_CURVES
 
 
@@ -28,6 +29,8 @@ def check_game(path: str, game) -> None:
         if v.enter_param is not None and v.enter_param not in params:
             fail(path, where,
                   f"enter_param {v.enter_param!r} is not a [game.params] name ({', '.join(params) or 'none'})")
+        if v.role is not None and v.role not in ROLES:
+            fail(path, where, f"role must be one of {', '.join(ROLES)}, got {v.role!r}")
         if v.osc_prefix is not None and (not v.osc_prefix.startswith("/") or v.osc_prefix.endswith("/")):
             fail(path, where, f"osc_prefix must look like '/melody', got {v.osc_prefix!r}")
     for st in game.states:

@@ -71,8 +71,10 @@ def make_continuation(settings: EngineSettings, clock: Clock, scheduler: Schedul
     c = settings.continuation
     shape = AnswerShape(c.rhythm, c.mood, {m.name: m for m in c.moods}, c.tap_note, c.tap_channel,
                         parse_key(settings.model.key)[0] if settings.model.key else None, c.rhythm_folder)
-    return Continuation(generator, scheduler, c, model_velocity=generator.runner.meta.get("velocity_level_mean", 80.0),
+    duet = Continuation(generator, scheduler, c, model_velocity=generator.runner.meta.get("velocity_level_mean", 80.0),
                         fallback=settings.model.fallback, clock=clock, listener=listener, shape=shape)
+    duet.beats_per_bar = settings.beats_per_bar
+    return duet
 
 
 def make_trade(settings: EngineSettings, clock: Clock, scheduler: Scheduler, listener: Listener,
@@ -82,7 +84,7 @@ def make_trade(settings: EngineSettings, clock: Clock, scheduler: Scheduler, lis
     return Trade(generator, settings.trade, scheduler, clock, listener, tempo_bpm=settings.tempo_bpm,
                  beats_per_bar=settings.beats_per_bar,
                  model_velocity=generator.runner.meta.get("velocity_level_mean", 80.0),
-                 fixed_key=settings.model.key is not None)
+                 fixed_key=settings.model.key is not None, style=settings.style)
 
 
 def build_trade(settings: EngineSettings, clock: Clock, ports: Ports, listener: Listener) -> Built:
@@ -111,7 +113,8 @@ def make_leadsheet(settings: EngineSettings, clock: Clock, scheduler: Scheduler,
     progression = parse_text(ls.progression, ls.key, settings.beats_per_bar)
     melody = None
     if ls.melody:
-        melody = Melody(generator if generator is not None else _melody_generator(settings), settings.beats_per_bar)
+        melody = Melody(generator if generator is not None else _melody_generator(settings), settings.beats_per_bar,
+                        style=settings.style)
     planner = BarPlanner(progression, CompStyle(ls.bass_pattern, ls.chord_pattern), ls.velocity, melody)
     return LeadSheet(ls, planner, scheduler, clock, listener, tempo_bpm=settings.tempo_bpm)
 

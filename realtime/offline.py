@@ -17,6 +17,7 @@ from .clock import Clock, FakeClock
 from .engine.answershape import AnswerShape
 from .engine.continuation import Continuation, ContinuationSettings
 from .engine.engine import Engine
+from .engine.stagecontrols import require_style
 from .errors import InputError
 from .events import NoteMessage, NoteSequence, read_midi, write_midi
 from .listen import Listener
@@ -127,7 +128,7 @@ def longest_rest_beats(phrase: NoteSequence) -> float:
 
 
 def continue_sequence(prompt: NoteSequence, generator: Generator, notes: int,
-                      shape: AnswerShape | None = None) -> Timed:
+                      shape: AnswerShape | None = None, style: str | None = None) -> Timed:
     """The engine's answer to a phrase, offline: (onset_s, duration_s, pitch, velocity) from the phrase's start.
 
     The answer starts when the silence after the prompt reaches the phrase end (1.5 beats, or just
@@ -136,7 +137,8 @@ def continue_sequence(prompt: NoteSequence, generator: Generator, notes: int,
     default = ContinuationSettings()
     settings = ContinuationSettings(tempo_bpm=prompt.tempo_bpm, answer_notes=notes,
                                     phrase_end_beats=max(default.phrase_end_beats, longest_rest_beats(prompt) + 0.25),
-                                    answer_beats=notes * max(IOI_BEATS) + 1.0)  # the count decides, not a length
+                                    answer_beats=notes * max(IOI_BEATS) + 1.0,  # the count decides, not a length
+                                    style=style)  # a stage model's style (engine/stagecontrols.py)
     duet = Duet(generator, settings, FakeClock(), shape)
     duet.perform(prompt, 0)
     return duet.answer(0)
@@ -145,12 +147,13 @@ def continue_sequence(prompt: NoteSequence, generator: Generator, notes: int,
 def continue_file(prompt_path: str, out_path: str, model: str, notes: int = 32, seed: int = 0,
                   temperature: float | None = None, top_p: float | None = None, key: str | None = None,
                   max_polyphony: int | None = None, rhythm: str | None = None, mood: str | None = None,
-                  moods: str | None = None) -> str:
+                  moods: str | None = None, style: str | None = None) -> str:
     """Play a MIDI file into the engine offline and write it followed by the answer; returns a one-line summary.
 
     `rhythm` (a .mid file, grid text or durations: realtime/rhythm.py) gives the answer its onsets and
     durations, `mood` (a name in the `moods` table, default the shipped one) its tempo, mode, register,
-    density and loudness. With either and no `key`, the answer keeps to the key heard in the prompt
+    density and loudness, `style` a stage model's style (its card must list it). With either and no `key`,
+    the answer keeps to the key heard in the prompt
     (in the mood's mode, with a mood).
     """
     if notes < 1:
@@ -164,8 +167,9 @@ def continue_file(prompt_path: str, out_path: str, model: str, notes: int = 32, 
     shaped = key is not None or pattern is not None or chosen is not None
     pitch_classes = scale_pitch_classes(tonic, chosen.mode if chosen else scale) if shaped and tonic is not None else None
     generator = build_generator(model, seed, temperature, top_p, Constraints(pitch_classes, max_polyphony=max_polyphony))
+    require_style("--style", style, generator.runner.control_index)
     shape = AnswerShape(pattern, chosen, key_tonic=tonic)
-    answered = continue_sequence(prompt, generator, notes, shape)
+    answered = continue_sequence(prompt, generator, notes, shape, style)
     beats_per_s = prompt.tempo_bpm / 60
     answer = NoteSequence.from_absolute([(o * beats_per_s, d * beats_per_s, p, v) for o, d, p, v in answered],
                                         "beats", prompt.tempo_bpm)
@@ -175,6 +179,7 @@ def continue_file(prompt_path: str, out_path: str, model: str, notes: int = 32, 
         "beats", prompt.tempo_bpm)
     write_midi(combined, out_path)
     extra = [f"rhythm {pattern.describe()}"] if pattern else []
+    extra += [f"style {style}"] if style else []
     extra += [f"mood {chosen.name} ({chosen.tempo_bpm:g} BPM, {chosen.mode})"] if chosen else []
     extra += [f"key {PITCH_NAMES[tonic]} {chosen.mode if chosen else scale}"] if pitch_classes and not key else []
     return (f"wrote {out_path}: {len(prompt.notes)} prompt notes + {len(answer.notes)} new notes "

@@ -38,6 +38,7 @@ class EngineSection:
     beats_per_bar: int = 4  # a live switch waits for the next bar line of the player's beat
     mood: str | None = None  # a mood of the table (realtime/moods.py) the duet answers in; None: none
     moods: str | None = None  # the mood table, relative to the patch's folder; None: patches/moods.toml
+    style: str | None = None  # the model's style (a `style_NAME` its card lists); None: not said
 
 
 @dataclass(frozen=True)
@@ -151,6 +152,7 @@ class GameVoice:
     gain: float = RANGES["gain"].default  # velocity multiplier
     enter_param: str | None = None  # play only while this parameter is at least enter_at
     enter_at: float = 0.0
+    role: str | None = None  # what the model is told the voice plays; None: from its polyphony and register
 
 
 @dataclass(frozen=True)
@@ -161,6 +163,7 @@ class GameState:
     key: str = "C major"
     voices: tuple[str, ...] = ()
     tempo_bpm: float | None = None
+    style: str | None = None  # the model's style while this state plays; None: the session's ([engine] style, /style)
 
 
 @dataclass(frozen=True)
@@ -315,13 +318,13 @@ def compile_patch(patch: Patch) -> EngineSettings:
         answer_notes=c.answer_notes, answer_beats=c.answer_beats, lookahead_ms=c.lookahead_ms,
         budget_ms=e.budget_ms, channel=c.channel - 1, follow_velocity=c.follow_velocity, follow_tempo=c.follow_tempo,
         follow_register=c.follow_register, follow_density=c.follow_density, follow_dynamics=c.follow_dynamics,
-        follow_key=c.follow_key, register=c.register, blend=c.blend,
+        follow_key=c.follow_key, register=c.register, blend=c.blend, style=e.style,
         memory_path=str(Path(patch.path).parent / Path(c.memory).expanduser()) if c.memory else None,
         **answer_shape(patch))
     model = ModelSettings(name=m.name, temperature=m.temperature, top_p=m.top_p, key=m.key, lowest=m.lowest,
                           highest=m.highest, max_polyphony=m.max_polyphony, fallback=m.fallback == "markov")
     return EngineSettings(mode=e.mode, seed=e.seed, budget_ms=e.budget_ms, tempo_bpm=e.tempo_bpm, model=model,
-                          modes=e.modes or (e.mode,), beats_per_bar=e.beats_per_bar,
+                          modes=e.modes or (e.mode,), beats_per_bar=e.beats_per_bar, style=e.style,
                           continuation=continuation, controls=patch.controls,
                           game=_compile_game(patch.game) if patch.game is not None else None,
                           listen=ListenSettings(**asdict(patch.listen)),

@@ -197,6 +197,9 @@ def check_patch(path: str, patch) -> None:
     from .shapepatch import answer_shape  # reads the rhythm file and the mood table: every name checked now
 
     answer_shape(patch)
+    from .stylepatch import check_styles  # reads the model's card when the patch names a style
+
+    check_styles(path, patch)
     for name, r in CRITIC_RANGES.items():  # [critic]: the duet's best of K
         check_between(path, "critic", name, getattr(patch.critic, name), r.low, r.high)
     if patch.critic.candidates > 1 and "continuation" not in (e.modes or (e.mode,)):

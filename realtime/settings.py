@@ -133,6 +133,7 @@ class ContinuationSettings:
     tap_channel: int = 9  # 0-based: MIDI channel 10
     mood: object | None = None  # a moods.Mood the answers play in; None: none
     moods: tuple = ()  # every mood of the patch's table, for `/mood NAME`
+    style: str | None = None  # the stage model's style ([engine] style); None: not said
 
     @property
     def ms_per_beat(self) -> float:
@@ -175,6 +176,7 @@ class VoiceSettings:
     gain: float
     enter_param: str | None  # plays only while this parameter is at least enter_at
     enter_at: float
+    role: str | None = None  # the model's role control (engine/stagecontrols.py voice_role); None: from the settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +187,7 @@ class SectionSettings:
     key: str
     voices: tuple[str, ...]
     tempo_bpm: float | None
+    style: str | None = None  # the model's style while it plays; None: the session's
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,6 +275,7 @@ class EngineSettings:
     tempo_bpm: float
     model: ModelSettings
     continuation: ContinuationSettings
+    style: str | None = None  # the stage model's style ([engine] style, checked against its card); None: not said
     controls: tuple[ControlMapping, ...] = ()
     game: GameSettings | None = None
     listen: ListenSettings = ListenSettings()

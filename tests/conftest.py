@@ -59,6 +59,21 @@ def shipped_model():
     return path
 
 
+@pytest.fixture(scope="session")
+def stage_model(tmp_path_factory):
+    """A stage model's graph and card (all 48 controls), untrained: ControlledNoteLSTM(32, 1) as torch makes it;
+    what tests/test_styles*.py play until models/stage-lstm ships (plumbing, not music)."""
+    torch = require_module("torch", "the train extra: pip install -e .[train]")
+    from realtime.model import controls as ctl
+    from realtime.training.export import export_all
+    from realtime.training.lstm import ControlledNoteLSTM
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("stage")
+    export_all(ControlledNoteLSTM(32, 1, ctl.LOW, ctl.HIGH).eval(), folder, "stage-test", {})
+    return folder / "stage-test.int8.onnx"
+
+
 @contextlib.contextmanager
 def as_the_engine_process():
     """The test's main thread as `realtime run`'s: a short GIL switch interval, and SCHED_FIFO at the

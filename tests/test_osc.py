@@ -294,7 +294,7 @@ def test_address_table_markdown_lists_every_address():
     table = address_table_markdown()
     rows = [line for line in table.splitlines() if line.startswith("| `")]
     assert [row.split("`")[1] for row in rows] == ["/note/on", "/note/off", "/control/<name>", "/learn",
-                                                   "/mode", "/memory/save", "/rhythm", "/mood", "/leadsheet/progression",
+                                                   "/mode", "/memory/save", "/rhythm", "/mood", "/style", "/leadsheet/progression",
                                                    "/leadsheet/key", "/game/...", "/transport/..."]
     assert "| `/note/on` | pitch:int 0-127, velocity:int 0-127, [channel:int 0-15 = 0] |" in table
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()

@@ -39,6 +39,7 @@ CASES = [
     ("/memory/save", [], MemoryRequest("save")),
     ("/rhythm", ["x.x.xx.x"], ShapeRequest("rhythm", "x.x.xx.x")),
     ("/mood", ["calm"], ShapeRequest("mood", "calm")),
+    ("/style", ["irish"], ShapeRequest("style", "irish")),
     ("/leadsheet/progression", ["| Dm7 G7 | Cmaj7 | % |"], LeadSheetRequest("progression", "| Dm7 G7 | Cmaj7 | % |")),
     ("/leadsheet/key", ["F# minor"], LeadSheetRequest("key", "F# minor")),
     ("/game/param", [PARAM, 0.5], GameMessage("param", PARAM, 0.5)),

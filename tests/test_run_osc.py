@@ -42,11 +42,13 @@ class Listener:
         return [t for t, a, args in self.events if a == "/note/on" and args[1] > 0 and t >= after]
 
 
-def _start(tmp_path, listener, osc_in: int):
+def _start(tmp_path, listener, osc_in: int, engine: str = ""):
+    """`realtime run` answering over OSC; `engine`: more lines for [engine] (and tables after it, e.g. [model])."""
     patch = tmp_path / "osc.toml"
     patch.write_text(f"""
 [engine]
 tempo_bpm = 120
+{engine}
 [continuation]
 phrase_end_ms = 300
 answer_notes = 40

@@ -28,6 +28,7 @@ from ..settings import ContinuationSettings
 from .answershape import AnswerShape
 from .hearing import Hearing
 from .phrasecontrols import PhraseControls
+from .stagecontrols import listener_bar_ns
 from .playermemory import PlayerMemory
 from .status import Figures, continuation_fields
 
@@ -38,6 +39,8 @@ FALLBACK_CONTEXTS = 10_000  # the live Markov learner's memory: ~4 MB at most, r
 
 class Continuation(Hearing):
     """The duet partner: one model stream, one output channel."""
+
+    beats_per_bar = 4  # the listener's bars a live style waits for (the patch's [engine] beats_per_bar: modes.py)
 
     def __init__(self, generator: Generator, scheduler: Scheduler, settings: ContinuationSettings,
                  model_velocity: float = 80.0, max_timings: int = 100_000, fallback: bool = True,
@@ -140,7 +143,8 @@ class Continuation(Hearing):
             del self.answer_latency_ns[:-HISTORY_NOTES]
         runner = self.generator.runner
         if not self.model_failed:  # a model with controls: the phrase's, once per answer
-            self.follow.apply(self.ns_per_beat, self._phrase_velocities, self.shape.next_mood())
+            chord = self.listener.snapshot(now_ns).chord if self.listener is not None else None
+            self.follow.apply(self.ns_per_beat, self._phrase_velocities, self.shape.next_mood(), now_ns, chord)
         self._before_answer = (runner.get_state(), runner.logits.copy(), self._last_fed_onset_ns,
                                len(self._heard_pitches))
         self.answering = self.tentative = True
@@ -294,6 +298,12 @@ class Continuation(Hearing):
     def request_shape(self, what: str, text: str) -> None:
         """`/rhythm TEXT` or `/mood NAME`: the next answer takes it (a bad one is refused in one line)."""
         self.last_error = self.shape.request(what, text) or self.last_error
+
+    def request_style(self, name: str | None, now_ns: int, program: int | None = None) -> None:
+        """`/style NAME` or a program change: the first answer after the listener's next bar line plays in it."""
+        stage, at_ns = self.follow.stage, listener_bar_ns(self.listener, now_ns, self.beats_per_bar)
+        refusal = stage.by_program(program, at_ns) if name is None else stage.request(name, at_ns)
+        self.last_error = refusal or self.last_error
 
     def stop(self, now_ns: int) -> None:
         self.answering, self._next = False, None

@@ -17,6 +17,7 @@ from the input's own thread (appending to the scheduler's inbox is as lock-free 
 A listener (realtime/listen/), when given, hears each of the player's notes before the mode and
 analyses them once per tick; modes read its `snapshot()`. The player's all-sound-off and all-notes-off
 (CC120, CC123) reach a mode that has `silence(now_ns)` (accompany, a switch of modes): it ends its notes.
+`/style NAME` and, in a session of one mode, a MIDI program change reach a mode's `request_style`.
 """
 
 from __future__ import annotations
@@ -149,13 +150,23 @@ class Engine:
             return
         if isinstance(message, ModeRequest):  # only a session of several modes (realtime/engine/switch.py) switches
             request = getattr(self.mode, "request_mode", None)
-            if request is None:
-                self.mode_requests_ignored += 1
-            else:
+            style = getattr(self.mode, "request_style", None)
+            if request is not None:
                 request(message, self.clock.now_ns())
+            elif style is not None and message.program is not None:  # else a program change chooses a style
+                style(None, self.clock.now_ns(), message.program)
+            else:
+                self.mode_requests_ignored += 1
             return
         if isinstance(message, LearnRequest):
             self.learning = message.target
+            return
+        if isinstance(message, ShapeRequest) and message.what == "style":  # each mode's next bar (stagecontrols.py)
+            style = getattr(self.mode, "request_style", None)
+            if style is None:
+                self.shape_requests_ignored += 1
+            else:
+                style(message.text, self.clock.now_ns())
             return
         if isinstance(message, ShapeRequest):  # the duet's next answer takes it (engine/answershape.py)
             shape = getattr(self.mode, "request_shape", None)

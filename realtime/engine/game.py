@@ -30,6 +30,7 @@ from ..model.sampling import Constraints, key_pitch_classes
 from ..scheduler import Scheduler
 from ..settings import GameSettings, SectionSettings, StingerSettings, VoiceSettings
 from .gamenotes import VoiceNotes
+from .stagecontrols import StageControls
 from .gameparts import GameMessage, SmoothedParam, Voice, key_tonic
 from .status import Figures, game_fields
 from .voices import VoiceBank
@@ -46,7 +47,7 @@ class GameMode(VoiceNotes):
     """
 
     def __init__(self, bank: VoiceBank, scheduler: Scheduler, game: GameSettings, tempo: TempoClock,
-                 clock_scheduler: Scheduler | None = None, clock_in: bool = False) -> None:
+                 clock_scheduler: Scheduler | None = None, clock_in: bool = False, style: str | None = None) -> None:
         self.bank, self.scheduler, self.game, self.tempo = bank, scheduler, game, tempo
         if bank.n != len(game.voices):
             raise ValueError(f"the model batch ({bank.n}) must equal the number of voices ({len(game.voices)})")
@@ -64,6 +65,7 @@ class GameMode(VoiceNotes):
                 bank.inv_temperature[voice.index] = 1.0 / voice.settings.temperature
         self._base_inv_temperature = bank.inv_temperature.copy()
         self.control_index = bank.runner.control_index
+        self.stage = StageControls(self.control_index, style)  # a stage model's style and the voices' roles
         self.state: SectionSettings = self.states[game.initial_state]
         self._key_histogram = np.zeros(12, dtype=np.float32)
         self.pending: tuple[SectionSettings, float] | None = None  # (section, bar line in beats)
@@ -226,6 +228,22 @@ class GameMode(VoiceNotes):
             self.clock_out.stop(at_ns)
             self._clock_out(at_ns)
 
+    def request_style(self, name: str | None, now_ns: int, program: int | None = None) -> None:
+        """`/style NAME` or a program change: the voices play in it from the next bar line (with a pending
+        section, from its bar). While the section names a style of its own, that one plays on."""
+        bar = self.pending[1] if self.pending is not None else \
+            self.tempo.next_boundary_beat(now_ns + self.lookahead_ns, self.game.beats_per_bar)
+        heard_now = not self.running or self.state.style is not None  # nothing to wait for: nothing changes now
+        at_ns = now_ns if heard_now else self.tempo.ns_at(bar)
+        refusal = self.stage.by_program(program, at_ns) if name is None else self.stage.request(name, at_ns)
+        if refusal is not None:
+            self.last_error = refusal
+        elif heard_now:
+            self.stage.due(now_ns)  # the session's style now; a state naming its own plays on in that
+            self._write_stage(self.state.style)
+        elif self.pending is None:
+            self.pending = (self.state, bar)  # the same section again, in the new style, from the bar line
+
     def _stinger(self, event: StingerSettings, beat: float) -> None:
         tonic, _ = key_tonic(self.state.key)
         root = event.base + ((tonic - event.base) % 12)
@@ -264,6 +282,8 @@ class GameMode(VoiceNotes):
         tonic, minor = key_tonic(section.key)
         self._key_histogram[:] = ctl.key_histogram(constraints_key, tonic, minor)
         at_ns = self.tempo.ns_at(bar) if bar is not None else 0
+        self.stage.due(at_ns)
+        self._write_stage(section.style)
         if bar is not None and section.tempo_bpm and section.tempo_bpm != self.tempo.tempo_bpm:
             self.tempo.set_tempo(section.tempo_bpm, at_ns)
         wanted = self._wanted_layers(section, at_ns)

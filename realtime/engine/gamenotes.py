@@ -5,6 +5,10 @@ this file turns them into notes). A voice's next note is sampled from its row of
 under its controls (its settings, the section's key, the mapped game parameters), scheduled on
 absolute deadlines, and fed back with every other voice that played in one batched model call
 per pass. Same contract as `GameMode.tick`: no logging, no locks, no waiting.
+
+A stage model also hears each voice's role and the style (engine/stagecontrols.py), written when a
+section begins (a state naming a style plays in it; the others in the session's, `[engine] style` or the
+last `/style`), never per note.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from ..events import NoteMessage
 from ..model import controls as ctl
 from ..model.tokens import DURATION_BEATS, IOI_BEATS, VELOCITY_LEVELS, ioi_bucket
 from ..scheduler import Scheduler
+from .stagecontrols import StageControls, voice_role
 from .voices import VoiceBank
 
 if TYPE_CHECKING:
@@ -39,6 +44,17 @@ class VoiceNotes:
     _key_histogram: np.ndarray  # the section's key, as the model's pitch-class controls
     _base_inv_temperature: np.ndarray  # each voice's 1 / temperature before any mapped parameter
     _covered_ns: int  # notes with onsets up to here have been chosen and handed to the output
+    stage: StageControls  # the style playing and pending, and how to write style and role into a row
+
+    def _write_stage(self, section_style: str | None) -> None:
+        """Every voice's role and the style (the section's, else the session's) into its control row."""
+        rows = self.bank.controls
+        if rows is None or not self.stage.active:
+            return
+        for voice in self.voices:
+            s = voice.settings
+            self.stage.write_style(rows[voice.index], section_style or self.stage.style)
+            self.stage.write_role(rows[voice.index], voice_role(s.role, s.polyphony, s.max_polyphony, s.register))
 
     def _set_controls(self, voice: Voice, at_ns: int) -> None:
         """The voice's control row for its next step: its own settings, the key, then the mapped params."""

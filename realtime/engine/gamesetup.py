@@ -34,7 +34,7 @@ def build_game_mode(settings: EngineSettings, clock: Clock, output: Output, raw_
     if game.midi_clock_out and raw_send is not None:
         clock_scheduler = Scheduler(RawOutput(raw_send), clock, late_tolerance_ns=late_tolerance_ns)
     tempo = TempoClock(settings.tempo_bpm, game.beats_per_bar, clock.now_ns())
-    mode = GameMode(bank, scheduler, game, tempo, clock_scheduler, clock_in=game.midi_clock_in)
+    mode = GameMode(bank, scheduler, game, tempo, clock_scheduler, clock_in=game.midi_clock_in, style=settings.style)
     return mode, scheduler, clock_scheduler
 
 

@@ -90,10 +90,32 @@ class LeadSheet:
             return
         self.key = key
         bar = self._begun + 1  # the next bar line; nothing of that bar is handed over yet
-        keep = self._queue[:self._index] + [n for n in self._queue[self._index:] if n.onset < bar * self.beats_per_bar]
-        self._queue = keep
+        self._drop_from(bar)
         self.planner.replace(progression, bar)
         self.replaced += 1
+        self._replan(bar, now_ns)
+
+    def request_style(self, name: str | None, now_ns: int, program: int | None = None) -> None:
+        """`/style NAME` or a program change: the melody plays in it from the next bar line (that bar planned
+        again); a lead sheet without a melody has no model to tell."""
+        melody = self.planner.melody
+        if melody is None:
+            return
+        bar = self._begun + 1 if self.running else 0
+        refusal = melody.stage.by_program(program, bar) if name is None else melody.stage.request(name, bar)
+        if refusal is not None:
+            self.last_error = refusal
+        elif self._planned >= bar:
+            self._drop_from(bar)
+            self.planner.undo(bar)
+            self._replan(bar, now_ns)
+
+    def _drop_from(self, bar: int) -> None:
+        """The notes planned from this bar on, not handed over yet, are dropped (the bar is planned again)."""
+        start = bar * self.beats_per_bar
+        self._queue = self._queue[:self._index] + [n for n in self._queue[self._index:] if n.onset < start]
+
+    def _replan(self, bar: int, now_ns: int) -> None:
         if self._planned >= bar:
             self._planned = bar - 1
             self._plan(bar)  # now, on the control path, not under the bar line

@@ -11,6 +11,10 @@ The prediction of the first answer note was made while the model heard the phras
 the old controls, so that one step is redone from the state saved before it (one extra model step
 per answer, in the phrase-end silence): the first note already follows, as game mode's refresh does.
 The saved state is copied into a buffer made once, so hearing a note allocates nothing.
+
+A stage model (engine/stagecontrols.py) is told at the same moment the style (a `/style` or program change
+lands at the first answer after its bar line: never mid-answer), the answer's role (melody, or texture when
+the phrase was played in chords: 1.5 notes an onset or more) and the chord the listener hears now.
 """
 
 from __future__ import annotations
@@ -23,8 +27,11 @@ from ..model.generator import ModelRunner
 from ..model.sampling import SCALES
 from ..model.tokens import Token
 from ..settings import ContinuationSettings
+from .stagecontrols import StageControls
+from .voicing import chord_tones
 
 CHORD_BEATS = 1 / 16  # onsets closer than this are one onset (a chord), as the tokens' onset 0 bucket
+TEXTURE_POLYPHONY = 1.5  # a phrase with this many notes an onset or more was chords: the answer's role is texture
 
 
 class PhraseControls:
@@ -36,7 +43,9 @@ class PhraseControls:
         wanted = {"register": settings.follow_register or settings.register is not None,
                   "density": settings.follow_density, "polyphony": settings.follow_density,
                   "dynamics": settings.follow_dynamics, "pc0": settings.follow_key}
-        self.active = runner.controls is not None and any(wanted[k] and k in index for k in wanted)
+        self.stage = StageControls(index, settings.style)
+        self.active = runner.controls is not None and (any(wanted[k] and k in index for k in wanted) or self.stage.active)
+        self.role: str | None = None  # told to the last answer
         self._index, self._wanted = index, wanted
         self._saved = np.zeros_like(runner.state) if self.active else None  # the state before the last note heard
         self._last: Token | None = None
@@ -67,8 +76,7 @@ class PhraseControls:
         if s.register is not None or (s.follow_register and pitches):
             out["register"] = float(s.register) if s.register is not None else float(np.mean(pitches))
         if s.follow_density and len(self._onsets) > 1:
-            onsets = np.sort(np.asarray(self._onsets, dtype=np.float64)) / ns_per_beat
-            distinct = onsets[np.concatenate([[True], np.diff(onsets) > CHORD_BEATS])]
+            onsets, distinct = self._distinct(ns_per_beat)
             if len(distinct) > 1:
                 out["density"] = (len(distinct) - 1) / max(distinct[-1] - distinct[0], CHORD_BEATS)
             out["polyphony"] = len(onsets) / len(distinct)
@@ -78,10 +86,17 @@ class PhraseControls:
             out["key"] = 1.0
         return out
 
-    def apply(self, ns_per_beat: float, velocities: list[int], mood=None) -> None:
-        """At the start of an answer: write the phrase's controls, redo the last note's step under them."""
+    def _distinct(self, ns_per_beat: float) -> tuple[np.ndarray, np.ndarray]:
+        """The phrase's onsets in beats, sorted, and those that begin a new onset (a chord's notes are one)."""
+        onsets = np.sort(np.asarray(self._onsets, dtype=np.float64)) / ns_per_beat
+        return onsets, onsets[np.concatenate([[True], np.diff(onsets) > CHORD_BEATS])]
+
+    def apply(self, ns_per_beat: float, velocities: list[int], mood=None, now_ns: int = 0, chord=None) -> None:
+        """At the start of an answer: write the phrase's controls (and a stage model's style, role and the
+        listener's `chord`), redo the last note's step under them."""
         if not self.active or self._last is None:
             return
+        self._stage(ns_per_beat, now_ns, chord)
         measured = self.measure(ns_per_beat, velocities, mood)
         row, index = self.runner.controls[0], self._index
         for name, value in measured.items():
@@ -96,6 +111,19 @@ class PhraseControls:
         self.runner.reset(self._saved)
         self.runner.step(last.pitch, last.ioi, last.duration, last.velocity)
         self._last = None  # redone once: a second answer to the same notes does not step it again
+
+    def _stage(self, ns_per_beat: float, now_ns: int, chord) -> None:
+        stage, row = self.stage, self.runner.controls[0]
+        stage.due(now_ns)
+        stage.write_style(row)
+        if stage.roles and self._onsets:
+            onsets, distinct = self._distinct(ns_per_beat)
+            self.role = "texture" if len(onsets) / len(distinct) >= TEXTURE_POLYPHONY else "melody"
+            stage.write_role(row, self.role)
+        if chord is not None and chord.root is not None:
+            stage.write_harmony(row, chord_tones(chord.root, chord.quality), chord.root)
+        else:
+            stage.write_harmony(row, (), None)  # no chord heard: not known
 
     def _key_profile(self) -> np.ndarray:
         """The key the listener's tracker hears in the phrase, as the key profile game mode gives the same model.

@@ -41,6 +41,8 @@ def continuation_fields(mode, figures: Figures) -> list[str]:
         parts.append(f"blend {mode.memory.blend:.2f}")
     if shaped := mode.shape.describe():  # the rhythm prompt and mood the answers play in
         parts.append(shaped)
+    if styled := mode.follow.stage.describe():  # a stage model's style (engine/stagecontrols.py)
+        parts.append(styled)
     if len(answers):
         parts.append(f"answer latency p50 {np.percentile(answers, 50):.2f} ms p99 {np.percentile(answers, 99):.2f} ms")
     return parts + output_fields(figures, [f"fallback notes {mode.fallback_notes}"] if mode.fallback_notes else [])
@@ -60,6 +62,8 @@ def game_fields(mode, figures: Figures, now_ns: int) -> list[str]:
     parts = [f"out {figures.sent}", f"section {mode.state.name}{pending}", f"bar {bar}",
              f"{mode.tempo.tempo_bpm:.0f} BPM", "layers " + ",".join(v.settings.name for v in mode.voices if v.active),
              " ".join(f"{name} {p.target:.2f}" for name, p in mode.params.items())]
+    if styled := mode.stage.describe():  # the session's style (a state naming its own plays in that one)
+        parts.append(styled + (f" (section: {mode.state.style})" if mode.state.style else ""))
     n = min(mode.ticks, len(mode.tick_ns))
     if n:
         parts.append(f"tick p99 {np.percentile(mode.tick_ns[:n], 99) / 1e6:.2f} ms")

@@ -13,11 +13,10 @@ then the new mode begins. Only the active mode hears the player's notes and tick
 
 from __future__ import annotations
 
-import math
-
 from ..events import LeadSheetRequest, ModeRequest, NoteMessage
 from ..scheduler import Scheduler
 from .engine import Mode
+from .stagecontrols import listener_bar_ns
 from .status import Figures
 
 
@@ -90,13 +89,7 @@ class ModeSwitch:
         bar_ns = own(now_ns) if own is not None else None
         if bar_ns is not None:
             return max(now_ns, bar_ns)
-        listener = self.listener
-        tempo = listener.snapshot(now_ns).tempo if listener is not None else None
-        if tempo is None or tempo.bpm is None:
-            return now_ns
-        bar_ns = tempo.ns_per_beat * self.beats_per_bar
-        bars = math.ceil((now_ns - tempo.anchor_ns) / bar_ns)
-        return max(now_ns, int(tempo.anchor_ns + bars * bar_ns))
+        return listener_bar_ns(self.listener, now_ns, self.beats_per_bar)
 
     def _switch(self, now_ns: int) -> None:
         old, name = self.active, self.pending
@@ -137,6 +130,15 @@ class ModeSwitch:
         for mode in self.modes.values():
             if (shape := getattr(mode, "request_shape", None)) is not None:
                 shape(what, text)
+
+    def request_style(self, name: str | None, now_ns: int, program: int | None = None) -> None:
+        """`/style NAME` (or a program change, in a patch whose program changes choose styles): every mode with
+        a model takes it at its own next bar line; the first refusal is the one line."""
+        for mode in self.modes.values():
+            if (request := getattr(mode, "request_style", None)) is not None:
+                request(name, now_ns, program)
+                if mode is not self.active and mode.last_error is not None and self.last_error is None:
+                    self.last_error, mode.last_error = mode.last_error, None
 
     def silence(self, now_ns: int) -> None:
         """The player's all-notes-off: the active mode ends its notes, if it knows how."""

@@ -39,6 +39,7 @@ from ..model.tokens import velocity_bucket
 from ..scheduler import Scheduler
 from ..stagesettings import TradeSettings
 from .bargrid import BarGrid
+from .stagecontrols import StageControls
 from .status import Figures, output_fields
 
 KEY_CONFIDENCE = 0.5  # the listener's key limits the engine's pitches from this confidence on
@@ -53,8 +54,13 @@ class Trade:
 
     def __init__(self, generator: Generator, settings: TradeSettings, scheduler: Scheduler, clock: Clock,
                  listener: Listener | None, tempo_bpm: float = 100.0, beats_per_bar: int = 4,
-                 model_velocity: float = 80.0, fixed_key: bool = False) -> None:
+                 model_velocity: float = 80.0, fixed_key: bool = False, style: str | None = None) -> None:
         self.generator, self.settings, self.scheduler, self.clock = generator, settings, scheduler, clock
+        self.stage = StageControls(generator.runner.control_index, style)  # a stage model: its style, role melody
+        self._row = generator.runner.controls[0] if generator.runner.controls is not None else None
+        if self._row is not None:
+            self.stage.write_style(self._row)
+            self.stage.write_role(self._row, "melody")
         self.listener = listener
         self.grid = BarGrid(60e9 / tempo_bpm, beats_per_bar)
         self.model_velocity = model_velocity
@@ -136,6 +142,8 @@ class Trade:
                 self.last_error = f"trade failed ({type(err).__name__}: {str(err)[:120]}); its notes were ended"
 
     def _tick(self, now: int) -> None:
+        if self.stage.pending is not None and self.owner != "engine" and self.stage.due(now) and self._row is not None:
+            self.stage.write_style(self._row)  # a live style, outside the engine's bars: its next turn plays in it
         state = self.listener.snapshot(now) if self.listener is not None else None
         if state is not None:
             if state.tempo.locked:
@@ -257,6 +265,12 @@ class Trade:
         self.silence(now_ns)
         self._sounding.clear()  # switched away, the mode no longer hears the player's note-offs
         self._finished.clear()
+
+    def request_style(self, name: str | None, now_ns: int, program: int | None = None) -> None:
+        """`/style NAME` or a program change: from the next bar line outside the engine's bars (never mid-turn)."""
+        at_ns = self.grid.next_bar_ns(now_ns) if self.owner is not None else now_ns
+        refusal = self.stage.by_program(program, at_ns) if name is None else self.stage.request(name, at_ns)
+        self.last_error = refusal or self.last_error
 
     def apply_control(self, target: str, value: float) -> None:
         """temperature and top_p ([[controls]]) change how the next notes are chosen."""

@@ -118,6 +118,9 @@ ADDRESS_TABLE: tuple[Route, ...] = (  # the one place the OSC address space is d
     Route("/mood", AddressSpec((Arg("mood", "str"),), "The duet's mood from its next answer on (a name in the patch's "
                                "mood table, or `off`)"),
           lambda address, values: ShapeRequest("mood", values[0])),
+    Route("/style", AddressSpec((Arg("style", "str"),), "The model's style from the next bar line on (a style its "
+                                "card lists, e.g. `irish`, or `off`); a game state naming a style keeps its own"),
+          lambda address, values: ShapeRequest("style", values[0])),
     Route("/leadsheet/progression", AddressSpec((Arg("progression", "text", high=TEXT_BYTES),), "The lead sheet "
           "plays this progression (chord symbols or Roman numerals in bars, as `[leadsheet] progression`), from its "
           "first bar, from the next bar line; a bad one is refused in one line and the old one plays on"),

@@ -231,7 +231,7 @@ class MidiParser:
         elif kind == 0xB0:
             message = ControlChange(data[1], data[2], status & 0x0F)
             self.counts["controls"] += 1
-        elif kind == 0xC0:  # program change: the patch's [engine] modes, by number
+        elif kind == 0xC0:  # program change: the patch's [engine] modes (else the model's styles), by number
             message = ModeRequest(program=data[1])
             self.counts["controls"] += 1
         else:

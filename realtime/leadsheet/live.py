@@ -79,6 +79,8 @@ class BarPlanner:
     def plan(self, bar: int) -> list[BarNote]:
         """Every note beginning in this bar, in onset order."""
         self._saved = (bar, self._save())
+        if self.melody is not None:
+            self.melody.land(bar)  # a live style waiting for this bar (engine/stagecontrols.py)
         first, progression = self.segment(bar)
         start = bar * self.beats_per_bar
         notes = [BarNote(n.part, start + n.onset, start + n.onset + n.beats, n.pitch, self.velocity)
@@ -91,14 +93,18 @@ class BarPlanner:
     def replace(self, progression: Progression, bar: int) -> None:
         """`progression` from bar `bar` on, from its first bar; a plan of that bar (the last one made) is undone,
         so the caller plans the bar again. Bars before it keep the progression they had."""
-        if self._saved is not None and self._saved[0] >= bar:
-            self._restore(self._saved[1])
-            self._saved = None
+        self.undo(bar)
         before = [segment for segment in self.segments if segment[0] < bar][-1:]
         self.segments = before + [(bar, progression)]
         self._pending = None  # chosen for the old chords
         if self.melody is not None:
             self._prepare()
+
+    def undo(self, bar: int) -> None:
+        """A plan of this bar or a later one (the last made) is undone: the caller plans it again."""
+        if self._saved is not None and self._saved[0] >= bar:
+            self._restore(self._saved[1])
+            self._saved = None
 
     # --- the melody ---------------------------------------------------------------------------------
     def _prepare(self) -> None:

@@ -13,6 +13,10 @@ The note is sampled once under the limits of the chord sounding when it is asked
 falls on a strong beat or under another chord, the pitch (with the same onset) is drawn again under
 that onset's limits. Every chord's two limits are precomputed when the progression is set, as pitch
 biases the generator copies in (nothing is allocated per note). A seed gives the same melody.
+
+A stage model (realtime/engine/stagecontrols.py) also hears its role (melody), the style, and the chord
+sounding where the next note most likely begins (where the note just chosen ends), written when that
+chord differs from the last one told: at chord changes, not per note.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ..engine.stagecontrols import StageControls
 from ..model.generator import Generator
 from ..model.tokens import DURATION_BEATS, IOI_BEATS, VELOCITY_LEVELS
 from .progression import Chord, Key
@@ -56,8 +61,14 @@ class Melody:
     """Notes one after another over a chord lookup (beat -> chord), in beats from the melody's start."""
 
     def __init__(self, generator: Generator, beats_per_bar: int, lowest: int = 60, highest: int = 84,
-                 strong_beats: bool = True) -> None:
+                 strong_beats: bool = True, style: str | None = None) -> None:
         self.generator, self.beats_per_bar = generator, beats_per_bar
+        self.stage = StageControls(generator.runner.control_index, style)
+        self._row = generator.runner.controls[0] if generator.runner.controls is not None else None
+        self._heard: Chord | None = None  # the chord the model was told last
+        if self._row is not None:
+            self.stage.write_style(self._row)
+            self.stage.write_role(self._row, "melody")
         self.strong_beats = strong_beats  # False: the fitted scale on every beat (the benchmark's comparison)
         self.lowest, self.highest = lowest, highest
         self._limits: dict[Chord, tuple[np.ndarray, np.ndarray]] = {}  # chord -> (strong, elsewhere)
@@ -82,6 +93,21 @@ class Melody:
                 self._limits[chord] = (_bias(frozenset(chord.tones), self.lowest, self.highest),
                                        _bias(fitted_scale(key, chord), self.lowest, self.highest))
         self._chord_at = chord_at
+        if self._hear(0.0) and self.notes == 0:
+            self.generator.reset()  # the first note's prediction, made again under its chord
+
+    def land(self, at: int) -> None:
+        """A live style pending for this bar (or earlier) is the melody's from now on."""
+        if self.stage.due(at) and self._row is not None:
+            self.stage.write_style(self._row)
+
+    def _hear(self, beat: float) -> bool:
+        """Tell a model with harmony controls the chord at `beat`, when it is another than the one told last."""
+        chord = self._chord_at(beat) if self._row is not None else None
+        if chord is None or chord is self._heard:
+            return False
+        self._heard = chord
+        return self.stage.write_harmony(self._row, chord.tones, chord.root)
 
     def save(self) -> tuple:
         """Where the melody stands (the model's state and prediction, its timeline): a live lead sheet saves it
@@ -123,6 +149,7 @@ class Melody:
         if wanted is not self._set:
             self._use(wanted)
             token = generator.sample_next(ioi=token.ioi)
+        self._hear(onset + DURATION_BEATS[token.duration])  # before the step that predicts the next note
         generator.commit(token)
         self.notes += 1
         return onset, DURATION_BEATS[token.duration], token.pitch, VELOCITY_LEVELS[token.velocity]

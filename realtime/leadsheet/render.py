@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..errors import LeadSheetError
 from ..events import NoteSequence, write_midi_tracks
+from ..engine.stagecontrols import require_style
 from ..model.generator import Generator, build_generator
 from ..model.sampling import Constraints
 from ..moods import Mood
@@ -54,16 +55,17 @@ def melody_generator(model: str, seed: int, lowest: int = 60, highest: int = 84)
 
 
 def render(progression: Progression, bars: int, generator: Generator | None, style: CompStyle = CompStyle(),
-           lowest: int = 60, highest: int = 84, strong_beats: bool = True) -> Rendered:
+           lowest: int = 60, highest: int = 84, strong_beats: bool = True, model_style: str | None = None) -> Rendered:
     """Every part for `bars` bars (the progression looping); no melody without a generator (`strong_beats`
-    False: the melody is held to the fitted scale alone, chord tones not asked for on strong beats)."""
+    False: the melody is held to the fitted scale alone, chord tones not asked for on strong beats;
+    `model_style`: a stage model's style, the melody told its role and each chord too)."""
     bpb = progression.beats_per_bar
     comper, out = Comper(style, bpb), Rendered(progression, bars, {"bass": [], "chords": []})
     for bar in range(bars):
         for note in comper.bar(progression, bar):
             out.parts[note.part].append((bar * bpb + note.onset, note.beats, note.pitch, VELOCITY[note.part]))
     if generator is not None:
-        melody = Melody(generator, bpb, lowest, highest, strong_beats)
+        melody = Melody(generator, bpb, lowest, highest, strong_beats, model_style)
         melody.prepare(progression.key, [span.chord for span in progression.spans], progression.chord_at)
         end, notes = bars * bpb, []
         while True:
@@ -97,7 +99,8 @@ def mood_velocity(rendered: Rendered, dynamics: float) -> None:
 
 def leadsheet_file(source: str, out: str, bars: int | None = None, tempo_bpm: float | None = None, seed: int = 0,
                    key: str | None = None, melody: bool = True, model: str = "bach-folk-lstm.int8",
-                   bass_pattern: str = "quarter", chord_pattern: str = "half", mood: Mood | None = None) -> str:
+                   bass_pattern: str = "quarter", chord_pattern: str = "half", mood: Mood | None = None,
+                   style: str | None = None) -> str:
     """Render a progression to a MIDI file; returns a one-line summary. A mood sets the tempo (unless one is
     given), the loudness and the melody's register (its mode cannot: the chords say major or minor)."""
     progression, file_tempo = read_progression(source, key)
@@ -114,11 +117,14 @@ def leadsheet_file(source: str, out: str, bars: int | None = None, tempo_bpm: fl
         lowest = max(36, min(84, round(mood.register) - 12))
         highest = lowest + 24
     generator = melody_generator(model, seed, lowest, highest) if melody else None
-    rendered = render(progression, bars, generator, CompStyle(bass_pattern, chord_pattern), lowest, highest)
+    if generator is not None:
+        require_style("--style", style, generator.runner.control_index)
+    rendered = render(progression, bars, generator, CompStyle(bass_pattern, chord_pattern), lowest, highest,
+                      model_style=style)
     if mood is not None:
         mood_velocity(rendered, mood.dynamics)
     write_rendered(rendered, out, tempo)
     counts = ", ".join(f"{part} {len(notes)}" for part, notes in rendered.parts.items())
-    feel = f"; mood {mood.name}" if mood is not None else ""
+    feel = (f"; mood {mood.name}" if mood is not None else "") + (f"; style {style}" if style and melody else "")
     return (f"wrote {out}: {bars} bars of {progression.describe()} in {progression.key.name} at {tempo:g} BPM "
             f"({counts} notes; seed {seed}{feel})")
