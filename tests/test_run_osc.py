@@ -42,6 +42,14 @@ class Listener:
         return [t for t, a, args in self.events if a == "/note/on" and args[1] > 0 and t >= after]
 
 
+def _phrase(player: SimpleUDPClient, pitches, velocity: int, gap_s: float) -> None:
+    """A player's phrase over OSC: each note on, held `gap_s`, then off."""
+    for pitch in pitches:
+        player.send_message("/note/on", [pitch, velocity])
+        time.sleep(gap_s)
+        player.send_message("/note/off", [pitch])
+
+
 def _start(tmp_path, listener, osc_in: int, engine: str = ""):
     """`realtime run` answering over OSC; `engine`: more lines for [engine] (and tables after it, e.g. [model])."""
     patch = tmp_path / "osc.toml"
@@ -69,10 +77,7 @@ def test_answers_over_osc_and_stops_with_every_note_off(tmp_path, stop_signal):
     proc = _start(tmp_path, listener, osc_in)
     try:
         player = SimpleUDPClient("127.0.0.1", osc_in)
-        for pitch in (67, 71, 74, 72, 71, 69, 67):
-            player.send_message("/note/on", [pitch, 90])
-            time.sleep(0.12)
-            player.send_message("/note/off", [pitch])
+        _phrase(player, (67, 71, 74, 72, 71, 69, 67), 90, 0.12)
         phrase_end = time.monotonic() + 0.3
         deadline = time.monotonic() + 5
         while len(listener.ons()) < 4 and time.monotonic() < deadline:
@@ -97,10 +102,7 @@ def test_the_player_cutting_in_silences_the_answer(tmp_path):
     proc = _start(tmp_path, listener, osc_in)
     try:
         player = SimpleUDPClient("127.0.0.1", osc_in)
-        for pitch in (60, 64, 67):
-            player.send_message("/note/on", [pitch, 80])
-            time.sleep(0.1)
-            player.send_message("/note/off", [pitch])
+        _phrase(player, (60, 64, 67), 80, 0.1)
         deadline = time.monotonic() + 5
         while len(listener.ons()) < 2 and time.monotonic() < deadline:
             time.sleep(0.005)

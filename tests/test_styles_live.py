@@ -8,7 +8,7 @@ import time
 
 from pythonosc.udp_client import SimpleUDPClient
 from test_run_osc import Listener as OscListener
-from test_run_osc import _free_port, _start
+from test_run_osc import _free_port, _phrase, _start
 
 
 def test_slash_style_over_udp_into_realtime_run(stage_model, tmp_path):
@@ -19,10 +19,7 @@ def test_slash_style_over_udp_into_realtime_run(stage_model, tmp_path):
         player.send_message("/style", ["jazz"])  # refused in one line, chorale plays on
         player.send_message("/style", ["irish"])  # no tempo heard yet: no bar to wait for, the next answer
         time.sleep(1.2)  # two status lines (every 0.5 s) while it waits
-        for pitch in (67, 71, 74, 72, 71, 69, 67):
-            player.send_message("/note/on", [pitch, 90])
-            time.sleep(0.12)
-            player.send_message("/note/off", [pitch])
+        _phrase(player, (67, 71, 74, 72, 71, 69, 67), 90, 0.12)
         deadline = time.monotonic() + 8
         while len(heard.ons()) < 4 and time.monotonic() < deadline:
             time.sleep(0.02)
