@@ -103,8 +103,8 @@ def jack(monkeypatch: pytest.MonkeyPatch):
         from realtime.io.midi import jack_watch
 
         jack_watch().poll()  # closes its client of the last test's server before this test opens any
-        yield server
-        _collect_while_the_server_lives()
+        with clients_closed_while_the_server_lives(monkeypatch):
+            yield server
     from realtime.io.jackwatch import release_dead_clients
 
     release_dead_clients()  # the server is gone: close what this process still holds of it, at once
@@ -120,17 +120,67 @@ def jack256(monkeypatch: pytest.MonkeyPatch):
     with JackServer(period=256) as server, as_the_engine_process():
         for key, value in server.environ().items():
             monkeypatch.setenv(key, value)
-        yield server
-        _collect_while_the_server_lives()
+        with clients_closed_while_the_server_lives(monkeypatch):
+            yield server
     from realtime.io.jackwatch import release_dead_clients
 
     release_dead_clients()
 
 
-def _collect_while_the_server_lives() -> None:
-    """A jack.Client a test dropped without close() is closed by the garbage collector, whenever it runs: once
-    that was inside a later test, after the client's server had stopped, and closing it there crashed the whole
-    run (a segfault in jack.py's __del__ -> close, beside two CPU burners). Collect now, while the server runs."""
-    import gc
+LEFT_OPEN: list[str] = []  # "test: client" for each JACK client a test left open (see below)
 
-    gc.collect()
+
+@contextlib.contextmanager
+def clients_closed_while_the_server_lives(monkeypatch: pytest.MonkeyPatch):
+    """Every jack.Client made in the block (by a test, a test client, the engine in this process) is closed
+    before the block's server stops. One left open (a test that failed holds its clients in its traceback)
+    was closed by the garbage collector inside a later test, after its server had gone, and that crashed the
+    whole run (a segfault in jack.py's __del__ -> close, beside two CPU burners). The engine's own ports close
+    the way they always do (JackPort.close); any other client is deactivated and closed here. A client a
+    passing test left open is named in the run's summary (LEFT_OPEN), so the test can be mended."""
+    import weakref
+
+    import jack as jack_client
+    from realtime.io import jackwatch
+
+    made: weakref.WeakSet = weakref.WeakSet()
+    opened = jack_client.Client.__init__
+
+    def tracked(client, *args, **kwargs):
+        opened(client, *args, **kwargs)
+        made.add(client)
+
+    monkeypatch.setattr(jack_client.Client, "__init__", tracked)
+    try:
+        yield
+    finally:
+        monkeypatch.setattr(jack_client.Client, "__init__", opened)
+        for port in list(jackwatch._HELD):
+            port.close()
+        for client in list(made):
+            if client._ptr:
+                LEFT_OPEN.append(f"{os.environ.get('PYTEST_CURRENT_TEST', '?').split(' ')[0]}: {client.name}")
+                client.deactivate()
+                client.close()
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if LEFT_OPEN:
+        terminalreporter.write_line(f"JACK clients left open by a test (closed by the fixture): {', '.join(LEFT_OPEN)}")
+
+
+def pytest_runtest_logreport(report) -> None:
+    """Name a failure the moment it happens, not only in the summary at the end: a run that dies (a
+    segfault, CI's time limit) never prints its summary, and `-q` alone says only "F"."""
+    if report.failed:
+        reporter = _CONFIG[0].pluginmanager.get_plugin("terminalreporter") if _CONFIG else None
+        lines = report.longreprtext.strip().splitlines() or ["?"]
+        if reporter is not None:
+            reporter.write_line(f"\nFAILED {report.nodeid} ({report.when}): {lines[-1][:200]}", red=True)
+
+
+_CONFIG: list = []
+
+
+def pytest_configure(config) -> None:
+    _CONFIG.append(config)

@@ -57,6 +57,18 @@ def wait_cycles(client, periods: int = 2) -> None:
 
 
 @contextlib.contextmanager
+def closed_if_setup_fails(client):
+    """A with-block around a jack.Client's set-up (ports, callbacks, activate): when that raises, the client
+    is closed at once, not left to the garbage collector, which may run after its server has stopped."""
+    try:
+        yield client
+    except BaseException:
+        client.deactivate()
+        client.close()
+        raise
+
+
+@contextlib.contextmanager
 def timer_client(name: str):
     """An active JACK client of our own, only to read the server's frame time; closed after the block."""
     import jack
@@ -138,14 +150,15 @@ class Receiver:
         self.frames: list[int] = []
         self._lock = threading.Lock()
         self.client = jack.Client(name, no_start_server=True)
-        self.rate = self.client.samplerate
-        self.errors = 0
-        self._event = jack._ffi.new("jack_midi_event_t*")
-        self._times = _JackTimes(self.client)
-        self.ports = [self.client.midi_inports.register("midi in" if virtual else port_name)]
-        self.port_name = port_name
-        self.client.set_process_callback(self._process)
-        self.client.activate()
+        with closed_if_setup_fails(self.client):
+            self.rate = self.client.samplerate
+            self.errors = 0
+            self._event = jack._ffi.new("jack_midi_event_t*")
+            self._times = _JackTimes(self.client)
+            self.ports = [self.client.midi_inports.register("midi in" if virtual else port_name)]
+            self.port_name = port_name
+            self.client.set_process_callback(self._process)
+            self.client.activate()
 
     def _process(self, frames: int) -> None:
         import jack
@@ -280,14 +293,15 @@ class Sequencer:
         import jack
 
         self.client = jack.Client(name, no_start_server=True)
-        self.rate = self.client.samplerate
-        self.outport = self.client.midi_outports.register(port_name)
         self._script: list[tuple[int, bytes]] = []  # (frame from time 0, bytes), sorted; read by JACK's thread
         self._next = 0
         self.start_frame: int | None = None
         self._lead_frames = 0
-        self.client.set_process_callback(self._process)
-        self.client.activate()
+        with closed_if_setup_fails(self.client):
+            self.rate = self.client.samplerate
+            self.outport = self.client.midi_outports.register(port_name)
+            self.client.set_process_callback(self._process)
+            self.client.activate()
 
     def _process(self, frames: int) -> None:
         self.outport.clear_buffer()
@@ -399,12 +413,13 @@ class DelayLine:
 
         self.mute = mute  # hears, sends nothing back: a loopback cable that is not plugged in
         self.client = jack.Client(name, no_start_server=True)
-        self.delay_frames = round(delay_ms * self.client.samplerate / 1000)
-        self.inport = self.client.midi_inports.register("in")
-        self.outport = self.client.midi_outports.register("out")
         self._pending: list[tuple[int, bytes]] = []
-        self.client.set_process_callback(self._process)
-        self.client.activate()
+        with closed_if_setup_fails(self.client):
+            self.delay_frames = round(delay_ms * self.client.samplerate / 1000)
+            self.inport = self.client.midi_inports.register("in")
+            self.outport = self.client.midi_outports.register("out")
+            self.client.set_process_callback(self._process)
+            self.client.activate()
 
     def _process(self, frames: int) -> None:
         first = self.client.last_frame_time

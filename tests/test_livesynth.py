@@ -8,7 +8,8 @@ import time
 
 import numpy as np
 import pytest
-from conftest import missing, require_module, require_tools
+from conftest import clients_closed_while_the_server_lives, missing, require_module, require_tools
+from jackclients import closed_if_setup_fails
 from jackserver import JackServer
 
 from realtime.errors import PortError
@@ -50,7 +51,8 @@ def jack_server(monkeypatch: pytest.MonkeyPatch):
             monkeypatch.setenv(key, value)
         _terminate_portaudio(sd)
         sd._initialize()
-        yield server.name
+        with clients_closed_while_the_server_lives(monkeypatch):
+            yield server.name
     finally:
         _terminate_portaudio(sd)
         server.stop()
@@ -71,11 +73,12 @@ class _Recorder:
         import jack
 
         self.client = jack.Client(f"recorder-{secrets.token_hex(2)}", servername=server, no_start_server=True)
-        self.port = self.client.inports.register("in")
-        self.audio = np.zeros(int(seconds * self.client.samplerate), dtype=np.float32)
         self.frames = 0
-        self.client.set_process_callback(self._process)
-        self.client.activate()
+        with closed_if_setup_fails(self.client):
+            self.port = self.client.inports.register("in")
+            self.audio = np.zeros(int(seconds * self.client.samplerate), dtype=np.float32)
+            self.client.set_process_callback(self._process)
+            self.client.activate()
 
     def _process(self, frames: int) -> None:
         count = min(frames, len(self.audio) - self.frames)

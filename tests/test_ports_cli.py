@@ -7,9 +7,12 @@ import sys
 def jack_client(name: str, port: str, output: bool):
     import jack
 
+    from jackclients import closed_if_setup_fails
+
     client = jack.Client(name, no_start_server=True)
-    (client.midi_outports if output else client.midi_inports).register(port)
-    client.activate()
+    with closed_if_setup_fails(client):
+        (client.midi_outports if output else client.midi_inports).register(port)
+        client.activate()
     return client
 
 
