@@ -224,8 +224,11 @@ class JackMidiOutput(JackPort):
         if self._client is not None and self._alive:
             self.all_notes_off()
             period_s = self.period_ns / 1e9
-            deadline = time.monotonic() + 0.5 + 4 * period_s
+            patience_s = 0.5 + 4 * period_s  # a big panic takes several periods, more on a loaded machine:
+            deadline, sent = time.monotonic() + patience_s, self.sent  # wait while periods are written
             while not self.idle and self._alive and time.monotonic() < deadline:
                 time.sleep(period_s / 4 + 0.0005)
+                if self.sent != sent:
+                    deadline, sent = time.monotonic() + patience_s, self.sent
             time.sleep(2 * period_s + 0.002)  # the receiver reads it in this period or the next
         super().close()
