@@ -96,6 +96,25 @@ def test_a_failing_or_skipped_script_costs_one_line_and_the_rest_still_runs(tmp_
     assert any("crash: failed" in line for line in lines)
 
 
+def test_jobs_run_scripts_at_once_and_keep_their_order(tmp_path):
+    """The suite's smoke run takes two at a time: here the first script waits for a file only the second
+    writes, so it can pass only if both run at once; the report keeps discovery order and says so."""
+    scripts, out = tmp_path / "benchmarks", tmp_path / "out"
+    scripts.mkdir()
+    marker = tmp_path / "second-ran"
+    write_script(scripts, "a_waits", f"""
+        deadline = time.monotonic() + 30
+        while not os.path.exists({str(marker)!r}) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        result["saw_second"] = os.path.exists({str(marker)!r})""")
+    write_script(scripts, "b_writes", f"open({str(marker)!r}, 'w').close()")
+    results = run_all(out, quick=True, scripts_dir=scripts, log=lambda _: None, jobs=2)
+
+    assert list(results["benchmarks"]) == ["a_waits", "b_writes"]
+    assert results["benchmarks"]["a_waits"]["results"] == {"saw_second": True}
+    assert results["parallel_jobs"] == 2 and "2 benchmarks ran at once" in (out / "summary.md").read_text()
+
+
 def test_bench_runs_from_a_folder_other_than_the_repository(tmp_path, monkeypatch, capsys):
     """`realtime bench` started elsewhere: relative --out-dir and benchmarks folder are the caller's."""
     repo, elsewhere = tmp_path / "repo", tmp_path / "elsewhere"

@@ -30,6 +30,9 @@ def machine(results: dict) -> list[str]:
     cmd = "realtime bench" + (" --quick" if results["mode"] == "quick" else "")
     lines = ["# realtime benchmark report", "",
              f"`{cmd}`, {results['started_utc']} UTC, {results['seconds']:.0f} s in all.", ""]
+    if results.get("parallel_jobs"):
+        lines += [f"A smoke run: {results['parallel_jobs']} benchmarks ran at once, so no timing figure here is "
+                  "the machine's own.", ""]
     kept = results.get("kept_from_earlier")
     if kept:
         rerun = ",".join(n for n in results["benchmarks"] if n not in kept)

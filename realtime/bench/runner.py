@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -130,8 +131,11 @@ def _names(text: str | None) -> set[str] | None:
 
 
 def run_all(out_dir: str | Path = "out/bench", quick: bool = False, only: str | None = None, skip: str | None = None,
-            scripts_dir: str | Path | None = None, log=print) -> dict:
-    """Run the benchmarks, then write results.json, the plots and summary.md into out_dir."""
+            scripts_dir: str | Path | None = None, log=print, jobs: int = 1) -> dict:
+    """Run the benchmarks, then write results.json, the plots and summary.md into out_dir.
+
+    `jobs` > 1 runs that many scripts at once: only for a smoke run (the test suite's), since timing
+    figures measured beside another benchmark are not the machine's; `realtime bench` runs one at a time."""
     from .plots import draw_all
     from .report import write_summary
 
@@ -149,17 +153,23 @@ def run_all(out_dir: str | Path = "out/bench", quick: bool = False, only: str | 
     started = time.monotonic()
     results: dict = {"mode": "quick" if quick else "full", "machine": machine_info(),
                      "started_utc": _now(), "benchmarks": {}}
-    for i, script in enumerate(scripts, 1):
+    def run_one(i: int, script: Path) -> dict:
         log(f"[{i}/{len(scripts)}] {script.stem} ...")
         extra = [] if quick else FULL_RUN_ARGS.get(script.stem, [])
         if extra:
             results.setdefault("shortened", {})[script.stem] = extra
         entry = run_script(script, out, quick, TIMEOUT_S[quick], extra)
         entry["finished_utc"] = _now()
-        results["benchmarks"][script.stem] = entry
         headline = entry.get("results", {}).get("headline") if isinstance(entry.get("results"), dict) else None
         detail = entry.get("reason") or headline or ""
         log(f"[{i}/{len(scripts)}] {script.stem}: {entry['status']} in {entry['seconds']:.0f} s{': ' + detail if detail else ''}")
+        return entry
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:  # each script is its own process
+        entries = list(pool.map(run_one, range(1, len(scripts) + 1), scripts))
+    results["benchmarks"] = {script.stem: entry for script, entry in zip(scripts, entries)}
+    if jobs > 1:
+        results["parallel_jobs"] = jobs
     if wanted:
         _keep_earlier(results, out / "results.json", [s.stem for s in discover(folder)])
     notochord = results["benchmarks"].get("notochord", {}).get("results") or {}
