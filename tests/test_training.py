@@ -144,15 +144,17 @@ def test_controls_measured_from_data():
     (["train", "--controls"], "ConditionedConfig", 128, "game-lstm"),
     (["train", "--controls", "--hidden", "256"], "ConditionedConfig", 256, "game-lstm"),  # was silently 128
     (["train", "--controls", "--name", "bach-folk-lstm"], "ConditionedConfig", 128, "bach-folk-lstm"),
+    (["train", "--stage"], "StageConfig", 128, "stage-lstm"),
 ])
 def test_train_flags_given_always_win_and_the_rest_keep_the_configs_defaults(argv, kind, hidden, name):
     from realtime.cli import build_parser, train_config
     from realtime.training.conditioned import ConditionedConfig
+    from realtime.training.stage import StageConfig
     from realtime.training.train import TrainConfig
 
     cfg = train_config(build_parser().parse_args(argv + ["--no-progress"]))
     assert type(cfg).__name__ == kind and cfg.hidden == hidden and cfg.name == name and not cfg.progress
-    defaults = ConditionedConfig() if kind == "ConditionedConfig" else TrainConfig()
+    defaults = {"ConditionedConfig": ConditionedConfig, "StageConfig": StageConfig}.get(kind, TrainConfig)()
     assert (cfg.epochs, cfg.threads, cfg.layers, cfg.corpus) == (defaults.epochs, defaults.threads, defaults.layers,
                                                                  defaults.corpus)
     given = train_config(build_parser().parse_args(argv + ["--epochs", "3", "--threads", "2", "--corpus", "chorales"]))

@@ -41,28 +41,37 @@ TEMPLATES = ((0, 4, 7), (0, 3, 7), (0, 3, 6), (0, 4, 8), (0, 4, 7, 10), (0, 4, 7
              (0, 3, 6, 10), (0, 3, 6, 9))
 
 
-def chord_root(mask: int, bass: int | None = None) -> int:
-    """The root of a set of pitch classes (a 12-bit mask), or -1 when fewer than two sound.
+def best_chord(mask: int, bass: int | None = None, scale: frozenset[int] | None = None) -> tuple[int, int]:
+    """The root of a set of pitch classes (a 12-bit mask) and its template's tones as a mask; (-1, 0) when fewer
+    than two sound.
 
     Every pitch class of the set is tried as the root of every template (major, minor, diminished,
     augmented triads; dominant, major, minor, half-diminished and diminished sevenths): a template
     scores 2 per chord tone present, -1 per template tone missing, -1 per sounding tone outside it.
     The best score wins; on a tie the lowest-sounding pitch class (`bass`) wins, then the smaller
     template (triads before sevenths), then the lower pitch class, so the result is deterministic.
+    Given the key's `scale`, a tie goes first to the template with more tones in it (C# and F# in A major:
+    F# minor, not F# major); the training data is built without it.
     """
     present = [pc for pc in range(12) if mask >> pc & 1]
     if len(present) < 2:
-        return -1
-    best, best_key = -1, None
+        return -1, 0
+    best, best_key = (-1, 0), None
     for root in present:
         for order, template in enumerate(TEMPLATES):
             tones = {(root + step) % 12 for step in template}
             hits = sum(1 for pc in present if pc in tones)
             score = 2 * hits - (len(tones) - hits) - (len(present) - hits)
-            key = (score, root == bass, -order, -root)
+            fit = 0 if scale is None else len(tones & scale)
+            key = (score, root == bass, fit, -order, -root)
             if best_key is None or key > best_key:
-                best, best_key = root, key
+                best, best_key = (root, sum(1 << pc for pc in tones)), key
     return best
+
+
+def chord_root(mask: int, bass: int | None = None) -> int:
+    """The root `best_chord` finds (-1: none)."""
+    return best_chord(mask, bass)[0]
 
 
 def _part_notes(part) -> list[tuple[float, float, int, int]]:
