@@ -203,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--key", default=None, help='the key, e.g. "Bb", "c" or "F# minor" (default: the text\'s '
                    '"in KEY", else estimated from the chords)')
     p.add_argument("--melody", action=argparse.BooleanOptionalAction, default=True, help="a melody track (the LSTM)")
-    p.add_argument("--model", default="bach-folk-lstm.int8")
+    p.add_argument("--model", default="stage-lstm.int8")
     p.add_argument("--bass-pattern", choices=BASS_PATTERNS, default="quarter")
     p.add_argument("--chord-pattern", choices=CHORD_PATTERNS, default="half")
     p.add_argument("--mood", default=None, help="a mood of the table (patches/moods.toml): its tempo (unless --tempo), "

@@ -1,13 +1,16 @@
 """The stage model's data and training: each chorale voice with the other voices' harmony, roots by template,
 augmentation that moves the harmony with the notes, groups dropped to "not known", and a short real run."""
 
+import importlib.util
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import require_module
 
 from realtime.model import controls as ctl
+from realtime.model.modelfile import models_dir
 from realtime.training.stagedata import best_chord, chord_root, example, lines_of, rotate
 
 C, E, G, B, D, F = 0, 4, 7, 11, 2, 5
@@ -118,3 +121,52 @@ def test_lines_of_keeps_every_line_with_its_style():
               "a": {"style": "chorale", "lines": [("melody", np.zeros((2, 6))), ("bass", np.ones((2, 6)))]}}
     assert [(len(a), r, s) for a, r, s in lines_of(pieces)] == [(2, "melody", "chorale"), (2, "bass", "chorale"),
                                                                (3, "melody", "irish")]
+
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+SHIPPED = models_dir() / "stage-lstm.int8.onnx"
+
+
+def _benchmark(name):
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.skipif(not SHIPPED.exists(), reason="models/stage-lstm.int8.onnx is not shipped")
+def test_the_shipped_card_lists_its_groups_and_figures_measured_on_each_graph():
+    cards = [json.loads(SHIPPED.with_name(n).read_text()) for n in ("stage-lstm.json", "stage-lstm.int8.json")]
+    for card in cards:
+        assert [c["name"] for c in card["controls"]] == list(ctl.CONTROL_NAMES)
+        assert set(card["training"]["styles"]) == set(ctl.STYLES) and card["training"]["subsets"]
+        lstm = card["metrics"]["lstm"]
+        assert lstm["measured"]["precision"] == card["precision"]
+        # the groups are worth something on held-out lines: hearing them lowers the pitch NLL
+        assert lstm["test"]["pitch_nll"] < lstm["test_groups_not_known"]["pitch_nll"] - 0.02
+    assert cards[0]["metrics"]["lstm"]["test"]["nll"] != cards[1]["metrics"]["lstm"]["test"]["nll"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SHIPPED.exists(), reason="models/stage-lstm.int8.onnx is not shipped")
+def test_the_harmony_benchmark_quick_the_model_hears_the_chords(tmp_path):
+    out = tmp_path / "h.json"
+    results = _benchmark("stage_harmony").main(["--quick", "--json", str(out)])
+    assert json.loads(out.read_text())["headline"] == results["headline"]
+    share = {k: v["share"] for k, v in results["table"].items()}
+    assert set(share) == {"real sopranos", "model hearing the harmony", "model, harmony not known"}
+    assert all(v["notes_on_beat"] > 50 for v in results["table"].values())
+    # measured (quick, 3 chorales): hearing 72%, not known 37%, real 70%
+    assert share["model hearing the harmony"] > share["model, harmony not known"] + 0.15
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SHIPPED.exists(), reason="models/stage-lstm.int8.onnx is not shipped")
+def test_the_roles_benchmark_quick_every_control_moves_every_voice(tmp_path):
+    results = _benchmark("stage_roles").main(["--quick", "--json", str(tmp_path / "r.json")])
+    assert set(results["table"]) == {"melody", "bass", "inner"}
+    for role, sweeps in results["table"].items():
+        assert set(sweeps) == {"register", "density", "dynamics"}
+        for name, m in sweeps.items():
+            assert m["spearman"] > 0.6, (role, name, m)  # measured (quick) 0.87-0.99
+            assert m["means"][-1] > m["means"][0], (role, name, m)
