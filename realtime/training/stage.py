@@ -26,6 +26,7 @@ from .distributed import join
 from .export import export_all
 from .stagedata import STYLE_OF, SUBSETS, describe, example, lines_of, load_stage_corpus, rotate
 
+FIRST_LSTM = "/lstm/LSTM"  # its input is the embeddings beside the controls: left fp32 in the int8 graph
 DROP = 0.25  # per line and epoch, each of harmony, role and style is heard as "not known" this often
 GROUPS = ("harmony", "role", "style")
 
@@ -101,7 +102,7 @@ def export_stage(model, best_path: Path, split: Split, source: dict, state: dict
     metrics["lstm"].update(best_epoch=state["best_epoch"], history=state["history"], minutes=state["seconds"] / 60)
     print(f"held-out test NLL {metrics['lstm']['test']['nll']:.3f} (pitch {metrics['lstm']['test']['pitch_nll']:.3f})")
     info = {"training": {**source, "config": asdict(cfg)}, "metrics": metrics, "velocity_level_mean": 80.0}
-    paths = export_all(model, Path(cfg.out_dir), cfg.name, info)
+    paths = export_all(model, Path(cfg.out_dir), cfg.name, info, keep_fp32=(FIRST_LSTM,))
     measure_stage_cards(paths, split)
     print("exported " + ", ".join(str(p) for p in paths))
     return metrics
