@@ -32,11 +32,12 @@ from scipy.stats import spearmanr
 
 from realtime.bench.common import write_json
 from realtime.bench.music_stats import key_of
+from realtime.bench.stagegen import SWEEPS, answer_measures
 from realtime.clock import FakeClock
 from realtime.events import NoteSequence
 from realtime.listen import Listener
 from realtime.model.generator import build_generator
-from realtime.model.tokens import DURATION_BEATS, IOI_BEATS, VELOCITY_LEVELS, Token, duration_bucket, ioi_bucket
+from realtime.model.tokens import DURATION_BEATS, IOI_BEATS, Token, duration_bucket, ioi_bucket
 from realtime.model.tokens import velocity_bucket
 from realtime.modes import _duet_generator
 from realtime.offline import Duet
@@ -47,7 +48,6 @@ ROOT = Path(__file__).resolve().parents[1]
 REGISTERS = (36, 44, 52, 60, 68, 76, 84)
 TEMPOS = (60, 100, 140, 180)
 ONSETS, ANSWER = 12, 24
-SWEEPS = {"register": (36, 48, 60, 72, 84), "density": (0.5, 1, 2, 3, 4), "dynamics": (30, 50, 70, 90, 110)}
 
 
 def melody(tokens: np.ndarray) -> list[tuple[float, float, int]]:
@@ -125,14 +125,6 @@ def _tokens(line) -> list[Token]:
         out.append(Token(p, ioi_bucket(on - previous), duration_bucket(d), velocity_bucket(80)))
         previous = on
     return out
-
-
-def answer_measures(answer: list[Token]) -> dict:
-    onsets = np.cumsum([IOI_BEATS[t.ioi] for t in answer])
-    distinct = np.unique(np.round(onsets, 6))
-    return {"register": float(np.mean([t.pitch for t in answer])),
-            "density": (len(distinct) - 1) / max(float(distinct[-1] - distinct[0]), 1 / 8),
-            "dynamics": float(np.mean([VELOCITY_LEVELS[t.velocity] for t in answer]))}
 
 
 def response(model: str, lines, seeds) -> dict:

@@ -16,9 +16,11 @@ TRAIN_FLAGS = ("midi_dir", "limit", "out_dir", "name", "checkpoint_dir", "hidden
 
 
 def train_config(args: argparse.Namespace):
-    """`realtime train` flags -> TrainConfig, or ConditionedConfig with --controls (whose defaults differ)."""
+    """`realtime train` flags -> TrainConfig, ConditionedConfig with --controls, StageConfig with --stage."""
     try:
-        if args.controls:
+        if args.stage:
+            from .training.stage import StageConfig as config
+        elif args.controls:
             from .training.conditioned import ConditionedConfig as config
         else:
             from .training.train import TrainConfig as config
@@ -32,7 +34,11 @@ def train_config(args: argparse.Namespace):
 
 def _train(args: argparse.Namespace) -> None:
     cfg = train_config(args)
-    if args.controls:
+    if args.stage:
+        from .training.stage import train_stage
+
+        train_stage(cfg, backend=args.backend)
+    elif args.controls:
         from .training.conditioned import train_conditioned
 
         train_conditioned(cfg, backend=args.backend)
@@ -197,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--key", default=None, help='the key, e.g. "Bb", "c" or "F# minor" (default: the text\'s '
                    '"in KEY", else estimated from the chords)')
     p.add_argument("--melody", action=argparse.BooleanOptionalAction, default=True, help="a melody track (the LSTM)")
-    p.add_argument("--model", default="bach-folk-lstm.int8")
+    p.add_argument("--model", default="stage-lstm.int8")
     p.add_argument("--bass-pattern", choices=BASS_PATTERNS, default="quarter")
     p.add_argument("--chord-pattern", choices=CHORD_PATTERNS, default="half")
     p.add_argument("--mood", default=None, help="a mood of the table (patches/moods.toml): its tempo (unless --tempo), "
@@ -216,7 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train an LSTM and the Markov baseline, export ONNX (needs the train extra)")
     p.description = ("A flag left out keeps the training config's own default (TrainConfig, or ConditionedConfig "
-                     "with --controls, whose name, size, epochs and threads differ); a flag given always wins.")
+                     "with --controls, StageConfig with --stage, whose name, size, epochs and threads differ); a flag given "
+                     "always wins.")
     p.add_argument("--corpus", default=None,
                    help="comma-separated music21 collections: chorales, essenFolksong, oneills1850, ryansMammoth")
     p.add_argument("--midi-dir", default=None, help="also train on every .mid under this folder")
@@ -234,6 +241,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--controls", action="store_true",
                    help="train a conditioned model for game mode (density, register, dynamics, key)")
+    p.add_argument("--stage", action="store_true",
+                   help="train the stage model: the controls plus harmony, role and style (every voice of the chorales, "
+                        "the melody collections)")
     p.add_argument("--backend", choices=("gloo", "nccl"), default=None,
                    help="under torchrun: the process group's backend (default nccl with CUDA, else gloo)")
     p.set_defaults(func=_train)

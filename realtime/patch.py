@@ -43,7 +43,7 @@ class EngineSection:
 
 @dataclass(frozen=True)
 class ModelSection:
-    name: str = "bach-folk-lstm.int8"
+    name: str = "stage-lstm.int8"
     temperature: float | None = None  # None: the model card's default
     top_p: float | None = None
     key: str | None = None

@@ -144,16 +144,31 @@ def test_controls_measured_from_data():
     (["train", "--controls"], "ConditionedConfig", 128, "game-lstm"),
     (["train", "--controls", "--hidden", "256"], "ConditionedConfig", 256, "game-lstm"),  # was silently 128
     (["train", "--controls", "--name", "bach-folk-lstm"], "ConditionedConfig", 128, "bach-folk-lstm"),
+    (["train", "--stage"], "StageConfig", 128, "stage-lstm"),
 ])
 def test_train_flags_given_always_win_and_the_rest_keep_the_configs_defaults(argv, kind, hidden, name):
     from realtime.cli import build_parser, train_config
     from realtime.training.conditioned import ConditionedConfig
+    from realtime.training.stage import StageConfig
     from realtime.training.train import TrainConfig
 
     cfg = train_config(build_parser().parse_args(argv + ["--no-progress"]))
     assert type(cfg).__name__ == kind and cfg.hidden == hidden and cfg.name == name and not cfg.progress
-    defaults = ConditionedConfig() if kind == "ConditionedConfig" else TrainConfig()
+    defaults = {"ConditionedConfig": ConditionedConfig, "StageConfig": StageConfig}.get(kind, TrainConfig)()
     assert (cfg.epochs, cfg.threads, cfg.layers, cfg.corpus) == (defaults.epochs, defaults.threads, defaults.layers,
                                                                  defaults.corpus)
     given = train_config(build_parser().parse_args(argv + ["--epochs", "3", "--threads", "2", "--corpus", "chorales"]))
     assert (given.epochs, given.threads, given.corpus) == (3, 2, ["chorales"])
+
+
+def test_int8_keeps_the_nodes_it_is_told_in_fp32_and_names_one_it_cannot_find(tmp_path):
+    import onnx
+
+    from realtime.training.export import quantize_int8
+
+    export_all(NoteLSTM(32, 2).eval(), tmp_path, "mixed", {}, keep_fp32=("/lstm/LSTM",))
+    ops = {n.name: n.op_type for n in onnx.load(str(tmp_path / "mixed.int8.onnx")).graph.node}
+    assert ops["/lstm/LSTM"] == "LSTM" and "DynamicQuantizeLSTM" in ops.values()
+    assert json.loads((tmp_path / "mixed.int8.json").read_text())["fp32_nodes"] == ["/lstm/LSTM"]
+    with pytest.raises(ValueError, match="no node named /lstm/LSTM_9 to keep in fp32"):
+        quantize_int8(tmp_path / "mixed.onnx", tmp_path / "x.onnx", ("/lstm/LSTM_9",))

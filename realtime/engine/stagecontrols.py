@@ -4,7 +4,7 @@ The stage models' cards (realtime/model/controls.py) list three 0/1 groups after
 `chord0-11` and `root0-11` (the harmony at the predicted note's beat), `role_*` (melody, bass, inner,
 texture) and `style_*` (chorale, irish, fiddle, folk); all zeros in a group means "not known". Every
 mode that plays the model writes them into its control row through a `StageControls`, by the names
-the card lists: a model without a group (game-lstm) lacks the names and nothing is written.
+the card lists: a model without a group (game-lstm, bach-folk-lstm) lacks the names and nothing is written.
 
 A style chosen live (OSC `/style NAME`, a MIDI program change: the N-th style of the card) waits as
 `pending` until the mode's next bar line (`due`); a bad name is refused in one line and the style

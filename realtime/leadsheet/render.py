@@ -98,7 +98,7 @@ def mood_velocity(rendered: Rendered, dynamics: float) -> None:
 
 
 def leadsheet_file(source: str, out: str, bars: int | None = None, tempo_bpm: float | None = None, seed: int = 0,
-                   key: str | None = None, melody: bool = True, model: str = "bach-folk-lstm.int8",
+                   key: str | None = None, melody: bool = True, model: str = "stage-lstm.int8",
                    bass_pattern: str = "quarter", chord_pattern: str = "half", mood: Mood | None = None,
                    style: str | None = None) -> str:
     """Render a progression to a MIDI file; returns a one-line summary. A mood sets the tempo (unless one is

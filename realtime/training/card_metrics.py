@@ -31,12 +31,15 @@ HOW = ("onnxruntime {version}, this graph ({precision}), 1 thread: every piece o
        "fields summed) and whether the likeliest pitch was the one played")
 
 
-def lstm_scores(model: str | Path, pieces: list[np.ndarray], batch: int = 32) -> dict:
+def lstm_scores(model: str | Path, pieces: list[np.ndarray], batch: int = 32,
+                controls: list[np.ndarray] | None = None) -> dict:
     """Per-note NLL (nats) of each field and next-pitch accuracy over whole pieces, batched by length.
 
     A model conditioned on controls hears, with each step, the controls its training measured around
-    the note it is about to predict (realtime.model.controls.measure), as in training.
+    the note it is about to predict (realtime.model.controls.measure), as in training; or, given
+    `controls` (one (n, N_CONTROLS) array per piece, e.g. the stage model's harmony, role and style), those.
     """
+    given = controls
     runner = ModelRunner(model, threads=1, batch=batch)
     conditioned = runner.controls is not None
     if conditioned:
@@ -44,9 +47,9 @@ def lstm_scores(model: str | Path, pieces: list[np.ndarray], batch: int = 32) ->
     slices = field_slices()
     sums, correct, count = dict.fromkeys(FIELDS, 0.0), 0, 0
     start = np.array([[START[f] for f in FIELDS]] * batch, dtype=np.int64)
-    ordered = sorted(pieces, key=len)
-    for g in range(0, len(ordered), batch):
-        group = ordered[g:g + batch]
+    order = sorted(range(len(pieces)), key=lambda i: len(pieces[i]))
+    for g in range(0, len(order), batch):
+        group = [pieces[i] for i in order[g:g + batch]]
         longest = max(len(t) for t in group)
         tokens = np.tile(start[:1], (batch, longest, 1))  # padding rows and steps just feed start markers
         active = np.zeros((batch, longest), dtype=bool)
@@ -55,8 +58,8 @@ def lstm_scores(model: str | Path, pieces: list[np.ndarray], batch: int = 32) ->
         controls = None
         if conditioned:  # (batch, step, n): padding keeps the defaults
             controls = np.tile(runner.controls[:1], (batch, longest + 1, 1)).astype(np.float32)
-            for row, piece in enumerate(group):
-                controls[row, :len(piece)] = measure(piece)
+            for row, (i, piece) in enumerate(zip(order[g:g + batch], group)):
+                controls[row, :len(piece)] = measure(piece) if given is None else given[i]
         runner.reset()
         logits = runner.step_batch(start, None if controls is None else np.ascontiguousarray(controls[:, 0]))
         for t in range(longest):
@@ -114,9 +117,14 @@ def check_split(card_path: str | Path, card: dict, split: Split, subset: bool = 
 
 def held_out(model: str, quick: bool = False) -> list[np.ndarray]:
     """Token arrays of a model's test split (pieces it never trained on), checked against its card. Quick: the
-    first 40 chorales and 3 files of other collections (what benchmarks/quality.py --quick parses, cached)."""
+    first 40 chorales and 3 files of other collections (what benchmarks/quality.py --quick parses, cached).
+    A stage model's piece is its last line: a chorale's texture (all parts), a tune's melody."""
     path = resolve_model(model)
     card = load_metadata(path)
+    if card["training"].get("roles"):  # a stage model: each test piece once, as the older models saw it
+        from .stagedata import held_out_pieces
+
+        return [entry["lines"][-1][1][:, :4] for _, entry in sorted(held_out_pieces(card, quick).items())]
     pieces: dict[str, np.ndarray] = {}
     for collection in card["training"]["corpus"]:
         pieces.update(load_collection(collection, ({"chorales": 40}.get(collection, 3)) if quick else None))

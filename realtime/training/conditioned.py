@@ -81,19 +81,25 @@ def _windows(examples, window: int):
 
 @torch.no_grad()
 def evaluate(model: ControlledNoteLSTM, pieces: dict[str, np.ndarray], world: World = SINGLE) -> dict:
-    """Per-note NLL of each field over whole pieces, controls measured from the pieces as they are.
+    """Per-note NLL of each field over whole pieces, controls measured from the pieces as they are."""
+    return evaluate_examples(model, [_example(t) for t in world.part(list(pieces.values()))], world)
 
-    Under torchrun each rank scores its share of the pieces with the bare module; the sums are shared.
+
+@torch.no_grad()
+def evaluate_examples(model: ControlledNoteLSTM, examples: list, world: World = SINGLE) -> dict:
+    """Per-note NLL of each field over (inputs, controls, targets) examples, whole pieces from their start.
+
+    Under torchrun each rank scores its share (the caller passes it) with the bare module; the sums are shared.
     """
     model.eval()
     device = next(model.parameters()).device
     sums, correct, count = np.zeros(len(FIELDS)), 0, 0
-    for tokens in world.part(list(pieces.values())):
-        x, c, y = (torch.from_numpy(a).unsqueeze(0).to(device) for a in _example(tokens))
+    for example in examples:
+        x, c, y = (torch.from_numpy(a).unsqueeze(0).to(device) for a in example)
         logits, _ = model(x, c)
         sums += [loss.item() for loss in _losses(logits, y)]
         correct += int((logits[0].argmax(-1) == y[..., 0]).sum())
-        count += len(tokens)
+        count += len(example[2])
     return field_summary(sums, correct, count, world)
 
 
@@ -125,24 +131,44 @@ def train_conditioned(cfg: ConditionedConfig, backend: str | None = None) -> dic
     As `train`, one process or one of torchrun's: rank 0 prints, saves, exports and returns the metrics.
     """
     world = join(backend)
+    split, source = world.main_first(lambda: load_split(cfg))
+    source["augmentation"] = AUGMENTATION
+    world.print(f"data: {json.dumps(split.describe())}")
+    train_pieces = list(split.train.values())
+    model, state, best_path = fit(cfg, world, lambda rng: (_example(*augment(t, rng)) for t in train_pieces),
+                                  lambda m: evaluate(m, split.valid, world))
+    metrics = _export(model.cpu(), best_path, split, source, state, cfg, world) if world.main else {}
+    world.finish()
+    return metrics
+
+
+AUGMENTATION = ("each epoch, per training piece: transposed -5..+6 semitones plus an octave shift "
+                "(-24, -12, 0, +12; kept within MIDI 21-108), time stretched x0.5/x1/x2, and a random "
+                "loudness contour (a level in 20-124 every 16 beats, interpolated, +-5 noise)")
+
+
+def fit(cfg: ConditionedConfig, world: World, epoch_examples, validate) -> tuple[ControlledNoteLSTM, dict, Path]:
+    """The epochs of a conditioned model: each draws fresh examples (`epoch_examples(rng)`: augmented
+    (inputs, controls, targets)), trains on their windows, scores `validate(model)` and keeps the best.
+
+    Resumable: a checkpoint of the same configuration (max_minutes aside) continues where it stopped;
+    stops at `epochs`, after `patience` epochs without a better validation NLL, or past max_minutes.
+    Returns the model (last epoch's weights), the run's state and the best epoch's weights file.
+    """
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
     ckpt_dir = Path(cfg.checkpoint_dir)
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path, best_path = ckpt_dir / f"{cfg.name}.pt", ckpt_dir / f"{cfg.name}.best.pt"
-    split, source = world.main_first(lambda: load_split(cfg))
-    source["augmentation"] = ("each epoch, per training piece: transposed -5..+6 semitones plus an octave shift "
-                              "(-24, -12, 0, +12; kept within MIDI 21-108), time stretched x0.5/x1/x2, and a random "
-                              "loudness contour (a level in 20-124 every 16 beats, interpolated, +-5 noise)")
-    world.print(f"data: {json.dumps(split.describe())}")
     model = ControlledNoteLSTM(cfg.hidden, cfg.layers, ctl.LOW, ctl.HIGH, cfg.dropout).to(world.device)
     world.seed_rank(cfg.seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=1)
     state = {"epoch": 0, "best_valid": math.inf, "best_epoch": 0, "history": [], "seconds": 0.0}
+    run = {k: v for k, v in asdict(cfg).items() if k != "max_minutes"}
     if ckpt_path.exists():
         ckpt = torch.load(ckpt_path, weights_only=False, map_location="cpu")
-        if _same_run(ckpt["config"], {k: v for k, v in asdict(cfg).items() if k != "max_minutes"}):
+        if _same_run(ckpt["config"], run):
             model.load_state_dict(ckpt["model"])
             optimizer.load_state_dict(ckpt["optimizer"])
             scheduler.load_state_dict(ckpt["scheduler"])
@@ -151,14 +177,13 @@ def train_conditioned(cfg: ConditionedConfig, backend: str | None = None) -> dic
     net = world.wrap(model)
     world.log["resumed_after"] = state["epoch"]
     rng = np.random.default_rng(cfg.seed + state["epoch"])
-    train_pieces = list(split.train.values())
     while (state["epoch"] < cfg.epochs and state["epoch"] - state["best_epoch"] < cfg.patience
            and state["seconds"] < cfg.max_minutes * 60):
         t0 = time.time()
         model.train()
-        x_all, c_all, y_all = _windows((_example(*augment(t, rng)) for t in train_pieces), cfg.window)
+        x_all, c_all, y_all = _windows(epoch_examples(rng), cfg.window)
         train_nll = train_epoch(net, optimizer, (x_all, c_all), y_all, rng, cfg, state["epoch"], world)
-        valid = evaluate(model, split.valid, world)
+        valid = validate(model)
         scheduler.step(valid["nll"])
         state["epoch"] += 1
         state["seconds"] += world.from_main(time.time() - t0)[0]  # one clock decides the time budget
@@ -171,13 +196,10 @@ def train_conditioned(cfg: ConditionedConfig, backend: str | None = None) -> dic
         world.print(f"epoch {state['epoch']}: train NLL {train_nll:.3f}, valid NLL {valid['nll']:.3f} "
                     f"(pitch {valid['pitch_nll']:.3f}) [{state['seconds'] / 60:.1f} min]", flush=True)
         if world.main:
-            torch.save({"config": {k: v for k, v in asdict(cfg).items() if k != "max_minutes"},
-                        "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            torch.save({"config": run, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                         "scheduler": scheduler.state_dict(), "state": state}, ckpt_path)
         world.write_log(ckpt_dir, cfg.name, model, history=state["history"], lr=optimizer.param_groups[0]["lr"])
-    metrics = _export(model.cpu(), best_path, split, source, state, cfg, world) if world.main else {}
-    world.finish()
-    return metrics
+    return model, state, best_path
 
 
 def _export(model: ControlledNoteLSTM, best_path: Path, split, source: dict, state: dict, cfg: ConditionedConfig,
