@@ -287,10 +287,12 @@ def test_trade_takes_a_live_style_outside_the_engines_bars(stage_model):
     assert trade.stage.style == "irish" and _on(row, "style_") == ["irish"]
 
 
-def test_the_stage_model_plays_each_style_differently():
-    """Musical effect: needs the trained stage model (the untrained graph above has none to show)."""
+def test_the_stage_model_plays_each_style_differently_at_the_players_pace():
+    """Musical effect on the trained stage model: the style changes which notes the answer picks; its
+    pace and register stay the player's, which the duet measures from the phrase (a style with its own
+    pace is what benchmarks/stage_styles.py's "own habits" rows measure)."""
     if not STAGE.exists():
-        pytest.skip(f"{STAGE.name} is not trained yet (worktree stagemodel): styles cannot be heard apart")
+        pytest.skip(f"{STAGE.name} is not shipped: styles cannot be heard apart")
     answers = {}
     for style in ctl.STYLES:
         generator = build_generator(str(STAGE), 3)
@@ -299,6 +301,9 @@ def test_the_stage_model_plays_each_style_differently():
         duet = Duet(generator, settings, FakeClock())
         duet.perform(MELODY, 0)
         answers[style] = duet.answer(0)
-    # chorales move in quarter notes, the fiddle tunes in running eighths: the answers' pace tells them apart
-    pace = {s: float(np.median(np.diff([a[0] for a in notes]))) for s, notes in answers.items()}
-    assert pace["fiddle"] < pace["chorale"], pace
+    pitches = {s: tuple(n[2] for n in notes[:16]) for s, notes in answers.items()}
+    assert len(set(pitches.values())) == len(ctl.STYLES), pitches  # same seed, same phrase: only the style differs
+    phrase_mean = np.mean([67, 71, 74, 72, 71, 69, 67])
+    for style, notes in answers.items():
+        assert float(np.median(np.diff([n[0] for n in notes]))) == pytest.approx(0.3), style  # the phrase's 300 ms
+        assert abs(np.mean([n[2] for n in notes]) - phrase_mean) < 5, style
