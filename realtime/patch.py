@@ -67,6 +67,7 @@ class ContinuationSection:
     follow_density: bool = _CONTINUATION.follow_density  # ... its onsets per beat
     follow_dynamics: bool = _CONTINUATION.follow_dynamics  # ... its mean velocity
     follow_key: bool = _CONTINUATION.follow_key  # ... its pitch classes
+    fresh_phrases: bool = _CONTINUATION.fresh_phrases  # the model hears each phrase on its own (its register, key)
     register: float | None = None  # a fixed register control (MIDI pitch), instead of the phrase's
     blend: float = _CONTINUATION.blend  # share of the memory of the player in each pitch choice, 0-1
     memory: str | None = None  # the memory's file, relative to the patch's folder; None: not kept between runs
@@ -318,7 +319,7 @@ def compile_patch(patch: Patch) -> EngineSettings:
         answer_notes=c.answer_notes, answer_beats=c.answer_beats, lookahead_ms=c.lookahead_ms,
         budget_ms=e.budget_ms, channel=c.channel - 1, follow_velocity=c.follow_velocity, follow_tempo=c.follow_tempo,
         follow_register=c.follow_register, follow_density=c.follow_density, follow_dynamics=c.follow_dynamics,
-        follow_key=c.follow_key, register=c.register, blend=c.blend, style=e.style,
+        follow_key=c.follow_key, fresh_phrases=c.fresh_phrases, register=c.register, blend=c.blend, style=e.style,
         memory_path=str(Path(patch.path).parent / Path(c.memory).expanduser()) if c.memory else None,
         **answer_shape(patch))
     model = ModelSettings(name=m.name, temperature=m.temperature, top_p=m.top_p, key=m.key, lowest=m.lowest,

@@ -103,7 +103,7 @@ class ControlMapping:
         return _curve(self.min, self.max, self.curve, normalized)
 
 
-DUET_MODEL = "stage-lstm.int8"  # what the duet answers with unless told: it hears the phrase's register (README)
+DUET_MODEL = "game-lstm.int8"  # what the duet answers with unless told: it hears the phrase's register (README)
 
 
 @dataclass(frozen=True)
@@ -123,6 +123,7 @@ class ContinuationSettings:
     follow_density: bool = True  # its onsets per beat
     follow_dynamics: bool = True  # its mean velocity
     follow_key: bool = True  # its pitch-class shares
+    fresh_phrases: bool = False  # each phrase heard from the model's first note, not after every earlier one
     register: float | None = None  # a fixed register control (MIDI pitch) instead of the phrase's
     max_note_ms: float = 30_000.0  # a player's note held longer is taken as ended (its note-off was lost)
     blend: float = RANGES["blend"].default  # share of the player's Markov memory in each pitch choice

@@ -267,6 +267,17 @@ def test_a_live_style_lands_on_the_lead_sheets_next_bar_line_that_bar_planned_ag
     assert "'jazz': not a style of this model" in live.mode.last_error
 
 
+def test_a_melody_tells_the_duet_no_harmony_and_chords_tell_it_theirs(stage_model):
+    """The listener guesses a chord from a single line too; the model learned harmony from voices sounding
+    together, so a melody's guess is not told (it pulled a high answer an octave down)."""
+    duet, row = _duet(stage_model)
+    end = _play(duet, MELODY, 0)
+    duet.engine.loop(end + 500 * MS)
+    assert duet.mode.answering and _on(row, "role_") == ["melody"]
+    assert duet.engine.listener.snapshot(duet.clock.now_ns()).chord.root is not None, "the listener did guess a chord"
+    assert _harmony(row) == (set(), []), "a melody's guessed chord is not told"
+
+
 def test_trade_takes_a_live_style_outside_the_engines_bars(stage_model):
     from realtime.engine.trade import Trade
     from realtime.scheduler import Scheduler

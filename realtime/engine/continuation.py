@@ -169,6 +169,7 @@ class Continuation(Hearing):
         """The silence has lasted: the answer is real, and a new phrase starts empty."""
         self.tentative = False
         self.phrases += 1
+        self._fresh_phrase = self.settings.fresh_phrases
         if self.fallback is not None:
             self.fallback.update(self._heard_pitches[-64:])
         self.memory.end_phrase()

@@ -14,6 +14,8 @@ from ..model.tokens import Token, duration_bucket, ioi_bucket, velocity_bucket
 class Hearing:
     """What `Continuation` hears: on_message, the notes that outlive their note-off, feeding in order."""
 
+    _fresh_phrase = False  # set when an answer is confirmed and fresh_phrases is on
+
     def on_message(self, message: Event, at_ns: int) -> None:
         if not isinstance(message, NoteMessage):
             return  # controls are mapped by the engine, not by this mode
@@ -67,6 +69,11 @@ class Hearing:
         while self._finished and (earliest_sounding is None or self._finished[0][0] < earliest_sounding):
             onset, end, pitch, velocity = self._finished.pop(0)
             ioi_ns = 0 if self._last_fed_onset_ns is None else onset - self._last_fed_onset_ns
+            if self._fresh_phrase:  # fresh_phrases: a new phrase is heard from the model's first note
+                self._fresh_phrase = False
+                self.generator.runner.reset()
+                self.generator.runner.start()
+                self._last_fed_onset_ns, ioi_ns = None, 0
             token = Token(pitch, ioi_bucket(ioi_ns / self.ns_per_beat),
                           duration_bucket((end - onset) / self.ns_per_beat), velocity_bucket(velocity))
             self.follow.before_feed(token, onset)

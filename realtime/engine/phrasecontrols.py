@@ -120,10 +120,12 @@ class PhraseControls:
             onsets, distinct = self._distinct(ns_per_beat)
             self.role = "texture" if len(onsets) / len(distinct) >= TEXTURE_POLYPHONY else "melody"
             stage.write_role(row, self.role)
-        if chord is not None and chord.root is not None:
+        if chord is not None and chord.root is not None and self.role != "melody":
             stage.write_harmony(row, chord_tones(chord.root, chord.quality), chord.root)
         else:
-            stage.write_harmony(row, (), None)  # no chord heard: not known
+            # no chord heard, or one guessed from a single line: not known (the model learned harmony from
+            # voices sounding together; a melody's guessed chord pulled a high answer an octave down)
+            stage.write_harmony(row, (), None)
 
     def _key_profile(self) -> np.ndarray:
         """The key the listener's tracker hears in the phrase, as the key profile game mode gives the same model.
