@@ -162,6 +162,28 @@ def test_density_and_dynamics_follow_the_playing():
     assert listener.snapshot(60_000 * MS).density < 0.01, "silence: the density fades"
 
 
+@pytest.mark.parametrize("rest_s", [2.5, 4.15, 9.0])
+def test_a_rest_between_phrases_does_not_read_as_a_slow_tempo(rest_s):
+    """Eight notes 150 ms apart, a rest, eight more: the second phrase is heard at the first's pace.
+
+    Without the rest rule the four onsets around a 4 s gap fit 40 BPM, the lock held there and a
+    duet's model heard eight notes a beat.
+    """
+    listener, t = Listener(ListenSettings(), tempo_bpm=100), 1_000 * MS
+    densities = []
+    for phrase in range(2):
+        for _ in range(8):
+            listener.hear(NoteMessage(60, 80), t)
+            listener.hear(NoteMessage(60, 0), t + 100 * MS)
+            listener.refresh(t + 1 * MS)
+            t += 150 * MS
+        tempo = listener.snapshot(t).tempo
+        assert tempo.locked and abs(tempo.bpm / 200 - 1) < 0.04, f"phrase {phrase + 1}: {tempo}"
+        densities.append(listener.snapshot(t).density)
+        t += round(rest_s * 1e9)
+    assert densities[1] == pytest.approx(densities[0], rel=0.25), densities
+
+
 def test_a_midi_clock_sets_the_tempo_when_the_patch_says_so():
     listener = Listener(ListenSettings(tempo_source="midi_clock"), tempo_bpm=100)
     listener.on_raw_midi(bytes([0xFA]), 0)

@@ -25,6 +25,12 @@ agree within AGREE and score LOCK_SCORE, from LOCK_ONSETS onsets at least. Once 
   than the locked one twice running (or CLEAR_RATIO times better once), the window restarts at them
   and locks there at once: with one onset a beat, three or four beats after the change.
 
+A rest longer than REST_BEATS beats of the current estimate starts the window over at the first
+onset after it: the notes before a phrase gap tell nothing about where the beats fall in the next
+phrase, and four onsets spanning the gap fit some slow tempo (a 4 s rest after 150 ms notes read as
+40 BPM and held there). The lock and its metrical level stay: a player mostly comes back at the tempo
+they left, and the new phrase's own onsets move the lock as a tempo change would.
+
 The scoring is compiled (numba, no allocation) and runs once per onset on the engine thread
 (`update`, ~30 us here). `ClockTempo` reads a MIDI clock instead (realtime/io/midiclock.py counts).
 """
@@ -53,6 +59,7 @@ FIT_TOLERANCE = 0.12  # onsets within this many beats of a half-beat point steer
 PRIOR_WIDTH = 1.5  # octaves: the prior around the patch's tempo only leans; the onsets decide
 LOCK_ONSETS = 6  # a first lock needs this many onsets (after a tempo change, the four that showed it)
 FLAT_BEATS = 2.0  # the last two beats count fully, so whether the newest onset is on the beat matters less
+REST_BEATS = 8.0  # a gap this many beats long (two bars of 4/4) ends a phrase: the window starts over after it
 PHASES = 32  # grid offsets tried per candidate
 _PHASE_COS = np.cos(np.arange(PHASES) * 2 * math.pi / PHASES)
 _PHASE_SIN = np.sin(np.arange(PHASES) * 2 * math.pi / PHASES)
@@ -186,6 +193,8 @@ class TempoTracker:
         """A note-on (engine thread): a new onset unless it belongs to the chord just begun."""
         if at_ns - self._last_ns < CHORD_GAP_NS:
             return
+        if at_ns - self._last_ns > REST_BEATS * self.ns_per_beat:  # a new phrase: only its own onsets count
+            self._start, self._change_bpm, self._previous_bpm, self.strikes = self.count, None, None, 0
         self._onsets[self.count % ONSETS] = at_ns
         self.count += 1
         self._last_ns = at_ns
