@@ -204,3 +204,36 @@ def test_realtime_run_with_the_shipped_duet_patch_answers_a_low_phrase_low_and_a
     low, high = np.mean([p for _, p in ons[:split]]), np.mean([p for _, p in ons[split:]])
     # measured: 42.5 and 74.4 (phrases around 41 and 79); bach-folk-lstm.int8 answered the low one at 52.8
     assert low < 49 and high > 69, (low, high, [p for _, p in ons])
+
+
+def test_each_phrase_note_is_heard_under_the_phrase_so_far_not_the_last_answer():
+    """A high phrase after a low answer: every note of it is heard with the register, density and
+    dynamics of the phrase so far in the control row, so the model's state is built under the controls
+    its answer will get. Before, the row held the low answer's controls until the answer began."""
+    low, high = [38, 41, 43, 45, 43, 41, 40, 38], [76, 79, 81, 83, 81, 79, 78, 76]
+    notes = [(i * 150.0, 150.0, p, 50) for i, p in enumerate(low)]
+    notes += [(6000 + i * 150.0, 150.0, p, 100) for i, p in enumerate(high)]
+    settings = ContinuationSettings(tempo_bpm=100, phrase_end_ms=600, answer_notes=8, answer_beats=4)
+    duet = Duet(build_generator(CONDITIONED, 0), settings, FakeClock())
+    mode, row = duet.mode, duet.generator.runner.controls[0]
+    heard, player = [], []
+    before_feed, timed_feed = mode.follow.before_feed, mode._timed_feed
+
+    def spy_before(token, *args, **kwargs):
+        player.append(token.pitch)
+        before_feed(token, *args, **kwargs)
+
+    def spy_feed(token):
+        if player and player[-1] == token.pitch:
+            heard.append((token.pitch, float(row[ctl.INDEX["register"]]), float(row[ctl.INDEX["dynamics"]])))
+            player.clear()
+        timed_feed(token)
+
+    mode.follow.before_feed, mode._timed_feed = spy_before, spy_feed
+    duet.perform(NoteSequence.from_absolute(notes, "ms", 100.0), 0, until_ns=12_000_000_000)
+    assert [p for p, *_ in heard] == low + high
+    for phrase, offset, velocity in ((low, 0, 50), (high, len(low), 100)):
+        for k in range(len(phrase)):
+            pitch, register, dynamics = heard[offset + k]
+            assert register == pytest.approx(np.mean(phrase[:k + 1]), abs=1e-4), (pitch, k, heard)
+            assert dynamics == pytest.approx(velocity, abs=1e-4)

@@ -76,7 +76,7 @@ class Hearing:
                 self._last_fed_onset_ns, ioi_ns = None, 0
             token = Token(pitch, ioi_bucket(ioi_ns / self.ns_per_beat),
                           duration_bucket((end - onset) / self.ns_per_beat), velocity_bucket(velocity))
-            self.follow.before_feed(token, onset)
+            self.follow.before_feed(token, onset, velocity, self.ns_per_beat, self.shape.next_mood())
             self._timed_feed(token)
             self._last_fed_onset_ns = onset
             self._heard_pitches.append(pitch)

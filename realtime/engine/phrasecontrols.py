@@ -5,12 +5,20 @@ every note a description of the music around it. Without them the duet's answers
 corpus's habits whatever the player plays (benchmarks/follow.py: answers to a phrase around MIDI 44
 climbed 16-21 semitones). Here the phrase just heard is measured the way training measured the data
 (mean pitch, onsets per beat, mean velocity, pitch-class shares) and written into the control row
-once, when the answer begins; never per note.
+when the answer begins.
+
+While the phrase is heard, each note is heard under the phrase so far (its running register, density,
+dynamics and key, or a mood's): the model's state is built under the controls the answer will get, not
+under the last answer's. Written once at the answer alone, a high phrase after a low answer was
+heard as low through its whole length, and the answer to it stayed an octave low (a real-time run
+with the stage model; an offline run hid it, since its tentative answers rewrote the row after every
+note). The key profile runs too, from the phrase's pitch classes so far; at the answer the whole
+phrase is measured again and written once more.
 
 The prediction of the first answer note was made while the model heard the phrase's last note under
-the old controls, so that one step is redone from the state saved before it (one extra model step
-per answer, in the phrase-end silence): the first note already follows, as game mode's refresh does.
-The saved state is copied into a buffer made once, so hearing a note allocates nothing.
+the running controls, so that one step is redone from the state saved before it (one extra model step
+per answer, in the phrase-end silence) under the exact ones: the first note already follows, as game
+mode's refresh does. The saved state is copied into a buffer made once, so hearing a note allocates nothing.
 
 A stage model (engine/stagecontrols.py) is told at the same moment the style (a `/style` or program change
 lands at the first answer after its bar line: never mid-answer), the answer's role (melody, or texture when
@@ -51,16 +59,61 @@ class PhraseControls:
         self._last: Token | None = None
         self._onsets: list[int] = []
         self._pitches: list[int] = []
+        self._sums = [0.0, 0.0, 0, 0]  # the phrase so far: pitch sum, velocity sum, distinct onsets, notes
+        self._keys = KeyTracker(decay_s=1e9, margin=0.0)  # the phrase so far's key, every note alike
+        self._key_rows: dict = {}  # (tonic, mode) or None -> its key profile
+        self._first_ns = self._distinct_ns = 0  # its first and latest distinct onsets
         self.applied: dict[str, float] = {}  # what the last answer was told, for status and tests
 
-    def before_feed(self, token: Token, onset_ns: int) -> None:
-        """A player's note is about to be heard: keep the state before it, and the note."""
+    def before_feed(self, token: Token, onset_ns: int, velocity: int = 0, ns_per_beat: float = 0.0,
+                    mood=None) -> None:
+        """A player's note is about to be heard: keep the state before it and the note, and write the
+        phrase so far into the control row (with `ns_per_beat` > 0), so the note is heard under it."""
         if not self.active:
             return
         np.copyto(self._saved, self.runner.state)
         self._last = token
         self._onsets.append(onset_ns)
         self._pitches.append(token.pitch)
+        if ns_per_beat > 0:
+            self._running(token.pitch, onset_ns, velocity, ns_per_beat, mood)
+
+    def _running(self, pitch: int, onset_ns: int, velocity: int, ns_per_beat: float, mood) -> None:
+        """The phrase so far, in the control row: sums kept note by note, nothing allocated."""
+        sums, s = self._sums, self.settings
+        if sums[3] == 0:
+            self._first_ns = self._distinct_ns = onset_ns
+            sums[2] = 1
+        elif (onset_ns - self._distinct_ns) / ns_per_beat > CHORD_BEATS:
+            self._distinct_ns = onset_ns
+            sums[2] += 1
+        sums[0] += pitch
+        sums[1] += velocity
+        sums[3] += 1
+        notes, distinct = sums[3], sums[2]
+        if mood is not None:
+            self._write("register", mood.register)
+            self._write("density", mood.density)
+            self._write("dynamics", mood.dynamics)
+            return
+        if s.register is not None or s.follow_register:
+            self._write("register", float(s.register) if s.register is not None else sums[0] / notes)
+        if s.follow_density and distinct > 1:
+            span = max((self._distinct_ns - self._first_ns) / ns_per_beat, CHORD_BEATS)
+            self._write("density", (distinct - 1) / span)
+            self._write("polyphony", notes / distinct)
+        if s.follow_dynamics and velocity > 0:
+            self._write("dynamics", sums[1] / notes)
+        if s.follow_key and "pc0" in self._index:
+            self._keys.add(pitch % 12, notes)
+            start = self._index["pc0"]
+            self.runner.controls[0, start:start + 12] = self._key_of(self._keys)
+
+    def _write(self, name: str, value: float) -> None:
+        index = self._index.get(name)
+        if index is not None:
+            spec = self.runner.control_specs[index]
+            self.runner.controls[0, index] = min(max(value, spec["low"]), spec["high"])
 
     def measure(self, ns_per_beat: float, velocities: list[int], mood=None) -> dict[str, float]:
         """The phrase's controls in their natural units (those followed), as training measured the data; a mood
@@ -136,12 +189,22 @@ class PhraseControls:
         tracker = KeyTracker(decay_s=1e9, margin=0.0)  # every note of the phrase counts alike
         for i, pitch in enumerate(self._pitches):
             tracker.add(pitch % 12, i)
+        return self._key_of(tracker)
+
+    def _key_of(self, tracker: KeyTracker) -> np.ndarray:
+        """The key profile of what the tracker heard (the 25 profiles are made once, at the first call)."""
+        if not self._key_rows:
+            self._key_rows[None] = ctl.key_histogram(None)
+            for tonic in range(12):
+                for mode in SCALES:
+                    self._key_rows[(tonic, mode)] = ctl.key_histogram(
+                        frozenset((tonic + d) % 12 for d in SCALES[mode]), tonic, mode == "minor")
         tonic, mode, _ = tracker.estimate()
-        if tonic is None:
-            return ctl.key_histogram(None)
-        return ctl.key_histogram(frozenset((tonic + d) % 12 for d in SCALES[mode]), tonic, mode == "minor")
+        return self._key_rows[None if tonic is None else (tonic, mode)]
 
     def end_phrase(self) -> None:
         """The answer is real: the next phrase is measured from its own notes."""
         self._onsets.clear()
         self._pitches.clear()
+        self._sums[:] = (0.0, 0.0, 0, 0)
+        self._keys.reset()

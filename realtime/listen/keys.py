@@ -63,6 +63,11 @@ class KeyTracker:
         self.correlation = 0.0
         _correlations(self._histogram, _PROFILES, self._correlations)  # load (or compile) the kernel now
 
+    def reset(self) -> None:
+        """Forget every note heard (a new phrase)."""
+        self._histogram[:] = 0.0
+        self._heard, self._reference_ns, self.notes, self.current, self.correlation = 0, None, 0, None, 0.0
+
     def add(self, pitch_class: int, at_ns: int) -> None:
         if self._reference_ns is None:
             self._reference_ns = at_ns
