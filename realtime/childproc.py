@@ -19,6 +19,29 @@ def die_with_parent() -> None:
             pass  # without it the child is still stopped on every orderly exit
 
 
+def interruptible() -> None:
+    """Let SIGINT (Ctrl-C, `kill -INT`) stop this process again if it started with SIGINT ignored.
+
+    A shell starts a background job (`cmd &` in a script, `nohup`) with SIGINT ignored, Python keeps
+    that, and so does every program it starts: a `realtime run` stopped with SIGINT then ignores it and
+    is killed later without its note-offs. A suite started that way once failed 19 tests of the engine
+    started and stopped as a user does. Call it in the main thread, or as a child's `preexec_fn`."""
+    try:
+        if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+    except ValueError:
+        pass  # not the main thread (a child forked from another thread): nothing to restore then
+
+
+def engine_child() -> None:
+    """A `preexec_fn` for an engine a caller stops with SIGINT: it dies with its parent and SIGINT stops it."""
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)  # before exec: the new program starts with the default
+    except ValueError:
+        pass
+    die_with_parent()
+
+
 def clear_stale_jack_registry(shm_dir: str = "/dev/shm") -> bool:
     """When no jackd runs at all, remove JACK's shared-memory registry: servers that were killed or
     whose parent crashed leave their entries there, and after a handful jackd refuses to start ("Too

@@ -17,7 +17,12 @@ import sys
 
 import pytest
 
+from realtime.childproc import interruptible
 from realtime.model.modelfile import models_dir
+
+# A suite started in the background (`./dev test &`, nohup, a CI runner's job) has SIGINT ignored, and
+# every `realtime run` a test starts and stops with Ctrl-C would inherit that and hang until killed
+interruptible()
 
 SHIPPED = "bach-folk-lstm.int8"
 REQUIRE_VARIABLE = "REALTIME_REQUIRE_SYSTEM"

@@ -16,6 +16,7 @@ from pathlib import Path
 import rtmidi
 
 from realtime import priority
+from realtime.childproc import engine_child
 from realtime.io.midi import resolve_port
 
 PHRASE = (67, 71, 74, 72, 71, 69, 67)
@@ -360,7 +361,8 @@ enabled = false
 def run_realtime(patch: Path, *flags: str) -> subprocess.Popen:
     """`realtime run PATCH` as a user runs it, returned once it says it is running."""
     proc = subprocess.Popen([sys.executable, "-m", "realtime.cli", "run", str(patch), *flags], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=engine_child)  # Ctrl-C stops it, even from a benchmark run in the background
     line = proc.stdout.readline()
     if "running" not in line:
         proc.kill()

@@ -16,7 +16,7 @@ from jackclients import wait_for
 from test_run_osc import _free_port
 
 from realtime.bench.receiver import PlayerListener, _stop, _wait_for_ports
-from realtime.childproc import die_with_parent
+from realtime.childproc import engine_child
 
 ROOT = Path(__file__).resolve().parents[1]
 HARMONY, DUET = 1, 0  # 0-based channels: [harmonize] channel 2, [continuation] channel 1
@@ -58,7 +58,7 @@ def test_program_change_and_osc_switch_modes_on_the_bar_and_end_every_note(jack2
         patch.write_text(text)
         engine = subprocess.Popen([sys.executable, "-m", "realtime.cli", "run", str(patch)], env=dict(os.environ),
                                   cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                  preexec_fn=die_with_parent)
+                                  preexec_fn=engine_child)
         player = PlayerListener("stage-player")
         try:
             _wait_for_ports(player, engine)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import sys
 import tempfile
@@ -23,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..childproc import die_with_parent
+from ..childproc import engine_child
 from ..clock import FakeClock
 from ..patch import Patch
 from ..patchports import MemoryPorts
@@ -69,17 +68,6 @@ def play(patch_text: str, melody=MELODY, beat_s: float = 0.25, legato: float = 0
     return {"played": played, **run}
 
 
-def _engine_child() -> None:
-    """The engine's `preexec_fn`: it dies with us, and Ctrl-C (how `_stop` ends it) works even when we were
-    started in the background, where a shell hands its children SIGINT ignored (Python keeps that, and an
-    engine that ignores it is killed 15 s later, without its note-offs)."""
-    try:
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-    except ValueError:
-        pass  # forked from a thread other than the main one: nothing to restore then
-    die_with_parent()
-
-
 def perform(patch_text: str, events: list[tuple[float, bytes]], length_s: float, name: str = "harmony-player",
             tail_s: float = 0.3) -> dict:
     """`realtime run PATCH` on JACK played `events` (seconds from the start, bytes) at exact frames by a JACK
@@ -90,7 +78,7 @@ def perform(patch_text: str, events: list[tuple[float, bytes]], length_s: float,
         patch.write_text(patch_text)
         engine = subprocess.Popen([sys.executable, "-m", "realtime.cli", "run", str(patch), "--no-osc"],
                                   env=dict(os.environ), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                  text=True, preexec_fn=_engine_child)
+                                  text=True, preexec_fn=engine_child)
         player = PlayerListener(name)
         try:
             _wait_for_ports(player, engine)

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from realtime.bench.jackd import JackServer
-from realtime.childproc import die_with_parent
+from realtime.childproc import engine_child
 from realtime.io.jackclock import client_pointer, libjack
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -136,7 +136,7 @@ def through_jack(period: int, trials: int, backend: str, patch_text: str, phrase
         patch.write_text(patch_text.replace("@BACKEND@", backend))
         engine = subprocess.Popen([sys.executable, "-m", "realtime.cli", "run", str(patch)], env=env, cwd=ROOT,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                  preexec_fn=die_with_parent)
+                                  preexec_fn=engine_child)
         player = PlayerListener()
         reactions, onset_errors, onset_errors_frames, unanswered = [], [], [], 0
         try:
@@ -186,7 +186,7 @@ def clock_and_notes(period: int, backend: str, game_patch: str, seconds: float =
         patch.write_text(game_patch.replace("[midi]\n", f'[midi]\nbackend = "{backend}"\n', 1))
         engine = subprocess.Popen([sys.executable, "-m", "realtime.cli", "run", str(patch), "--no-osc"], env=env,
                                   cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                  preexec_fn=die_with_parent)
+                                  preexec_fn=engine_child)
         player = PlayerListener("bench-listener")
         try:
             _wait_for_ports(player, engine)
