@@ -22,12 +22,13 @@ from pythonosc.udp_client import SimpleUDPClient
 from realtime.clock import FakeClock
 from realtime.errors import PatchError
 from realtime.events import NoteSequence
+from realtime.listen import Listener
 from realtime.model import controls as ctl
 from realtime.model.generator import ModelRunner, build_generator
 from realtime.model.tokens import Token, duration_bucket, ioi_bucket, velocity_bucket
 from realtime.offline import Duet
 from realtime.patch import compile_patch, parse_patch
-from realtime.settings import ContinuationSettings
+from realtime.settings import ContinuationSettings, ListenSettings
 
 CONDITIONED = "game-lstm.int8"
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -237,3 +238,31 @@ def test_each_phrase_note_is_heard_under_the_phrase_so_far_not_the_last_answer()
             pitch, register, dynamics = heard[offset + k]
             assert register == pytest.approx(np.mean(phrase[:k + 1]), abs=1e-4), (pitch, k, heard)
             assert dynamics == pytest.approx(velocity, abs=1e-4)
+
+
+@pytest.mark.parametrize("model", ["stage-lstm.int8", CONDITIONED])
+def test_a_fresh_phrase_starts_the_model_under_its_own_first_note(model):
+    """fresh_phrases: the start token of a new phrase is stepped under that phrase's first note's controls,
+    not the last answer's; and the stage model then answers a high phrase after a low one high from its
+    first note (measured before: 58-63 for the first notes against a phrase around 79, an octave low,
+    with the player's tempo tracked as a session tracks it)."""
+    low, high = [38, 41, 43, 45, 43, 41, 40, 38], [76, 79, 81, 83, 81, 79, 78, 76]
+    notes = [(i * 150.0, 150.0, p, 90) for i, p in enumerate(low)]
+    notes += [(6000 + i * 150.0, 150.0, p, 90) for i, p in enumerate(high)]
+    settings = ContinuationSettings(tempo_bpm=100, phrase_end_ms=600, answer_notes=8, answer_beats=4,
+                                    fresh_phrases=True)
+    clock = FakeClock()
+    duet = Duet(build_generator(model, 1), settings, clock, listener=Listener(ListenSettings(), 100))
+    runner = duet.generator.runner
+    starts, start = [], runner.start
+
+    def spy_start():
+        starts.append((clock.now_ns(), float(runner.controls[0, ctl.INDEX["register"]])))
+        return start()
+
+    runner.start = spy_start
+    duet.perform(NoteSequence.from_absolute(notes, "ms", 100.0), 0, until_ns=12_000_000_000)
+    second = [(at, p) for at, _, p, _ in duet.answer(0) if at > 6.0]
+    heard_high = [register for at, register in starts if 6_000_000_000 <= at < 8_000_000_000]
+    assert heard_high and min(heard_high) >= 76, starts
+    assert len(second) == 8 and min(p for _, p in second[:3]) >= 69, second

@@ -69,14 +69,13 @@ class Hearing:
         while self._finished and (earliest_sounding is None or self._finished[0][0] < earliest_sounding):
             onset, end, pitch, velocity = self._finished.pop(0)
             ioi_ns = 0 if self._last_fed_onset_ns is None else onset - self._last_fed_onset_ns
-            if self._fresh_phrase:  # fresh_phrases: a new phrase is heard from the model's first note
+            restart = self._fresh_phrase  # fresh_phrases: a new phrase is heard from the model's first note
+            if restart:
                 self._fresh_phrase = False
-                self.generator.runner.reset()
-                self.generator.runner.start()
                 self._last_fed_onset_ns, ioi_ns = None, 0
             token = Token(pitch, ioi_bucket(ioi_ns / self.ns_per_beat),
                           duration_bucket((end - onset) / self.ns_per_beat), velocity_bucket(velocity))
-            self.follow.before_feed(token, onset, velocity, self.ns_per_beat, self.shape.next_mood())
+            self.follow.before_feed(token, onset, velocity, self.ns_per_beat, self.shape.next_mood(), restart)
             self._timed_feed(token)
             self._last_fed_onset_ns = onset
             self._heard_pitches.append(pitch)

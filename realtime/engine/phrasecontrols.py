@@ -66,17 +66,28 @@ class PhraseControls:
         self.applied: dict[str, float] = {}  # what the last answer was told, for status and tests
 
     def before_feed(self, token: Token, onset_ns: int, velocity: int = 0, ns_per_beat: float = 0.0,
-                    mood=None) -> None:
+                    mood=None, restart: bool = False) -> None:
         """A player's note is about to be heard: keep the state before it and the note, and write the
-        phrase so far into the control row (with `ns_per_beat` > 0), so the note is heard under it."""
+        phrase so far into the control row (with `ns_per_beat` > 0), so the note is heard under it.
+
+        `restart` (fresh_phrases, the phrase's first note): the model starts over first, its start token
+        stepped under this note's controls; under the last answer's, a high phrase after a low answer
+        kept a pull to the low register through the phrase (the stage model's first answer notes came
+        out an octave below it)."""
         if not self.active:
+            if restart:
+                self.runner.reset()
+                self.runner.start()
             return
+        if ns_per_beat > 0:
+            self._running(token.pitch, onset_ns, velocity, ns_per_beat, mood)
+        if restart:
+            self.runner.reset()
+            self.runner.start()
         np.copyto(self._saved, self.runner.state)
         self._last = token
         self._onsets.append(onset_ns)
         self._pitches.append(token.pitch)
-        if ns_per_beat > 0:
-            self._running(token.pitch, onset_ns, velocity, ns_per_beat, mood)
 
     def _running(self, pitch: int, onset_ns: int, velocity: int, ns_per_beat: float, mood) -> None:
         """The phrase so far, in the control row: sums kept note by note, nothing allocated."""
