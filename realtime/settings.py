@@ -103,7 +103,7 @@ class ControlMapping:
         return _curve(self.min, self.max, self.curve, normalized)
 
 
-DUET_MODEL = "game-lstm.int8"  # what the duet answers with unless told: it hears the phrase's register (README)
+DUET_MODEL = "stage-lstm.int8"  # what the duet answers with unless told: it hears the phrase's register (README)
 
 
 @dataclass(frozen=True)

@@ -73,7 +73,7 @@ def test_the_status_line_is_the_modes_own_and_drops_count_the_modes_inbox(patch)
                 live.mode.post(GameMessage("param", "intensity", 0.5), live.clock.now_ns())
             assert live.dropped() == 7
         else:
-            assert line == "in 0 | out 0 | phrases 0 | misses 0", line
+            assert line == "in 0 | out 0 | phrases 0 | style - | misses 0", line  # stage-lstm: no style asked
             assert live.dropped() == 0
     finally:
         live.stop()
