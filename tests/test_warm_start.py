@@ -1,6 +1,7 @@
 """The engine is warm before it listens: its ONNX session made and stepped and its sampler compiled before
 any port opens, so the first note creates no session and compiles nothing (benchmarks/cold_start.py
-times what the first notes cost)."""
+times what the first notes cost). The shipped duet patch has the critic on: its candidates' kernel and
+its batched session are held to the same."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import realtime
 from realtime.app import LiveEngine
 from realtime.clock import FakeClock
 from realtime.events import NoteMessage
+from realtime.model import critic as critic_module
 from realtime.model import generator as generator_module
 from realtime.model.generator import ModelRunner
 from realtime.patch import load_patch
@@ -45,9 +47,10 @@ def _logged_live(log: list) -> LiveEngine:
 
 @pytest.fixture
 def log(monkeypatch) -> list:
-    """Every ONNX session made, model step taken and note sampled (and whether that call compiled), in order."""
+    """Every ONNX session made, model step taken and note sampled (and whether that call compiled), in order:
+    ("sample", ...) by the generator's sampler, ("candidates", ...) by the critic's K candidates at once."""
     events: list = []
-    real_session, real_step, real_sample = onnxruntime.InferenceSession, ModelRunner.step_batch, generator_module.sample_note
+    real_session, real_step = onnxruntime.InferenceSession, ModelRunner.step_batch
 
     class LoggedSession(real_session):
         def __init__(self, *args, **kwargs) -> None:
@@ -58,19 +61,22 @@ def log(monkeypatch) -> list:
         events.append(("step",))
         return real_step(self, *args, **kwargs)
 
-    def logged_sample():
-        def sample_note(*args) -> None:
-            caller = "compile" if sys._getframe(1).f_code.co_name == "compile_sampler" else "note"
-            compiled_before = (len(real_sample.signatures), sum(real_sample.stats.cache_misses.values()))
-            real_sample(*args)
-            compiled = (len(real_sample.signatures), sum(real_sample.stats.cache_misses.values())) != compiled_before
-            events.append(("sample", caller, "compiled" if compiled else "ready"))
-        return sample_note
+    def logged(kind: str, real_kernel, compiler: str):
+        def kernel(*args):
+            caller = "compile" if sys._getframe(1).f_code.co_name == compiler else "note"
+            compiled_before = (len(real_kernel.signatures), sum(real_kernel.stats.cache_misses.values()))
+            result = real_kernel(*args)
+            compiled = (len(real_kernel.signatures), sum(real_kernel.stats.cache_misses.values())) != compiled_before
+            events.append((kind, caller, "compiled" if compiled else "ready"))
+            return result
+        return kernel
 
     monkeypatch.setattr(onnxruntime, "InferenceSession", LoggedSession)
     monkeypatch.setattr(ModelRunner, "step_batch", step_batch)
-    # called by compile_sampler (logged as "compile") and by each note decision ("note")
-    monkeypatch.setattr(generator_module, "sample_note", logged_sample())
+    # called by compile_sampler / compile_critic (logged as "compile") and by each note decision ("note")
+    monkeypatch.setattr(generator_module, "sample_note", logged("sample", generator_module.sample_note, "compile_sampler"))
+    monkeypatch.setattr(critic_module, "sample_candidates",
+                        logged("candidates", critic_module.sample_candidates, "compile_critic"))
     return events
 
 
@@ -81,7 +87,11 @@ def test_model_and_sampler_are_warm_before_any_port_opens(log):
     assert ("session",) in before, f"no ONNX session before the first port opened: {log[:5]}"
     assert before.count(("step",)) > 1, "the model was stepped only by its reset before the ports opened: no warm-up"
     assert any(e[:2] == ("sample", "compile") for e in before), "the sampler was first compiled after the ports opened"
-    assert any(e[:2] == ("sample", "note") for e in before), "no note was decided before the ports opened: no warm-up"
+    assert any(e[:2] in (("sample", "note"), ("candidates", "note")) for e in before), \
+        "no note was decided before the ports opened: no warm-up"
+    if live.mode.generator.critic is not None:
+        assert any(e[:2] == ("candidates", "compile") for e in before), "the critic compiled after the ports opened"
+        assert any(e[:2] == ("candidates", "note") for e in before), "the critic's warm-up proposed nothing"
     assert ("port", "input") in log[first_port:]
     live.stop()
 
@@ -96,9 +106,10 @@ def test_first_note_creates_no_session_and_compiles_nothing(log):
     live.clock.advance_ms(600)
     mode.tick(live.clock.now_ns())  # the phrase may have ended: the answer's first notes are chosen
     first_notes = log[heard_from:]
-    assert first_notes.count(("step",)) >= 3 and ("sample", "note", "ready") in first_notes, first_notes
+    decided = ("candidates" if live.mode.generator.critic is not None else "sample", "note", "ready")
+    assert first_notes.count(("step",)) >= 3 and decided in first_notes, first_notes
     assert ("session",) not in first_notes, "an ONNX session was made on the first note"
-    assert ("sample", "note", "compiled") not in first_notes, "the sampler compiled on the first note (other types?)"
+    assert not [e for e in first_notes if e[-1] == "compiled"], f"a kernel compiled on the first note: {first_notes}"
     assert live.scheduler.planned(), "the answer was not scheduled"
     live.stop()
 
