@@ -124,7 +124,12 @@ def test_a_big_panic_arrives_whole(jack, backend: str) -> None:
         _strike_128_notes(out, dump)
         out.close()  # 128 note-offs and 64 controller messages
         written = getattr(out, "sent", "?")  # the JACK-Client output counts what it wrote: lost here or there?
-        assert wait_for(lambda: len(dump.events) == 128 + 128 + 64), f"heard {len(dump.events)}, written {written}"
+        # what was left unwritten at close and the callback's own counts (an intermittent failure in
+        # full runs, never alone: heard 288 of 320 once, 256 of 320 once, the controllers missing)
+        state = {name: len(value) if isinstance(value, list) else value for name, value in vars(out).items()
+                 if name in ("_pending", "callback_errors", "late", "dropped")}
+        assert wait_for(lambda: len(dump.events) == 128 + 128 + 64), \
+            f"heard {len(dump.events)}, written {written}, at close {state}"
         offs = sorted((m[0] & 0x0F, m[1]) for m in dump.heard()[128:] if m[0] & 0xF0 == 0x80)
         assert offs == EVERY_NOTE, "every note-off, none garbled"
         assert dump.held() == set()
