@@ -25,7 +25,7 @@ def interruptible() -> None:
     A shell starts a background job (`cmd &` in a script, `nohup`) with SIGINT ignored, Python keeps
     that, and so does every program it starts: a `realtime run` stopped with SIGINT then ignores it and
     is killed later without its note-offs. A suite started that way once failed 19 tests of the engine
-    started and stopped as a user does. Call it in the main thread, or as a child's `preexec_fn`."""
+    started and stopped as a user does. Call it in the main thread (a child to be started so: `engine_child`)."""
     try:
         if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
             signal.signal(signal.SIGINT, signal.default_int_handler)

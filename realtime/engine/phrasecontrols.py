@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..listen.keys import KeyTracker
+from ..listen.keys import KeyTracker, key_of
 from ..model import controls as ctl
 from ..model.generator import ModelRunner
 from ..model.sampling import SCALES
@@ -74,16 +74,13 @@ class PhraseControls:
         stepped under this note's controls; under the last answer's, a high phrase after a low answer
         kept a pull to the low register through the phrase (the stage model's first answer notes came
         out an octave below it)."""
-        if not self.active:
-            if restart:
-                self.runner.reset()
-                self.runner.start()
-            return
-        if ns_per_beat > 0:
+        if self.active and ns_per_beat > 0:
             self._running(token.pitch, onset_ns, velocity, ns_per_beat, mood)
         if restart:
             self.runner.reset()
             self.runner.start()
+        if not self.active:
+            return
         np.copyto(self._saved, self.runner.state)
         self._last = token
         self._onsets.append(onset_ns)
@@ -118,7 +115,7 @@ class PhraseControls:
         if s.follow_key and "pc0" in self._index:
             self._keys.add(pitch % 12, notes)
             start = self._index["pc0"]
-            self.runner.controls[0, start:start + 12] = self._key_of(self._keys)
+            self.runner.controls[0, start:start + 12] = self._profile(*self._keys.estimate()[:2])
 
     def _write(self, name: str, value: float) -> None:
         index = self._index.get(name)
@@ -167,9 +164,8 @@ class PhraseControls:
             if name == "key":
                 if "pc0" in index:
                     row[index["pc0"]:index["pc0"] + 12] = self._key_profile()
-            elif name in index:
-                spec = self.runner.control_specs[index[name]]
-                row[index[name]] = min(max(value, spec["low"]), spec["high"])
+            else:
+                self._write(name, value)
         self.applied = {name: float(row[index[name]]) for name in measured if name in index}
         last = self._last
         self.runner.reset(self._saved)
@@ -197,20 +193,16 @@ class PhraseControls:
         The phrase's own pitch-class shares (what training measured) kept 88% of answer notes in the
         prompt's key on held-out prompts; the profile of the key heard kept 97% (benchmarks/follow.py).
         """
-        tracker = KeyTracker(decay_s=1e9, margin=0.0)  # every note of the phrase counts alike
-        for i, pitch in enumerate(self._pitches):
-            tracker.add(pitch % 12, i)
-        return self._key_of(tracker)
+        return self._profile(*key_of(self._pitches))  # every note of the phrase counts alike
 
-    def _key_of(self, tracker: KeyTracker) -> np.ndarray:
-        """The key profile of what the tracker heard (the 25 profiles are made once, at the first call)."""
+    def _profile(self, tonic: int | None, mode: str) -> np.ndarray:
+        """The key profile of a key (None: not known); the 25 profiles are made once, at the first call."""
         if not self._key_rows:
             self._key_rows[None] = ctl.key_histogram(None)
-            for tonic in range(12):
-                for mode in SCALES:
-                    self._key_rows[(tonic, mode)] = ctl.key_histogram(
-                        frozenset((tonic + d) % 12 for d in SCALES[mode]), tonic, mode == "minor")
-        tonic, mode, _ = tracker.estimate()
+            for root in range(12):
+                for scale in SCALES:
+                    self._key_rows[(root, scale)] = ctl.key_histogram(
+                        frozenset((root + d) % 12 for d in SCALES[scale]), root, scale == "minor")
         return self._key_rows[None if tonic is None else (tonic, mode)]
 
     def end_phrase(self) -> None:
