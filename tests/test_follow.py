@@ -38,6 +38,16 @@ def _phrase(pitches, velocity=80, beats=0.5) -> NoteSequence:
     return NoteSequence.from_absolute([(i * beats, beats, p, velocity) for i, p in enumerate(pitches)], "beats", 100)
 
 
+LOW, HIGH = [38, 41, 43, 45, 43, 41, 40, 38], [76, 79, 81, 83, 81, 79, 78, 76]  # around 41 and 79
+
+
+def _two_phrases(first, second, velocities=(90, 90)) -> NoteSequence:
+    """Two phrases of notes 150 ms apart, the second 6 s after the first began (each gets its answer)."""
+    notes = [(i * 150.0, 150.0, p, velocities[0]) for i, p in enumerate(first)]
+    notes += [(6000 + i * 150.0, 150.0, p, velocities[1]) for i, p in enumerate(second)]
+    return NoteSequence.from_absolute(notes, "ms", 100.0)
+
+
 def _duet(settings=None, model=CONDITIONED, seed=0) -> Duet:
     return Duet(build_generator(model, seed), settings or ContinuationSettings(tempo_bpm=100), FakeClock())
 
@@ -49,8 +59,8 @@ def _answer(pitches, velocity=80, settings=None, beats=0.5):
 
 
 def test_a_low_phrase_sets_a_low_register_and_a_high_one_a_high_register():
-    low, low_answer = _answer([38, 41, 43, 45, 43, 41, 40, 38])
-    high, high_answer = _answer([76, 79, 81, 83, 81, 79, 78, 76])
+    low, low_answer = _answer(LOW)
+    high, high_answer = _answer(HIGH)
     register = ctl.INDEX["register"]
     assert low.mode.follow.applied["register"] == pytest.approx(41.125)
     assert low.generator.runner.controls[0, register] == pytest.approx(41.125)
@@ -157,15 +167,12 @@ def test_the_critics_fragments_hear_the_phrase_controls_too():
 def test_fresh_phrases_answers_a_low_phrase_after_a_high_one_from_the_low_phrase_alone(model):
     """fresh_phrases: the model hears each phrase from its first note. Without it, the stage model's state
     after a high phrase and its answer outweighed the low phrase's register (measured: 70 against 39)."""
-    high, low = [76, 79, 81, 83, 81, 79, 78, 76], [38, 41, 43, 45, 43, 41, 40, 38]
-    notes = [(i * 150.0, 150.0, p, 90) for i, p in enumerate(high)]
-    notes += [(6000 + i * 150.0, 150.0, p, 90) for i, p in enumerate(low)]
     means = {}
     for fresh in (False, True):
         settings = ContinuationSettings(tempo_bpm=100, phrase_end_ms=600, answer_notes=8, answer_beats=4,
                                         fresh_phrases=fresh)
         duet = Duet(build_generator(model, 0), settings, FakeClock())
-        duet.perform(NoteSequence.from_absolute(notes, "ms", 100.0), 0, until_ns=12_000_000_000)
+        duet.perform(_two_phrases(HIGH, LOW), 0, until_ns=12_000_000_000)
         answers = [(at, p) for at, _, p, _ in duet.answer(0)]
         second = [p for at, p in answers if at > 6.0]
         assert len(second) == 8 and np.mean([p for at, p in answers if at < 6.0]) > 69, (fresh, answers)
@@ -190,7 +197,7 @@ def test_realtime_run_with_the_shipped_duet_patch_answers_a_low_phrase_low_and_a
     player, show = SimpleUDPClient("127.0.0.1", port), tmp_path / "show"
     with Running(patch, "--record", str(show)) as run:
         time.sleep(4.0)  # started (the model warmed) before the first phrase
-        for phrase in ([38, 41, 43, 45, 43, 41, 40, 38], [76, 79, 81, 83, 81, 79, 78, 76]):
+        for phrase in (LOW, HIGH):
             for pitch in phrase:
                 player.send_message("/note/on", [pitch, 90])
                 time.sleep(0.15)
@@ -212,9 +219,6 @@ def test_each_phrase_note_is_heard_under_the_phrase_so_far_not_the_last_answer()
     """A high phrase after a low answer: every note of it is heard with the register, density and
     dynamics of the phrase so far in the control row, so the model's state is built under the controls
     its answer will get. Before, the row held the low answer's controls until the answer began."""
-    low, high = [38, 41, 43, 45, 43, 41, 40, 38], [76, 79, 81, 83, 81, 79, 78, 76]
-    notes = [(i * 150.0, 150.0, p, 50) for i, p in enumerate(low)]
-    notes += [(6000 + i * 150.0, 150.0, p, 100) for i, p in enumerate(high)]
     settings = ContinuationSettings(tempo_bpm=100, phrase_end_ms=600, answer_notes=8, answer_beats=4)
     duet = Duet(build_generator(CONDITIONED, 0), settings, FakeClock())
     mode, row = duet.mode, duet.generator.runner.controls[0]
@@ -232,9 +236,9 @@ def test_each_phrase_note_is_heard_under_the_phrase_so_far_not_the_last_answer()
         timed_feed(token)
 
     mode.follow.before_feed, mode._timed_feed = spy_before, spy_feed
-    duet.perform(NoteSequence.from_absolute(notes, "ms", 100.0), 0, until_ns=12_000_000_000)
-    assert [p for p, *_ in heard] == low + high
-    for phrase, offset, velocity in ((low, 0, 50), (high, len(low), 100)):
+    duet.perform(_two_phrases(LOW, HIGH, (50, 100)), 0, until_ns=12_000_000_000)
+    assert [p for p, *_ in heard] == LOW + HIGH
+    for phrase, offset, velocity in ((LOW, 0, 50), (HIGH, len(LOW), 100)):
         for k in range(len(phrase)):
             pitch, register, dynamics = heard[offset + k]
             assert register == pytest.approx(np.mean(phrase[:k + 1]), abs=1e-4), (pitch, k, heard)
@@ -247,9 +251,6 @@ def test_a_fresh_phrase_starts_the_model_under_its_own_first_note(model):
     not the last answer's; and the stage model then answers a high phrase after a low one high from its
     first note (measured before: 58-63 for the first notes against a phrase around 79, an octave low,
     with the player's tempo tracked as a session tracks it)."""
-    low, high = [38, 41, 43, 45, 43, 41, 40, 38], [76, 79, 81, 83, 81, 79, 78, 76]
-    notes = [(i * 150.0, 150.0, p, 90) for i, p in enumerate(low)]
-    notes += [(6000 + i * 150.0, 150.0, p, 90) for i, p in enumerate(high)]
     settings = ContinuationSettings(tempo_bpm=100, phrase_end_ms=600, answer_notes=8, answer_beats=4,
                                     fresh_phrases=True)
     clock = FakeClock()
@@ -262,7 +263,7 @@ def test_a_fresh_phrase_starts_the_model_under_its_own_first_note(model):
         return start()
 
     runner.start = spy_start
-    duet.perform(NoteSequence.from_absolute(notes, "ms", 100.0), 0, until_ns=12_000_000_000)
+    duet.perform(_two_phrases(LOW, HIGH), 0, until_ns=12_000_000_000)
     second = [(at, p) for at, _, p, _ in duet.answer(0) if at > 6.0]
     heard_high = [register for at, register in starts if 6_000_000_000 <= at < 8_000_000_000]
     assert heard_high and min(heard_high) >= 76, starts
