@@ -286,6 +286,44 @@ def test_jack_server_dies_and_comes_back(jack) -> None:
     _comes_back_and_releases(jack, out)
 
 
+def test_a_server_back_before_the_ports_looked_finds_them_retired_not_sending_into_the_dead_one(jack) -> None:
+    """The server dies and is back before the supervisor's next look, and something (another port opening,
+    here the test) reconnects the watch first. The rtmidi ports' clients of the dead server must be closed
+    before libjack opens the watch's new one (else libjack frees them itself and rtmidi's own close runs into
+    freed memory), sends must not go into them, and the next look still reports the stop, then the return."""
+    from realtime.io import jackwatch
+
+    out, keys_in = midi.MidiOutput(backend="jack"), midi.MidiInput(SystemClock(), backend="jack")
+    try:
+        out.send(NoteMessage(60, 100))
+        jack.stop()
+        watch = midi.jack_watch()
+        assert wait_for(lambda: not watch.alive, 3.0), "the watch heard the shutdown"
+        jackwatch._JACK_MESSAGES.clear()
+        jack.start()
+        assert watch.poll(), "the watch reconnected before either port looked"
+        said = list(jackwatch._JACK_MESSAGES)
+        assert not any("still allocated" in line for line in said), f"libjack cleaned up our clients itself: {said}"
+        sent = out.sent
+        out.send(NoteMessage(62, 100))
+        assert out.sent == sent and out.dropped >= 1, "nothing is sent into the dead server's client"
+        assert "JACK server stopped" in (out.check() or ""), "the next look reports the stop"
+        assert "JACK server stopped" in (keys_in.check() or "")
+        assert "JACK server is back" in (out.check() or ""), "and the next the return"
+        assert "JACK server is back" in (keys_in.check() or "")
+        receiver = Client("after")
+        try:
+            receiver.listen_to(out.name)
+            out.send(NoteMessage(72, 90))
+            assert receiver.wait_for(lambda: receiver.received), "the output plays on the new server"
+            assert receiver.received[-1][1] == [0x90, 72, 90]
+        finally:
+            receiver.close()
+    finally:
+        out.close()
+        keys_in.close()
+
+
 def test_jack_client_port_survives_the_server_dying_and_coming_back(jack) -> None:
     out = open_out("jack")
     out.send(NoteMessage(60, 100))

@@ -20,16 +20,17 @@ import threading
 import weakref
 from collections import deque
 
-_HELD: "weakref.WeakSet" = weakref.WeakSet()  # JACK-Client ports: each has release_if_dead()
+_HELD: "weakref.WeakSet" = weakref.WeakSet()  # JACK ports of ours: each has release_if_dead()
 
 
 def hold(port) -> None:
-    """Count a JACK-Client port among the clients to close once their server died."""
+    """Count a port (JACK-Client or python-rtmidi on JACK) among the clients to close once their server
+    died, before the watch connects to the next one."""
     _HELD.add(port)
 
 
 def release_dead_ports() -> None:
-    """Close the JACK-Client clients whose server died (each returns at once)."""
+    """Close the clients of ours whose server died."""
     for port in list(_HELD):
         port.release_if_dead()
 
@@ -50,6 +51,10 @@ class JackWatch:
 
     def __init__(self) -> None:
         self.alive = False
+        # one more at each connection: a port opened under an earlier one belongs to a server that died,
+        # even when the watch has already reconnected to its successor (see `serves`)
+        self.generation = 0
+        self._period_s = 0.0
         self.messages = _JACK_MESSAGES
         self._lib = _load_libjack()
         self._client: int | None = None
@@ -87,14 +92,26 @@ class JackWatch:
             if self._client is not None:  # the server died under this client: JACK still wants it closed
                 self._lib.jack_client_close(self._client)
                 self._client = None
-            release_dead_ports()  # the JACK-Client ports' dead clients close first too
+            # every client of the dead server closes before libjack opens another: rtmidi's ports share
+            # this libjack, which would otherwise free them itself ("clients are still allocated,
+            # cleanup") and rtmidi's own close later ran into freed memory
+            release_dead_ports()
             status = ctypes.c_int(0)
             client = self._lib.jack_client_open(b"realtime-watch", self._NO_START_SERVER, ctypes.byref(status))
             if client:
                 self._lib.jack_on_shutdown(client, self._on_shutdown, None)
+                rate = self._lib.jack_get_sample_rate(client)
+                self._period_s = self._lib.jack_get_buffer_size(client) / rate if rate else 0.0
                 self._client = client
+                self.generation += 1
                 self.alive = True
             return self.alive
+
+    def serves(self, generation: int) -> bool:
+        """Is the server a port was opened under (`generation`, read when it opened) still the one running?
+        False once it died, and still False after the watch has reconnected to a new server: a port that
+        missed the death must not send into its dead client (that froze the process) or stay on it."""
+        return self.alive and self.generation == generation
 
     def release_dead(self) -> None:
         """Close our client of a server that died, before any other JACK client opens."""
@@ -106,12 +123,10 @@ class JackWatch:
                 self._client = None
 
     def period_s(self) -> float:
-        """One JACK period: how long a sent message may wait in rtmidi's buffer before it leaves."""
-        if not self.poll():
-            return 0.0
-        frames = self._lib.jack_get_buffer_size(self._client)
-        rate = self._lib.jack_get_sample_rate(self._client)
-        return frames / rate if rate else 0.0
+        """One JACK period of the server last connected to: how long a sent message may wait in rtmidi's
+        buffer before it leaves. Never connects: a port's pacer asks it, and must not be the one that
+        reconnects the watch before the ports have seen their server die."""
+        return self._period_s
 
     def port_names(self, pattern: str) -> list[str]:
         """Full names of JACK MIDI ports matching a regular expression (JACK's own matching)."""

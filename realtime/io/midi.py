@@ -29,7 +29,7 @@ from ..clock import Clock
 from ..errors import PortError
 from ..events import NoteMessage
 from ..priority import try_fifo
-from .jackwatch import jack_watch
+from .jackwatch import hold, jack_watch
 from .midibackend import compiled_backends, create_rtmidi, list_ports
 from .ports import PANIC_CONTROLS, HeldNotes, Listener, MidiParser, RawListener, Supervised, resolve_port
 
@@ -62,11 +62,17 @@ class _MidiPort(Supervised):
         self.connected = False
         self.server_down = False
         self._midi = None
+        self._generation = 0  # the JACK watch's connection this port's client belongs to (jack only)
+        self._retiring = threading.RLock()  # the supervisor and the watch may both retire a dead client
         self._warnings: list[str] = []
         self._open()
+        if self.backend == "jack":
+            hold(self)
 
     def _open(self) -> None:
         midi, self.backend = create_rtmidi(self._rtmidi_class, self._backend_asked, self.client_name)
+        if self.backend == "jack":
+            self._generation = jack_watch().generation  # create_rtmidi connected the watch first
         try:
             self._configure(midi)
             if self.wanted is None:
@@ -98,7 +104,7 @@ class _MidiPort(Supervised):
     def _check_connection(self) -> str | None:
         if self.backend == "jack":
             watch = jack_watch()
-            if not watch.alive and not self.server_down:
+            if not watch.serves(self._generation) and not self.server_down:
                 self._lost()
                 self.server_down = True
                 return f"JACK server stopped: MIDI {self.kind} {self.name} paused, reconnecting when it is back"
@@ -131,11 +137,18 @@ class _MidiPort(Supervised):
 
     def _lost(self) -> None:
         """The server died: stop using the rtmidi object at once and set it aside."""
-        midi, self._midi = self._midi, None
-        self.connected = False
-        if midi is not None:
-            _retire(midi)
+        with self._retiring:
+            midi, self._midi = self._midi, None
+            self.connected = False
+            if midi is not None:
+                _retire(midi)
         self._vanished()
+
+    def release_if_dead(self) -> None:
+        """The watch asks before it connects to a new server: a client of the dead one closes now, even
+        if the supervisor has not yet noticed (it reports the stop at its next look, as always)."""
+        if self._midi is not None and not jack_watch().serves(self._generation):
+            self._lost()
 
     def _vanished(self) -> None:
         pass
@@ -144,9 +157,10 @@ class _MidiPort(Supervised):
         pass
 
     def close(self) -> None:
-        midi, self._midi = self._midi, None
-        if midi is not None:
-            _retire(midi)
+        with self._retiring:
+            midi, self._midi = self._midi, None
+            if midi is not None:
+                _retire(midi)
 
 
 class MidiInput(_MidiPort):
@@ -254,7 +268,7 @@ class MidiOutput(_MidiPort):
             self._pacer.start()
 
     def send(self, message: NoteMessage) -> None:
-        if self._midi is None or (self._watch is not None and not self._watch.alive):
+        if self._midi is None or (self._watch is not None and not self._watch.serves(self._generation)):
             self.dropped += 1
             return
         self._held.track(message)
@@ -279,7 +293,7 @@ class MidiOutput(_MidiPort):
         """Note-offs for every held note, then sustain off, all sound off, all notes off and reset
         controllers on every channel this port has played on. Returns at once: on JACK what does not
         fit in this period goes out over the next ones, before anything sent after it."""
-        if self._midi is None or (self._watch is not None and not self._watch.alive):
+        if self._midi is None or (self._watch is not None and not self._watch.serves(self._generation)):
             return  # nothing can be sent: keep the held notes, released when the port is back
         channels = sorted(self._held.channels_used)
         messages = [(0x80 | off.channel, off.pitch, 0) for off in self._held.releases()]
@@ -301,7 +315,7 @@ class MidiOutput(_MidiPort):
 
     def _send_now(self, data) -> None:
         midi = self._midi
-        if midi is None or (self._watch is not None and not self._watch.alive):
+        if midi is None or (self._watch is not None and not self._watch.serves(self._generation)):
             self.dropped += 1
             return
         midi.send_message(data)
@@ -338,9 +352,9 @@ class MidiOutput(_MidiPort):
     def close(self) -> None:
         if self._midi is not None:
             self.all_notes_off()
-            if self._watch is not None and self._watch.alive:
+            if self._watch is not None and self._watch.serves(self._generation):
                 deadline = time.monotonic() + 2.0
-                while self._backlog and self._watch.alive and time.monotonic() < deadline:
+                while self._backlog and self._watch.serves(self._generation) and time.monotonic() < deadline:
                     time.sleep(0.001)  # the pacer sends the panic's rest, a burst a period
                 time.sleep(2 * self._watch.period_s() + 0.002)  # JACK sends once a period: let them leave
         self._stop_pacer()
