@@ -14,6 +14,7 @@ import importlib
 import os
 import shutil
 import sys
+import time
 
 import pytest
 
@@ -98,38 +99,61 @@ def as_the_engine_process():
 
 @pytest.fixture
 def jack(monkeypatch: pytest.MonkeyPatch):
-    """A private JACK dummy server (-p 64) for one test; $JACK_DEFAULT_SERVER points clients at it."""
-    from jackserver import JackServer
-
-    require_tools("jackd", "jack_wait", package="jackd2")
-    with JackServer(period=256) as server, as_the_engine_process():
-        for key, value in server.environ().items():
-            monkeypatch.setenv(key, value)
-        from realtime.io.midi import jack_watch
-
-        jack_watch().poll()  # closes its client of the last test's server before this test opens any
-        with clients_closed_while_the_server_lives(monkeypatch):
-            yield server
-    from realtime.io.jackwatch import release_dead_clients
-
-    release_dead_clients()  # the server is gone: close what this process still holds of it, at once
+    """A private JACK dummy server (256 frames a period) for one test; $JACK_DEFAULT_SERVER points clients at it."""
+    yield from _private_server(monkeypatch, "jackd", "jack_wait")
 
 
 @pytest.fixture
 def jack256(monkeypatch: pytest.MonkeyPatch):
-    """A private JACK server at 256 frames a period: the dummy driver keeps poor time at 64, so timing
-    at a receiver is measured at 256."""
+    """The same, for tests that also run JACK's example clients (timing at a receiver is measured at 256
+    frames: the dummy driver keeps poor time at 64)."""
+    yield from _private_server(monkeypatch, "jackd", "jack_wait", "jack_midi_dump", "jack_midiseq")
+
+
+LIBJACK_SAID: list[str] = []  # what the JACK-Client side's libjack printed (rtmidi's goes to jackwatch)
+
+
+def _libjack_cleaned_up_after_us() -> list[str]:
+    """libjack's own clean-up of clients whose server died: it frees them, so whoever holds one (rtmidi,
+    JACK-Client) later closes freed memory. It happens only when a client of a dead server was still open
+    as a new one opened in the same process: a bug of ours, and the crash of issue 11."""
+    from realtime.io import jackwatch
+
+    said = list(jackwatch._JACK_MESSAGES) + LIBJACK_SAID
+    jackwatch._JACK_MESSAGES.clear()
+    LIBJACK_SAID.clear()
+    return [line for line in said if "still allocated" in line or "Cleanup client" in line]
+
+
+def _private_server(monkeypatch: pytest.MonkeyPatch, *tools: str):
+    import gc
+
+    import jack as jack_client
     from jackserver import JackServer
 
-    require_tools("jackd", "jack_wait", "jack_midi_dump", "jack_midiseq", package="jackd2")
+    from realtime.io.jackwatch import release_dead_clients
+    from realtime.io.midi import jack_watch
+
+    require_tools(*tools, package="jackd2")
+    jack_client.set_error_function(LIBJACK_SAID.append)
     with JackServer(period=256) as server, as_the_engine_process():
         for key, value in server.environ().items():
             monkeypatch.setenv(key, value)
+        watch = jack_watch()
+        if not watch.poll():  # closes its client of the last test's server before this test opens any
+            pytest.fail(f"the JACK watch cannot connect to a fresh server {server.name}: "
+                        f"libjack said {list(watch.messages)[-6:]} {LIBJACK_SAID[-6:]}", pytrace=False)
         with clients_closed_while_the_server_lives(monkeypatch):
             yield server
-    from realtime.io.jackwatch import release_dead_clients
-
-    release_dead_clients()
+            gc.collect()  # a client held by a reference cycle closes now, while its server lives
+    deadline = time.monotonic() + 2.0
+    while watch.alive and time.monotonic() < deadline:
+        time.sleep(0.005)  # the watch hears the shutdown on libjack's thread
+    release_dead_clients()  # the server is gone: close what this process still holds of it, at once
+    cleaned = _libjack_cleaned_up_after_us()
+    if cleaned:
+        pytest.fail(f"libjack closed clients of ours itself (one of a dead server was still open): {cleaned}",
+                    pytrace=False)
 
 
 LEFT_OPEN: list[str] = []  # "test: client" for each JACK client a test left open (see below)
