@@ -11,7 +11,9 @@ phrase's controls. An answer fits when it is
  - in register: its mean pitch within 5 semitones of the prompt's;
  - in pace: its median onset interval (ms) within 2x of the prompt's, either way.
 Reported per register row and overall, each and all three together, and Spearman's rank
-correlation between the prompt's mean pitch and the answer's over every run.
+correlation between the prompt's mean pitch and the answer's over every run. The reference row: held-out
+pieces themselves, the next 24 melody notes after their first 12 judged as an answer is, which says
+what the criteria ask of real music.
 
 For a model that hears controls, the control response too: held-out prompts heard and answered
 (24 notes) with one control set by hand over its range, the others at the card's defaults;
@@ -50,8 +52,8 @@ TEMPOS = (60, 100, 140, 180)
 ONSETS, ANSWER = 12, 24
 
 
-def melody(tokens: np.ndarray) -> list[tuple[float, float, int]]:
-    """(onset, duration, pitch) in beats of the highest note at each of the first ONSETS onsets."""
+def melody(tokens: np.ndarray, count: int = ONSETS) -> list[tuple[float, float, int]]:
+    """(onset, duration, pitch) in beats of the highest note at each of the first `count` onsets."""
     onsets = np.cumsum(np.asarray(IOI_BEATS)[tokens[:, 1]])
     notes: dict[float, tuple[float, int]] = {}
     for onset, row in zip(onsets, tokens):
@@ -59,7 +61,7 @@ def melody(tokens: np.ndarray) -> list[tuple[float, float, int]]:
         if key not in notes or row[0] > notes[key][1]:
             notes[key] = (DURATION_BEATS[row[2]], int(row[0]))
     first = min(notes)
-    return [(on - first, d, p) for on, (d, p) in sorted(notes.items())[:ONSETS]]
+    return [(on - first, d, p) for on, (d, p) in sorted(notes.items())[:count]]
 
 
 def prompt(line, register: int, bpm: float) -> NoteSequence:
@@ -90,6 +92,20 @@ def judge(phrase: NoteSequence, answer) -> dict:
 def held_out(model: str, quick: bool, pieces: int) -> list:
     lines = [melody(t) for t in test_split(model, quick) if len(t) >= 48]
     return [line for line in lines if len(line) == ONSETS][:pieces]
+
+
+def the_pieces_own(model: str, quick: bool) -> dict:
+    """The reference: every held-out piece long enough, its first ONSETS melody notes as the prompt and its
+    next ANSWER judged as an answer is (scale, register and pace do not change with transposition or
+    tempo, so once per piece)."""
+    judged = []
+    for tokens in [t for t in test_split(model, quick) if len(t) >= 48]:
+        line = melody(tokens, ONSETS + ANSWER)
+        if len(line) == ONSETS + ANSWER:
+            beat_s, shift = 60.0 / TEMPOS[0], round(60 - np.mean([p for _, _, p in line[:ONSETS]]))  # as prompt() does
+            heard = [(on * beat_s, d * beat_s, p + shift, 80) for on, d, p in line[ONSETS:]]
+            judged.append(judge(prompt(line[:ONSETS], 60, TEMPOS[0]), heard))
+    return summarize(judged) if judged else {}
 
 
 def grid(settings, lines, seeds) -> dict:
@@ -172,9 +188,11 @@ def main(argv: list[str] | None = None) -> dict:
     seeds = (0,) if args.quick else tuple(range(args.seeds))
     table = grid(settings, lines, seeds)
     controls = response(model, lines, seeds)
+    reference = the_pieces_own(model, args.quick)
     follows = not args.no_follow and bool(controls)
     results = {"model": model, "follow": follows, "prompts": len(lines), "seeds": list(seeds),
                "registers": list(REGISTERS), "tempos_bpm": list(TEMPOS), "table": table, "control_spearman": controls,
+               "the_pieces_own_continuation": reference,
                "headline": f"{model}{' following the phrase' if follows else ''}: {100 * table['all']['all']:.0f}% of "
                            f"answers fit the prompt's scale, register and pace"}
     print(f"{len(lines)} held-out prompts x {len(REGISTERS)} registers x {len(TEMPOS)} tempos x {len(seeds)} seeds "
@@ -183,6 +201,10 @@ def main(argv: list[str] | None = None) -> dict:
     for row, m in table.items():
         print(f"{row:>8} {100 * m['scale']:5.0f}% {100 * m['register']:5.0f}% {100 * m['pace']:5.0f}% "
               f"{100 * m['all']:5.0f}% {m['mean_distance']:+6.1f}")
+    if reference:
+        print(f"{'pieces':>8} {100 * reference['scale']:5.0f}% {100 * reference['register']:5.0f}% "
+              f"{100 * reference['pace']:5.0f}% {100 * reference['all']:5.0f}% {reference['mean_distance']:+6.1f}"
+              f"   <- the pieces' own next {ANSWER} melody notes, judged alike ({reference['runs']} held-out pieces)")
     print(f"Spearman of the prompt's mean pitch against the answer's: {table['all']['register_spearman']:.2f}")
     if controls:
         print("control response (Spearman, control vs answer): "

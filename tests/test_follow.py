@@ -149,6 +149,25 @@ def test_benchmark_quick_the_followed_duet_fits_more_often(tmp_path):
     assert fixed["table"]["all"]["all"] > base["table"]["all"]["all"] + 0.15
     assert fixed["table"]["all"]["register"] > 0.5
     assert fixed["control_spearman"]["density"] > 0.7 and fixed["control_spearman"]["dynamics"] > 0.7
+    reference = saved["the_pieces_own_continuation"]
+    assert reference["runs"] > 10 and 0.5 < reference["all"] < 1.0, "real music, judged alike, mostly fits"
+
+
+def test_the_reference_is_judged_as_an_answer_is():
+    """The pieces' own continuations go through the same judge: a phrase answered by itself fits, the same
+    notes a tritone up fit neither scale nor register; and the benchmark transposes prompt and continuation
+    together (a reference judged against a transposed prompt would fail on scale alone)."""
+    follow = _script("follow")
+    line = [(i * 0.5, 0.5, p) for i, p in enumerate((62, 64, 66, 67, 69, 71, 73, 74, 73, 71, 69, 67))]
+    phrase = follow.prompt(line, 60, 120)
+    itself = [(on * 0.5, d * 0.5, p, 80) for on, d, p in line]  # seconds at 120 BPM, mean pitch as heard
+    shift = round(60 - np.mean([p for _, _, p in line]))
+    itself = [(on, d, p + shift, v) for on, d, p, v in itself]
+    assert follow.judge(phrase, itself)["all"]
+    tritone = follow.judge(phrase, [(on, d, p + 6, v) for on, d, p, v in itself])
+    assert not tritone["scale"] and not tritone["register"]
+    reference = follow.the_pieces_own("stage-lstm.int8", quick=True)
+    assert reference["runs"] > 10 and reference["scale"] > 0.5
 
 
 def test_the_critics_fragments_hear_the_phrase_controls_too():
