@@ -40,24 +40,3 @@ def engine_child() -> None:
     except ValueError:
         pass
     die_with_parent()
-
-
-def clear_stale_jack_registry(shm_dir: str = "/dev/shm") -> bool:
-    """When no jackd runs at all, remove JACK's shared-memory registry: servers that were killed or
-    whose parent crashed leave their entries there, and after a handful jackd refuses to start ("Too
-    many servers already active"). Returns whether anything was removed."""
-    import os
-    import subprocess
-    from pathlib import Path
-
-    running = subprocess.run(["pgrep", "-x", "jackd"], capture_output=True, text=True).stdout.strip()
-    if running:
-        return False  # a live server owns its entries
-    removed = False
-    for path in Path(shm_dir).glob("jack*"):
-        try:
-            os.unlink(path)
-            removed = True
-        except OSError:
-            pass
-    return removed

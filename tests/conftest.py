@@ -146,6 +146,8 @@ def _private_server(monkeypatch: pytest.MonkeyPatch, *tools: str):
         with clients_closed_while_the_server_lives(monkeypatch):
             yield server
             gc.collect()  # a client held by a reference cycle closes now, while its server lives
+    if server.killed:  # it did not leave JACK's registry: 8 such and no server starts until reclaimed
+        LEFT_OPEN.append(f"{os.environ.get('PYTEST_CURRENT_TEST', '?').split(' ')[0]}: jackd needed SIGKILL")
     deadline = time.monotonic() + 2.0
     while watch.alive and time.monotonic() < deadline:
         time.sleep(0.005)  # the watch hears the shutdown on libjack's thread
@@ -195,7 +197,8 @@ def clients_closed_while_the_server_lives(monkeypatch: pytest.MonkeyPatch):
 
 def pytest_terminal_summary(terminalreporter) -> None:
     if LEFT_OPEN:
-        terminalreporter.write_line(f"JACK clients left open by a test (closed by the fixture): {', '.join(LEFT_OPEN)}")
+        terminalreporter.write_line(f"JACK clients left open by a test (closed by the fixture), servers killed: "
+                                    f"{', '.join(LEFT_OPEN)}")
 
 
 def pytest_runtest_logreport(report) -> None:
