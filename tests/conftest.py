@@ -195,7 +195,23 @@ def clients_closed_while_the_server_lives(monkeypatch: pytest.MonkeyPatch):
                 client.close()
 
 
+LEFT_REGISTERED: list[str] = []  # "test: server" for each dead JACK server a test left in the registry
+
+
+@pytest.fixture(autouse=True)
+def _no_dead_server_left_registered(request):
+    """A jackd that dies without leaving keeps one of the registry's 8 slots; the run names the tests that
+    left one (they are reclaimed when a start fails, at ~0.5 s each)."""
+    from realtime.bench.jackd import stale_servers
+
+    before = set(stale_servers())
+    yield
+    LEFT_REGISTERED.extend(f"{request.node.nodeid}: {name}" for name in set(stale_servers()) - before)
+
+
 def pytest_terminal_summary(terminalreporter) -> None:
+    if LEFT_REGISTERED:
+        terminalreporter.write_line(f"dead JACK servers left in the registry: {', '.join(LEFT_REGISTERED)}")
     if LEFT_OPEN:
         terminalreporter.write_line(f"JACK clients left open by a test (closed by the fixture), servers killed: "
                                     f"{', '.join(LEFT_OPEN)}")
