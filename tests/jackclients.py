@@ -16,7 +16,7 @@ from pathlib import Path
 import rtmidi
 
 from realtime import priority
-from realtime.childproc import engine_child
+from realtime.childproc import die_with_parent, engine_child
 from realtime.io.midi import resolve_port
 
 PHRASE = (67, 71, 74, 72, 71, 69, 67)
@@ -92,7 +92,7 @@ class MidiDump:
         self.name = name
         self.events: list[tuple[int, list[int]]] = []
         self.proc = subprocess.Popen(["stdbuf", "-oL", "jack_midi_dump", "-a", name], stdout=subprocess.PIPE,
-                                     stderr=subprocess.DEVNULL, text=True)
+                                     stderr=subprocess.DEVNULL, text=True, preexec_fn=die_with_parent)
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
         if not wait_for(lambda: f"{name}:input" in self._ports(), 5.0):

@@ -9,6 +9,7 @@ from jackclients import RUN_PATCH, run_realtime, timer_client, wait_for, wait_fr
 from jackserver import JackServer
 from test_engine import MS, PHRASE_END_MS, Duet, phrase_events
 
+from realtime.childproc import die_with_parent
 from realtime.clock import FakeClock
 from realtime.events import NoteMessage
 from realtime.io.ports import MemoryOutput
@@ -88,9 +89,9 @@ def test_over_jack_every_cut_in_ends_the_answer_within_a_period_of_the_players_n
         engine = run_realtime(patch)
         try:
             dump = subprocess.Popen(["jack_midi_dump", "-a", "listener"], stdout=subprocess.PIPE,
-                                    stderr=subprocess.DEVNULL, text=True)
+                                    stderr=subprocess.DEVNULL, text=True, preexec_fn=die_with_parent)
             player = subprocess.Popen(["jack_midiseq", "player", str(LOOP), *PLAYER],
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=die_with_parent)
             ports = lambda: subprocess.run(["jack_lsp"], capture_output=True, text=True).stdout  # noqa: E731
             assert wait_for(lambda: "listener:input" in ports() and "player:out" in ports(), 10)
             for source, target in (("realtime-out:out", "listener:input"), ("player:out", "listener:input"),

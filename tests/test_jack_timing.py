@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 from jackclients import MidiDump, run_realtime, wait_for
 
+from realtime.childproc import die_with_parent
 from realtime.clock import SystemClock
 from realtime.events import NoteMessage
 from realtime.io.midibackend import open_input
@@ -77,7 +78,7 @@ def test_inputs_are_stamped_with_the_time_of_their_frame(jack256) -> None:
     inp.set_listener(lambda message, at_ns: heard.append((message, at_ns)))
     # a foreign sequencer: note-ons at frames 0 and 12,000 of a 24,000-frame loop (every 250 ms)
     seq = subprocess.Popen(["jack_midiseq", "seq", "24000", "0", "60", "2000", "12000", "62", "2000"],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=die_with_parent)
     try:
         assert wait_for(lambda: "seq:out" in subprocess.run(["jack_lsp"], capture_output=True, text=True).stdout, 5)
         subprocess.run(["jack_connect", "seq:out", inp.name], check=True)
