@@ -111,7 +111,7 @@ def test_process_records_live_midi_in_time(jack_server: str, tmp_path: Path) -> 
         assert not synth.running
     finally:
         midi_out.close_port()
-        del midi_out
+        midi_out.delete()  # its JACK client closes now, while the server lives (`del` left it open)
     audio, rate = _read_wav(wav_path)
     assert rate == SAMPLE_RATE
     assert np.max(np.abs(audio)) > 0.02, "the recording is silent"
