@@ -116,10 +116,13 @@ def main(argv: list[str] | None = None) -> dict:
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[-1]})
     fp32 = resolve_model(args.model)
     int8 = resolve_model(f"{args.model}.int8")
-    variants = [_Variant("onnxruntime fp32", ModelRunner(fp32, threads=1), 1),
+    first = ModelRunner(fp32, threads=1)
+    variants = [_Variant("onnxruntime fp32", first, 1),
                 _Variant("onnxruntime int8", ModelRunner(int8, threads=1), 1),
                 _Variant(BLENDED, ModelRunner(int8, threads=1), 1, _player_memory(int8, 0.5))]
-    if weights_path(fp32).exists():
+    if first.controls is not None:  # the numpy reference steps notes alone
+        print(f"{args.model} hears controls: no numpy reference (it has none)")
+    elif weights_path(fp32).exists():
         variants.append(_Variant("numpy reference fp32", _NumpyStepper(weights_path(fp32)), 1))
     times = {v.name: (np.empty(args.steps, np.int64), np.empty(args.steps, np.int64)) for v in variants}
     samples = {v.name: np.empty(args.steps, np.int64) for v in variants}
