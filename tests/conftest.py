@@ -146,8 +146,6 @@ def _private_server(monkeypatch: pytest.MonkeyPatch, *tools: str):
         with clients_closed_while_the_server_lives(monkeypatch):
             yield server
             gc.collect()  # a client held by a reference cycle closes now, while its server lives
-    if server.killed:  # it did not leave JACK's registry: 8 such and no server starts until reclaimed
-        LEFT_OPEN.append(f"{os.environ.get('PYTEST_CURRENT_TEST', '?').split(' ')[0]}: jackd needed SIGKILL")
     deadline = time.monotonic() + 2.0
     while watch.alive and time.monotonic() < deadline:
         time.sleep(0.005)  # the watch hears the shutdown on libjack's thread
@@ -200,8 +198,9 @@ LEFT_REGISTERED: list[str] = []  # "test: server" for each dead JACK server a te
 
 @pytest.fixture(autouse=True)
 def _no_dead_server_left_registered(request):
-    """A jackd that dies without leaving keeps one of the registry's 8 slots; the run names the tests that
-    left one (they are reclaimed when a start fails, at ~0.5 s each)."""
+    """A jackd that dies without leaving (killed: JackServer.stop's SIGKILL after 5 s, or a crash) keeps one
+    of the registry's 8 slots; the run names the tests that left one (they are reclaimed when a start
+    fails, at ~0.5 s each)."""
     from realtime.bench.jackd import stale_servers
 
     before = set(stale_servers())
@@ -213,8 +212,7 @@ def pytest_terminal_summary(terminalreporter) -> None:
     if LEFT_REGISTERED:
         terminalreporter.write_line(f"dead JACK servers left in the registry: {', '.join(LEFT_REGISTERED)}")
     if LEFT_OPEN:
-        terminalreporter.write_line(f"JACK clients left open by a test (closed by the fixture), servers killed: "
-                                    f"{', '.join(LEFT_OPEN)}")
+        terminalreporter.write_line(f"JACK clients left open by a test (closed by the fixture): {', '.join(LEFT_OPEN)}")
 
 
 def pytest_runtest_logreport(report) -> None:

@@ -81,7 +81,6 @@ class JackServer:
         self.period, self.rate = period, rate
         self.name = name or f"{prefix}-{os.getpid()}-{secrets.token_hex(3)}"
         self._process: subprocess.Popen[bytes] | None = None
-        self.killed = False  # stop() had to kill it: it did not leave its registry slot
 
     @staticmethod
     def available() -> str | None:
@@ -132,7 +131,6 @@ class JackServer:
             except subprocess.TimeoutExpired:
                 self._process.kill()
                 self._process.wait()
-                self.killed = True
         self._process = None
         time.sleep(0.05)  # let clients see the shutdown before anything starts a new server of this name
 
