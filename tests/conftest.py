@@ -113,10 +113,11 @@ def jack256(monkeypatch: pytest.MonkeyPatch):
 LIBJACK_SAID: list[str] = []  # what the JACK-Client side's libjack printed (rtmidi's goes to jackwatch)
 
 
-def _libjack_cleaned_up_after_us() -> list[str]:
+def libjack_cleaned_up_after_us() -> list[str]:
     """libjack's own clean-up of clients whose server died: it frees them, so whoever holds one (rtmidi,
     JACK-Client) later closes freed memory. It happens only when a client of a dead server was still open
-    as a new one opened in the same process: a bug of ours, and the crash of issue 11."""
+    as a new one opened in the same process: a bug of ours, and the crash of issue 11. What libjack said
+    since the last call is looked at once: the lists are emptied."""
     from realtime.io import jackwatch
 
     said = list(jackwatch._JACK_MESSAGES) + LIBJACK_SAID
@@ -150,7 +151,7 @@ def _private_server(monkeypatch: pytest.MonkeyPatch, *tools: str):
     while watch.alive and time.monotonic() < deadline:
         time.sleep(0.005)  # the watch hears the shutdown on libjack's thread
     release_dead_clients()  # the server is gone: close what this process still holds of it, at once
-    cleaned = _libjack_cleaned_up_after_us()
+    cleaned = libjack_cleaned_up_after_us()
     if cleaned:
         pytest.fail(f"libjack closed clients of ours itself (one of a dead server was still open): {cleaned}",
                     pytrace=False)
