@@ -64,8 +64,13 @@ def melody(tokens: np.ndarray, count: int = ONSETS) -> list[tuple[float, float, 
     return [(on - first, d, p) for on, (d, p) in sorted(notes.items())[:count]]
 
 
+def shift_to(line, register: int) -> int:
+    """Semitones that move a melody's mean pitch to `register`."""
+    return round(register - np.mean([p for _, _, p in line]))
+
+
 def prompt(line, register: int, bpm: float) -> NoteSequence:
-    shift = round(register - np.mean([p for _, _, p in line]))
+    shift = shift_to(line, register)
     return NoteSequence.from_absolute([(on, d, p + shift, 80) for on, d, p in line], "beats", bpm)
 
 
@@ -89,20 +94,25 @@ def judge(phrase: NoteSequence, answer) -> dict:
     return {**fits, "all": all(fits.values()), "distance": distance}
 
 
-def held_out(model: str, quick: bool, pieces: int) -> list:
-    lines = [melody(t) for t in test_split(model, quick) if len(t) >= 48]
-    return [line for line in lines if len(line) == ONSETS][:pieces]
+def long_pieces(model: str, quick: bool) -> list[np.ndarray]:
+    """The held-out pieces of the model's test split long enough for a prompt (loaded once a run)."""
+    return [t for t in test_split(model, quick) if len(t) >= 48]
 
 
-def the_pieces_own(model: str, quick: bool) -> dict:
+def held_out(pieces: list[np.ndarray], count: int) -> list:
+    lines = [melody(t) for t in pieces]
+    return [line for line in lines if len(line) == ONSETS][:count]
+
+
+def the_pieces_own(pieces: list[np.ndarray]) -> dict:
     """The reference: every held-out piece long enough, its first ONSETS melody notes as the prompt and its
     next ANSWER judged as an answer is (scale, register and pace do not change with transposition or
     tempo, so once per piece)."""
     judged = []
-    for tokens in [t for t in test_split(model, quick) if len(t) >= 48]:
+    for tokens in pieces:
         line = melody(tokens, ONSETS + ANSWER)
         if len(line) == ONSETS + ANSWER:
-            beat_s, shift = 60.0 / TEMPOS[0], round(60 - np.mean([p for _, _, p in line[:ONSETS]]))  # as prompt() does
+            beat_s, shift = 60.0 / TEMPOS[0], shift_to(line[:ONSETS], 60)  # moved with its prompt
             heard = [(on * beat_s, d * beat_s, p + shift, 80) for on, d, p in line[ONSETS:]]
             judged.append(judge(prompt(line[:ONSETS], 60, TEMPOS[0]), heard))
     return summarize(judged) if judged else {}
@@ -184,11 +194,12 @@ def main(argv: list[str] | None = None) -> dict:
             settings.continuation, follow_register=False, follow_density=False, follow_dynamics=False,
             follow_key=False, register=None))
     model = settings.model.name
-    lines = held_out(model, args.quick, 3 if args.quick else args.pieces)
+    pieces = long_pieces(model, args.quick)
+    lines = held_out(pieces, 3 if args.quick else args.pieces)
     seeds = (0,) if args.quick else tuple(range(args.seeds))
     table = grid(settings, lines, seeds)
     controls = response(model, lines, seeds)
-    reference = the_pieces_own(model, args.quick)
+    reference = the_pieces_own(pieces)
     follows = not args.no_follow and bool(controls)
     results = {"model": model, "follow": follows, "prompts": len(lines), "seeds": list(seeds),
                "registers": list(REGISTERS), "tempos_bpm": list(TEMPOS), "table": table, "control_spearman": controls,

@@ -160,13 +160,12 @@ def test_the_reference_is_judged_as_an_answer_is():
     follow = _script("follow")
     line = [(i * 0.5, 0.5, p) for i, p in enumerate((62, 64, 66, 67, 69, 71, 73, 74, 73, 71, 69, 67))]
     phrase = follow.prompt(line, 60, 120)
-    itself = [(on * 0.5, d * 0.5, p, 80) for on, d, p in line]  # seconds at 120 BPM, mean pitch as heard
-    shift = round(60 - np.mean([p for _, _, p in line]))
-    itself = [(on, d, p + shift, v) for on, d, p, v in itself]
+    shift = follow.shift_to(line, 60)
+    itself = [(on * 0.5, d * 0.5, p + shift, 80) for on, d, p in line]  # seconds at 120 BPM, moved as the prompt
     assert follow.judge(phrase, itself)["all"]
     tritone = follow.judge(phrase, [(on, d, p + 6, v) for on, d, p, v in itself])
     assert not tritone["scale"] and not tritone["register"]
-    reference = follow.the_pieces_own("stage-lstm.int8", quick=True)
+    reference = follow.the_pieces_own(follow.long_pieces("stage-lstm.int8", quick=True))
     assert reference["runs"] > 10 and reference["scale"] > 0.5
 
 
