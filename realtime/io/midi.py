@@ -267,8 +267,12 @@ class MidiOutput(_MidiPort):
             self._pacer = threading.Thread(target=self._pace, name=f"midi-out {self.name} panic", daemon=True)
             self._pacer.start()
 
+    def _on_its_server(self) -> bool:
+        """Can this port send: not JACK, or the JACK server it opened under still runs."""
+        return self._watch is None or self._watch.serves(self._generation)
+
     def send(self, message: NoteMessage) -> None:
-        if self._midi is None or (self._watch is not None and not self._watch.serves(self._generation)):
+        if self._midi is None or not self._on_its_server():
             self.dropped += 1
             return
         self._held.track(message)
@@ -293,7 +297,7 @@ class MidiOutput(_MidiPort):
         """Note-offs for every held note, then sustain off, all sound off, all notes off and reset
         controllers on every channel this port has played on. Returns at once: on JACK what does not
         fit in this period goes out over the next ones, before anything sent after it."""
-        if self._midi is None or (self._watch is not None and not self._watch.serves(self._generation)):
+        if self._midi is None or not self._on_its_server():
             return  # nothing can be sent: keep the held notes, released when the port is back
         channels = sorted(self._held.channels_used)
         messages = [(0x80 | off.channel, off.pitch, 0) for off in self._held.releases()]
@@ -315,7 +319,7 @@ class MidiOutput(_MidiPort):
 
     def _send_now(self, data) -> None:
         midi = self._midi
-        if midi is None or (self._watch is not None and not self._watch.serves(self._generation)):
+        if midi is None or not self._on_its_server():
             self.dropped += 1
             return
         midi.send_message(data)
@@ -352,9 +356,9 @@ class MidiOutput(_MidiPort):
     def close(self) -> None:
         if self._midi is not None:
             self.all_notes_off()
-            if self._watch is not None and self._watch.serves(self._generation):
+            if self._watch is not None and self._on_its_server():
                 deadline = time.monotonic() + 2.0
-                while self._backlog and self._watch.serves(self._generation) and time.monotonic() < deadline:
+                while self._backlog and self._on_its_server() and time.monotonic() < deadline:
                     time.sleep(0.001)  # the pacer sends the panic's rest, a burst a period
                 time.sleep(2 * self._watch.period_s() + 0.002)  # JACK sends once a period: let them leave
         self._stop_pacer()
