@@ -78,5 +78,7 @@ def load(cache_folder: Path, limit: int | None = None, workers: int = 2, analyse
         with Pool(workers) as pool:
             for name, result in zip(missing, pool.map(analyse, missing, chunksize=4)):
                 known[name] = result
-        cache.write_text(json.dumps(known))
+        temporary = cache.with_name(f".{cache.name}.{os.getpid()}")  # whole or not at all, as training's caches
+        temporary.write_text(json.dumps(known))
+        os.replace(temporary, cache)
     return [known[n] for n in names if known.get(n)]

@@ -8,6 +8,8 @@ so no piece leaks between train, validation and test.
 from __future__ import annotations
 
 import os
+import sys
+import zipfile
 import zlib
 from dataclasses import dataclass
 from multiprocessing import Pool
@@ -26,6 +28,28 @@ DEFAULT_VELOCITY = 80  # the corpus carries no dynamics; mezzo-forte
 def cache_dir() -> Path:
     root = Path(os.environ.get("REALTIME_CACHE", Path(__file__).resolve().parents[2] / ".cache"))
     return root / "corpus"
+
+
+def save_cache(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """A parsed collection, written whole or not at all: into a file of this process's own, then renamed into
+    place. Two runs that parsed the corpus at once (two benchmarks started together) wrote one file together
+    and left it unreadable for every later run ("BadZipFile: File name in directory ... and header ... differ")."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.stem}.{os.getpid()}.npz")
+    np.savez_compressed(temporary, **arrays)
+    os.replace(temporary, path)
+
+
+def read_cache(path: Path) -> dict[str, np.ndarray] | None:
+    """What save_cache wrote; None if there is none, or what is there cannot be read (it is parsed again)."""
+    if not path.exists():
+        return None
+    try:
+        with np.load(path) as data:
+            return {name: data[name] for name in data.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
+        print(f"realtime: the corpus cache {path} cannot be read ({err}); parsing the corpus again", file=sys.stderr)
+        return None
 
 
 def _score_to_tokens(score) -> np.ndarray | None:
@@ -78,17 +102,15 @@ def _corpus_sources(collection: str) -> list[tuple[str, str]]:
 def load_collection(collection: str, limit: int | None = None, workers: int = 2) -> dict[str, np.ndarray]:
     """Token arrays of one music21 collection (or its first `limit` files), parsed once, then cached."""
     cache = cache_dir() / (f"{collection}.npz" if limit is None else f"{collection}-first{limit}.npz")
-    if cache.exists():
-        with np.load(cache) as data:
-            return {name: data[name] for name in sorted(data.files)}
+    if (cached := read_cache(cache)) is not None:
+        return dict(sorted(cached.items()))
     os.environ.setdefault("TMPDIR", str(cache_dir().parent / "tmp"))  # music21 keeps its own cache there
     Path(os.environ["TMPDIR"]).mkdir(parents=True, exist_ok=True)
     sources = _corpus_sources(collection)[:limit]
     with Pool(workers) as pool:
         parsed = pool.map(_parse_one, sources, chunksize=4)
     pieces = {name: tokens for chunk in parsed for name, tokens in chunk}
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(cache, **pieces)
+    save_cache(cache, pieces)
     return dict(sorted(pieces.items()))
 
 

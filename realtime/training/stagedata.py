@@ -29,7 +29,8 @@ from ..events import NoteSequence
 from ..model import controls as ctl
 from ..model.controls import STYLE_CORPUS
 from ..model.tokens import FIELDS, START, encode
-from .data import DEFAULT_VELOCITY, Split, _corpus_sources, _score_to_tokens, cache_dir, load_collection, split_by_piece
+from .data import DEFAULT_VELOCITY, Split, _corpus_sources, _score_to_tokens, cache_dir, load_collection, read_cache
+from .data import save_cache, split_by_piece
 
 STYLE_OF = {corpus: style for style, corpus in STYLE_CORPUS.items()}
 PART_ROLES = {"soprano": "melody", "alto": "inner", "tenor": "inner", "bass": "bass"}
@@ -148,7 +149,7 @@ def _cache_path(collection: str, limit: int | None) -> Path:
 def load_lines(collection: str, limit: int | None = None, workers: int = 2) -> dict[str, list[tuple[str, np.ndarray]]]:
     """Piece name -> its lines [(role, (n, 6) array)], parsed once (2 processes), then cached."""
     cache = _cache_path(collection, limit)
-    if not cache.exists():
+    if (flat := read_cache(cache)) is None:
         if collection == "chorales":
             os.environ.setdefault("TMPDIR", str(cache_dir().parent / "tmp"))
             Path(os.environ["TMPDIR"]).mkdir(parents=True, exist_ok=True)
@@ -159,13 +160,11 @@ def load_lines(collection: str, limit: int | None = None, workers: int = 2) -> d
             pieces = load_collection(collection, limit, workers)
             none = np.array([[0, -1]], dtype=np.int64)
             flat = {f"{name}#0#melody": np.concatenate([t, np.repeat(none, len(t), 0)], 1) for name, t in pieces.items()}
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(cache, **flat)
+        save_cache(cache, flat)
     out: dict[str, list[tuple[str, np.ndarray]]] = {}
-    with np.load(cache) as data:
-        for key in sorted(data.files, key=lambda k: (k.rsplit("#", 2)[0], int(k.rsplit("#", 2)[1]))):
-            name, _, role = key.rsplit("#", 2)
-            out.setdefault(name, []).append((role, data[key]))
+    for key in sorted(flat, key=lambda k: (k.rsplit("#", 2)[0], int(k.rsplit("#", 2)[1]))):
+        name, _, role = key.rsplit("#", 2)
+        out.setdefault(name, []).append((role, flat[key]))
     return out
 
 
