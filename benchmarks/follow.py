@@ -6,7 +6,8 @@ is each of 36, 44, ..., 84 and played at 60, 100, 140 and 180 BPM, velocity 80. 
 the duet as patches/duet.toml builds it (its model settings and critic, phrase end, answer length,
 a listener that follows the player's tempo), offline on a fake clock (realtime/offline.py `Duet`),
 with several seeds; `--model` names the model instead of the patch's, `--no-follow` turns off the
-phrase's controls. An answer fits when it is
+phrase's controls, `--key-pull N` sets `[continuation] key_pull` (the answers' lean into the key). An
+answer fits when it is
  - in scale: >= 90% of its notes in the key the listener's key tracker hears in the prompt;
  - in register: its mean pitch within 5 semitones of the prompt's;
  - in pace: its median onset interval (ms) within 2x of the prompt's, either way.
@@ -20,7 +21,7 @@ For a model that hears controls, the control response too: held-out prompts hear
 Spearman's rank correlation between the control and what the answer measures (register: mean
 pitch; density: onsets per beat; dynamics: mean velocity).
 
-    python benchmarks/follow.py [--quick] [--model game-lstm.int8] [--no-follow] [--json out/bench/follow.json]
+    python benchmarks/follow.py [--quick] [--model game-lstm.int8] [--no-follow] [--key-pull 0] [--json out/bench/follow.json]
 """
 
 from __future__ import annotations
@@ -182,6 +183,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--patch", default=str(ROOT / "patches" / "duet.toml"))
     parser.add_argument("--model", default=None, help="instead of the patch's [model] name")
     parser.add_argument("--no-follow", action="store_true", help="the phrase's controls off (register, density, ...)")
+    parser.add_argument("--key-pull", type=float, default=None, help="instead of the patch's [continuation] key_pull")
     parser.add_argument("--pieces", type=int, default=8)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--json", default=None)
@@ -193,6 +195,8 @@ def main(argv: list[str] | None = None) -> dict:
         settings = replace(settings, continuation=replace(
             settings.continuation, follow_register=False, follow_density=False, follow_dynamics=False,
             follow_key=False, register=None))
+    if args.key_pull is not None:
+        settings = replace(settings, continuation=replace(settings.continuation, key_pull=args.key_pull))
     model = settings.model.name
     pieces = long_pieces(model, args.quick)
     lines = held_out(pieces, 3 if args.quick else args.pieces)

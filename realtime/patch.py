@@ -70,6 +70,7 @@ class ContinuationSection:
     fresh_phrases: bool = _CONTINUATION.fresh_phrases  # the model hears each phrase on its own (its register, key)
     register: float | None = None  # a fixed register control (MIDI pitch), instead of the phrase's
     blend: float = _CONTINUATION.blend  # share of the memory of the player in each pitch choice, 0-1
+    key_pull: float = _CONTINUATION.key_pull  # nats off each pitch outside the key heard in the phrase
     memory: str | None = None  # the memory's file, relative to the patch's folder; None: not kept between runs
     rhythm: str | None = None  # the answers' rhythm: a .mid (relative to the patch), "x.x.xx.x" or "1 0.5 0.5"
     rhythm_tap_note: int | None = None  # taps on this note set the rhythm live; None: no taps
@@ -320,6 +321,7 @@ def compile_patch(patch: Patch) -> EngineSettings:
         budget_ms=e.budget_ms, channel=c.channel - 1, follow_velocity=c.follow_velocity, follow_tempo=c.follow_tempo,
         follow_register=c.follow_register, follow_density=c.follow_density, follow_dynamics=c.follow_dynamics,
         follow_key=c.follow_key, fresh_phrases=c.fresh_phrases, register=c.register, blend=c.blend, style=e.style,
+        key_pull=c.key_pull,
         memory_path=str(Path(patch.path).parent / Path(c.memory).expanduser()) if c.memory else None,
         **answer_shape(patch))
     model = ModelSettings(name=m.name, temperature=m.temperature, top_p=m.top_p, key=m.key, lowest=m.lowest,

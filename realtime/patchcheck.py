@@ -176,6 +176,7 @@ def check_patch(path: str, patch) -> None:
     check_between(path, "continuation", "lookahead_ms", c.lookahead_ms, 0, 2000)
     check_channel(path, "continuation", "channel", c.channel)
     check_shared(path, "continuation", "blend", c.blend)
+    check_shared(path, "continuation", "key_pull", c.key_pull)
     check_shared(path, "continuation", "register", c.register)
     if c.memory is not None and (not c.memory.strip() or c.memory.endswith(("/", "\\"))):
         fail(path, "continuation", f"memory must name a file, e.g. \"player.markov\", got {c.memory!r}")

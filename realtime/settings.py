@@ -27,6 +27,8 @@ RANGES: dict[str, Range] = {r.name: r for r in (
           "phrase_end_beats at the tempo", "[continuation], [[controls]]"),
     Range("blend", 0.0, 1.0, 0.0, "share", "how much of the duet's pitch choice comes from its Markov memory of "
           "the player (0: the model alone)", "[continuation], [[controls]]"),
+    Range("key_pull", 0.0, 8.0, 2.0, "nats", "how strongly the duet's answer keeps to the key heard in the phrase "
+          "(0: the model alone; a chromatic note stays possible)", "[continuation], [[controls]]"),
     Range("density", 0.0, 8.0, 2.0, "onsets per beat", "distinct note onsets per beat",
           "[game.voices.NAME], [[game.map]]"),
     Range("polyphony", 1.0, 4.0, 1.0, "notes per onset", "notes starting together (chord size)",
@@ -56,7 +58,7 @@ TEMPO_SOURCES = ("playing", "midi_clock")
 
 # what [[controls]] and /learn may steer live, and what [[game.map]] may steer per voice
 CONTROL_TARGETS: dict[str, Range] = {n: RANGES[n] for n in ("temperature", "top_p", "answer_notes", "phrase_end_ms",
-                                                             "blend")}
+                                                             "blend", "key_pull")}
 GAME_CONTROLS: dict[str, Range] = {n: RANGES[n] for n in
                                    ("density", "polyphony", "register", "dynamics", "temperature", "gain")}
 GAME_CURVES = ("linear", "exp", "smooth")
@@ -127,6 +129,7 @@ class ContinuationSettings:
     register: float | None = None  # a fixed register control (MIDI pitch) instead of the phrase's
     max_note_ms: float = 30_000.0  # a player's note held longer is taken as ended (its note-off was lost)
     blend: float = RANGES["blend"].default  # share of the player's Markov memory in each pitch choice
+    key_pull: float = RANGES["key_pull"].default  # nats off each out-of-key pitch of an answer (the phrase's key)
     memory_path: str | None = None  # where that memory is kept between runs (resolved); None: not kept
     rhythm: object | None = None  # a rhythm.Rhythm the answers follow (onsets, durations); None: the model's own
     rhythm_folder: str | None = None  # where `/rhythm FILE.mid` is looked for (the patch's folder)

@@ -223,7 +223,9 @@ class Cockpit(App):
         settings = getattr(live.mode, "settings", None)
         values = {"temperature": getattr(sampler, "temperature", None), "top_p": getattr(sampler, "top_p", None),
                   "answer_notes": getattr(settings, "answer_notes", None),
-                  "phrase_end_ms": getattr(settings, "phrase_end_ms", None)}
+                  "phrase_end_ms": getattr(settings, "phrase_end_ms", None),
+                  "blend": getattr(getattr(live.mode, "memory", None), "blend", None),
+                  "key_pull": getattr(settings, "key_pull", None)}
         text = Text("controls (up/down, l: learn)\n", style="bold")
         for i, target in enumerate(self.targets):
             sources = [m.source for ms in list(engine.controls.values()) for m in ms if m.target == target]

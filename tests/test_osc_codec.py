@@ -151,7 +151,7 @@ MALFORMED = [
     (encode_message("/control/temperature", math.inf, tags="d"), "range", "value inf is not a finite number"),
     (encode_message("/control/bad/name", 1.0), "value", "control name 'bad/name' must be letters, digits, '_', '.' or '-'"),
     (encode_message("/learn", "volume"), "value",
-     "cannot learn 'volume'; controls: temperature, top_p, answer_notes, phrase_end_ms, blend"),
+     "cannot learn 'volume'; controls: temperature, top_p, answer_notes, phrase_end_ms, blend, key_pull"),
     (encode_message("/learn", "a b"), "range", "control 'a b' must be 1-64 letters, digits, '_', '.' or '-'"),
     (encode_message("/nowhere", 1), "unknown-address", "no such address in the OSC table"),
     (encode_message("/game/guess", 60), "reserved-address", "/game/ is reserved and has no handler yet"),

@@ -94,7 +94,10 @@ def test_learn_from_the_view_binds_the_next_moved_controller() -> None:
             live.engine.tick()
             assert live.generator.sampler.temperature == 5.0, "cc 21 at full now sets the temperature"
             app.refresh_view()
-            assert "cc:21" in str(app.query_one("#controls").content)
+            controls = str(app.query_one("#controls").content)
+            assert "cc:21" in controls
+            assert " blend " in controls and " key_pull " in controls  # every control shows its value
+            assert [line.split()[-1] for line in controls.splitlines() if "key_pull" in line] == ["2"]
 
     asyncio.run(scenario())
     live.stop()

@@ -64,6 +64,8 @@ class PhraseControls:
         self._key_rows: dict = {}  # (tonic, mode) or None -> its key profile
         self._first_ns = self._distinct_ns = 0  # its first and latest distinct onsets
         self.applied: dict[str, float] = {}  # what the last answer was told, for status and tests
+        self.key: tuple[int | None, str] | None = None  # the key the last answer was told; None: none told
+        self.repeated: frozenset[int] = frozenset()  # pitch classes its phrase played twice or more
 
     def before_feed(self, token: Token, onset_ns: int, velocity: int = 0, ns_per_beat: float = 0.0,
                     mood=None, restart: bool = False) -> None:
@@ -193,7 +195,10 @@ class PhraseControls:
         The phrase's own pitch-class shares (what training measured) kept 88% of answer notes in the
         prompt's key on held-out prompts; the profile of the key heard kept 97% (benchmarks/follow.py).
         """
-        return self._profile(*key_of(self._pitches))  # every note of the phrase counts alike
+        self.key = key_of(self._pitches)  # every note of the phrase counts alike
+        counts = np.bincount(np.asarray(self._pitches) % 12, minlength=12)
+        self.repeated = frozenset(int(pc) for pc in np.flatnonzero(counts >= 2))
+        return self._profile(*self.key)
 
     def _profile(self, tonic: int | None, mode: str) -> np.ndarray:
         """The key profile of a key (None: not known); the 25 profiles are made once, at the first call."""

@@ -172,6 +172,7 @@ class Generator:
         compile_sampler()
         self.critic = None  # critic.attach: chooses each note instead (realtime/model/critic.py), and hears each fed
         self._lean_pitch, self._lean_ioi = np.zeros(128), np.zeros(len(IOI_BEATS))  # a mood's soft preferences
+        self._key_pull, self._pulled = np.zeros(128), (None, 0.0)  # out-of-key pitches' penalty, and to what
         self._duration_bias = self._bias[self.slices["duration"]]  # a view: a fixed duration is masked here
         self.set_constraints(constraints or Constraints())
         self.reset()
@@ -188,10 +189,25 @@ class Generator:
         self._lean_ioi[:] = 0.0 if ioi is None else ioi
         self._refresh_bias()
 
+    def set_key_pull(self, pitch_classes: frozenset[int] | None, nats: float) -> None:
+        """A soft pull into a key: `nats` off the scaled logit of every pitch outside `pitch_classes` (None or
+        0 nats: none). Unlike a hard key mask, a chromatic note stays possible where the model is sure of it.
+        Set once per answer (engine/continuation.py); the same key again changes nothing."""
+        pulled = (pitch_classes if nats > 0 else None, nats if pitch_classes is not None else 0.0)
+        if pulled == self._pulled:
+            return
+        self._pulled = pulled
+        self._key_pull[:] = 0.0
+        if pulled[0] is not None:
+            for pitch_class in range(12):
+                if pitch_class not in pitch_classes:
+                    self._key_pull[pitch_class::12] = -nats
+        self._refresh_bias()
+
     def _refresh_bias(self) -> None:
         self._bias[:] = 0.0
         pitch = self._bias[self.slices["pitch"]]
-        pitch[:] = self._lean_pitch
+        np.add(self._lean_pitch, self._key_pull, out=pitch)
         pitch[~self._pitch_mask] = -np.inf
         self._bias[self.slices["ioi"]] = self._lean_ioi
 
