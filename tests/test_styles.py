@@ -312,8 +312,10 @@ def test_the_stage_model_plays_each_style_differently_at_the_players_pace():
         duet = Duet(generator, settings, FakeClock())
         duet.perform(MELODY, 0)
         answers[style] = duet.answer(0)
-    pitches = {s: tuple(n[2] for n in notes[:16]) for s, notes in answers.items()}
-    assert len(set(pitches.values())) == len(ctl.STYLES), pitches  # same seed, same phrase: only the style differs
+    # same seed, same phrase: only the style differs. The whole answers, not their first 16 notes: with the
+    # key pull (engine/continuation.py) irish and fiddle began with the same 16 (then 21 of 48 differ)
+    pitches = {s: tuple(n[2] for n in notes) for s, notes in answers.items()}
+    assert len(set(pitches.values())) == len(ctl.STYLES), pitches
     phrase_mean = np.mean([67, 71, 74, 72, 71, 69, 67])
     for style, notes in answers.items():
         assert float(np.median(np.diff([n[0] for n in notes]))) == pytest.approx(0.3), style  # the phrase's 300 ms
