@@ -23,7 +23,7 @@ from .engine.trade import Trade
 from .leadsheet.comp import CompStyle
 from .leadsheet.live import BarPlanner
 from .leadsheet.melody import Melody
-from .leadsheet.parse import parse_text
+from .leadsheet.midichords import read_progression
 from .listen import Listener
 from .model.critic import attach as attach_critic
 from .model.generator import build_generator
@@ -110,7 +110,7 @@ def make_leadsheet(settings: EngineSettings, clock: Clock, scheduler: Scheduler,
                    generator=None) -> Mode:
     """The band over the patch's progression (checked when the patch loaded), a melody too with `melody`."""
     ls = settings.leadsheet
-    progression = parse_text(ls.progression, ls.key, settings.beats_per_bar)
+    progression = read_progression(ls.progression, ls.key, settings.beats_per_bar, folder=ls.folder)[0]
     melody = None
     if ls.melody:
         melody = Melody(generator if generator is not None else _melody_generator(settings), settings.beats_per_bar,

@@ -336,9 +336,10 @@ def compile_patch(patch: Patch) -> EngineSettings:
                           accompany=AccompanySettings(**asdict(a) | {"bass_channel": a.bass_channel - 1,
                                                                      "chord_channel": a.chord_channel - 1}),
                           trade=TradeSettings(**asdict(patch.trade) | {"channel": patch.trade.channel - 1}),
-                          leadsheet=_leadsheet(patch.leadsheet))
+                          leadsheet=_leadsheet(patch.leadsheet, str(Path(patch.path).parent)))
 
 
-def _leadsheet(section: LeadSheetSection) -> LeadSheetSettings:
+def _leadsheet(section: LeadSheetSection, folder: str) -> LeadSheetSettings:
     return LeadSheetSettings(**asdict(section) | {key: getattr(section, key) - 1 for key in
-                                                  ("bass_channel", "chord_channel", "melody_channel")})
+                                                  ("bass_channel", "chord_channel", "melody_channel")} |
+                             {"folder": folder})

@@ -15,7 +15,7 @@ from typing import Any
 
 from .errors import LeadSheetError, PatchError
 from .io.ports import MIDI_BACKENDS
-from .leadsheet.parse import parse_text
+from .leadsheet.midichords import read_progression
 from .leadsheet.progression import parse_key
 from .model.sampling import key_pitch_classes
 from .settings import CONTROL_TARGETS, LISTEN_RANGES, LISTEN_ZONES, RANGES, TEMPO_SOURCES
@@ -272,7 +272,7 @@ def check_leadsheet(path: str, leadsheet, beats_per_bar: int) -> None:
         fail(path, "leadsheet", f"key {ls.key!r} is not a key (write e.g. \"Bb\", \"c\", \"F# minor\")")
     if 1 <= beats_per_bar <= 16:
         try:
-            parse_text(ls.progression, ls.key, beats_per_bar)
+            read_progression(ls.progression, ls.key, beats_per_bar, folder=Path(path).parent)
         except LeadSheetError as err:
             fail(path, "leadsheet", f"progression: {str(err).removeprefix('leadsheet: ')}")
     for key, value, choices in (("start", ls.start, LEADSHEET_STARTS), ("bass_pattern", ls.bass_pattern, BASS_PATTERNS),

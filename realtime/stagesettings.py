@@ -163,7 +163,8 @@ class LeadSheetSettings:
     """The lead sheet mode's: the progression's text (checked when the patch loads), 0-based channels, patterns,
     the melody, the tempo it keeps (ranges: LEADSHEET_RANGES)."""
 
-    progression: str = DEFAULT_PROGRESSION
+    progression: str = DEFAULT_PROGRESSION  # text, or a .mid file's name (looked for in `folder`)
+    folder: str | None = None  # the patch's folder: where a .mid progression (patch or OSC) is looked for
     key: str | None = None  # for Roman numerals, and the melody's key; None: the text's `in KEY`, else estimated
     start: str = "now"  # LEADSHEET_STARTS
     bass_channel: int = int(_LEADSHEET["bass_channel"]) - 1

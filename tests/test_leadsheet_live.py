@@ -314,3 +314,55 @@ def test_a_long_progression_crosses_the_real_intake_process_over_udp_and_too_lon
     finally:
         sock.close()
         intake.close()
+
+
+def _chord_file(path: Path, chords) -> Path:
+    """A MIDI file of block chords, a bar (4 beats) each, written with mido alone (not by our renderer)."""
+    import mido
+    track = mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(90), time=0)])
+    for pitches in chords:
+        track += [mido.Message("note_on", note=p, velocity=70, time=0) for p in pitches]
+        track += [mido.Message("note_off", note=p, velocity=0, time=4 * 480 if i == 0 else 0)
+                  for i, p in enumerate(pitches)]
+    midi = mido.MidiFile(ticks_per_beat=480)
+    midi.tracks.append(track)
+    midi.save(path)
+    return path
+
+
+POP_VOICINGS = [(48, 60, 64, 67), (45, 57, 60, 64), (41, 57, 60, 65), (43, 55, 59, 62, 65)]  # C Am F G7
+
+
+def _patch_file(folder: Path, progression: str) -> Path:
+    path = folder / "band.toml"
+    path.write_text('[engine]\nmode = "leadsheet"\ntempo_bpm = 100\n[midi]\nenabled = false\n[osc]\nenabled = false\n'
+                    f'[leadsheet]\nprogression = "{progression}"\n')
+    return path
+
+
+def test_the_patch_names_a_midi_file_of_chords_beside_it_and_the_band_plays_them(tmp_path):
+    _chord_file(tmp_path / "changes.mid", POP_VOICINGS)
+    patch = load_patch(_patch_file(tmp_path, "changes.mid"))  # relative: looked for beside the patch
+    live, heard = offline(patch, 8 * 2.4 + 0.5)
+    live.stop()
+    result = judge(heard_of(live), LOOKAHEAD_S, 100.0, [(0, POP)], bars=range(8))
+    assert result["roots_on_downbeats"] == 1.0 and result["strong_beat_chord_tones"] == 1.0, result
+    assert [p % 12 for t, p in _ons(heard, 1) if any(abs(t - LOOKAHEAD_S - b * 2.4) < 1e-6 for b in range(8))] == \
+        [0, 9, 5, 7, 0, 9, 5, 7]  # C Am F G7, looped at the patch's tempo (not the file's 90)
+
+
+def test_a_missing_midi_progression_is_named_at_load_and_a_live_one_is_refused_while_the_old_plays_on(tmp_path):
+    with pytest.raises(PatchError) as err:
+        load_patch(_patch_file(tmp_path, "nowhere.mid"))
+    message = str(err.value)
+    assert "\n" not in message and "[leadsheet] progression" in message and "nowhere.mid: no such MIDI file" in message
+    _chord_file(tmp_path / "pop.mid", POP_VOICINGS)
+    patch = load_patch(_patch_file(tmp_path, "| Dm7 | G7 | Cmaj7 | A7 |"))
+    script = [(1.0, _send("progression", "gone.mid")), (LOOKAHEAD_S + 2.5 * 2.4, _send("progression", "pop.mid"))]
+    live, heard = offline(patch, 8 * 2.4, script)
+    error = live.mode.last_error
+    live.stop()
+    assert live.mode.refused == 1 and live.mode.replaced == 1
+    assert "gone.mid: no such MIDI file" in error and "plays on" in error and "\n" not in error, error
+    result = judge(heard, LOOKAHEAD_S, 100.0, [(0, JAZZ), (3, POP)], bars=range(7))
+    assert result["roots_on_downbeats"] == 1.0 and result["strong_beat_chord_tones"] == 1.0, result

@@ -29,7 +29,7 @@ from ..clock import Clock
 from ..errors import LeadSheetError
 from ..events import Event, LeadSheetRequest, NoteMessage
 from ..leadsheet.live import BarNote, BarPlanner
-from ..leadsheet.parse import parse_text
+from ..leadsheet.midichords import read_progression
 from ..leadsheet.progression import check_key
 from ..listen import Listener
 from ..listen.listener import warm_up as warm_listener
@@ -82,7 +82,7 @@ class LeadSheet:
                 check_key(key, "/leadsheet/key")
             else:
                 text = request.text
-            progression = parse_text(text, key, self.beats_per_bar)
+            progression = read_progression(text, key, self.beats_per_bar, folder=self.settings.folder)[0]
         except LeadSheetError as err:
             self.refused += 1
             self.last_error = (f"/leadsheet/{request.what} refused ({str(err).removeprefix('leadsheet: ')}); "

@@ -122,7 +122,8 @@ ADDRESS_TABLE: tuple[Route, ...] = (  # the one place the OSC address space is d
                                 "card lists, e.g. `irish`, or `off`); a game state naming a style keeps its own"),
           lambda address, values: ShapeRequest("style", values[0])),
     Route("/leadsheet/progression", AddressSpec((Arg("progression", "text", high=TEXT_BYTES),), "The lead sheet "
-          "plays this progression (chord symbols or Roman numerals in bars, as `[leadsheet] progression`), from its "
+          "plays this progression (chord symbols or Roman numerals in bars, or a .mid file's name, as `[leadsheet] "
+          "progression`), from its "
           "first bar, from the next bar line; a bad one is refused in one line and the old one plays on"),
           lambda address, values: LeadSheetRequest("progression", values[0])),
     Route("/leadsheet/key", AddressSpec((Arg("key", "text", high=KEY_BYTES),), "The lead sheet reads its progression in this key "

@@ -10,13 +10,42 @@ Krumhansl-Kessler profiles as the listener's) unless given. 4/4 unless told othe
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from ..errors import InputError, LeadSheetError
 from ..events import read_midi
 from ..listen.chords import match
 from ..listen.keys import _PROFILES, MODES
+from .parse import parse_text
 from .progression import Chord, Key, Progression, Span, check_key
+
+
+def is_midi_name(source: str) -> bool:
+    return source.lower().rstrip().endswith((".mid", ".midi"))
+
+
+def read_progression(source: str, key: str | None = None, beats_per_bar: int = 4,
+                     folder: str | Path | None = None) -> tuple[Progression, float | None]:
+    """A progression from text or from a MIDI file (a name ending .mid/.midi, or a file that exists), and the
+    file's tempo (None for text). A relative file name is looked for in `folder` (a patch's own) when given."""
+    name = source.strip()
+    path = Path(name).expanduser()
+    if folder is not None and not path.is_absolute():
+        path = Path(folder) / path
+    if is_midi_name(name) or (len(name) < 1024 and "|" not in name and _is_file(path)):
+        if not _is_file(path):
+            raise LeadSheetError(f"leadsheet: {path}: no such MIDI file")
+        return parse_midi(str(path), key, beats_per_bar)
+    return parse_text(source, key, beats_per_bar), None
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:  # a name too long for the file system is no file
+        return False
 
 
 def parse_midi(path: str, key: str | None = None, beats_per_bar: int = 4) -> tuple[Progression, float]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from ..errors import LeadSheetError
 from ..events import NoteSequence, write_midi_tracks
@@ -20,8 +19,7 @@ from ..model.sampling import Constraints
 from ..moods import Mood
 from .comp import Comper, CompStyle
 from .melody import Melody
-from .midichords import parse_midi
-from .parse import parse_text
+from .midichords import read_progression
 from .progression import Progression
 
 CHANNELS = {"bass": 1, "chords": 2, "melody": 3}  # 0-based: MIDI channels 2, 3 and 4
@@ -36,17 +34,6 @@ class Rendered:
     progression: Progression
     bars: int
     parts: dict[str, list[tuple[float, float, int, int]]] = field(default_factory=dict)
-
-
-def read_progression(source: str, key: str | None = None, beats_per_bar: int = 4) -> tuple[Progression, float | None]:
-    """A progression from text or from a MIDI file (a name ending .mid/.midi, or a file that exists), and the
-    file's tempo (None for text)."""
-    path = Path(source)
-    if source.lower().endswith((".mid", ".midi")) or (len(source) < 4096 and "|" not in source and path.is_file()):
-        if not path.is_file():
-            raise LeadSheetError(f"leadsheet: {source}: no such MIDI file")
-        return parse_midi(source, key, beats_per_bar)
-    return parse_text(source, key, beats_per_bar), None
 
 
 def melody_generator(model: str, seed: int, lowest: int = 60, highest: int = 84) -> Generator:
