@@ -29,6 +29,14 @@ def train_config(args: argparse.Namespace):
     given = {name: getattr(args, name) for name in TRAIN_FLAGS if getattr(args, name) is not None}
     if args.corpus is not None:
         given["corpus"] = [c for c in args.corpus.split(",") if c]
+    if args.key_shares is not None:
+        if not args.stage:
+            raise RealtimeError("--key-shares is a stage model's choice: give --stage too")
+        given["key_shares"] = args.key_shares
+    if args.max_minutes is not None:
+        if not (args.stage or args.controls):
+            raise RealtimeError("--max-minutes applies to --controls and --stage training")
+        given["max_minutes"] = args.max_minutes
     return config(**given, progress=not args.no_progress)
 
 
@@ -244,6 +252,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stage", action="store_true",
                    help="train the stage model: the controls plus harmony, role and style (every voice of the chorales, "
                         "the melody collections)")
+    p.add_argument("--key-shares", choices=("window", "profile"), default=None,
+                   help="with --stage: the pitch-class controls as the shares of the notes around each note (window, "
+                        "the default; the note included) or the line's key profile (profile: the key, not the notes)")
+    p.add_argument("--max-minutes", type=float, default=None,
+                   help="with --controls or --stage: stop after the epoch that passes this (the best epoch is exported)")
     p.add_argument("--backend", choices=("gloo", "nccl"), default=None,
                    help="under torchrun: the process group's backend (default nccl with CUDA, else gloo)")
     p.set_defaults(func=_train)

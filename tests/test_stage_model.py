@@ -75,6 +75,43 @@ def test_an_example_hears_its_harmony_role_and_style():
     assert unknown[:, ctl.ROLE_SLICE].sum() == 0 and unknown[:, ctl.STYLE_SLICE].sum() == 0
 
 
+def test_controls_measured_before_a_note_never_hear_it_or_what_follows():
+    tokens = _line()[:, :4].copy()
+    before = ctl.measure_before(tokens)
+    assert (before[0] == ctl.DEFAULTS).all()  # nothing heard yet
+    changed = tokens.copy()
+    changed[20, 0], changed[30:, 0] = 90, 40  # the note itself and everything after it
+    again = ctl.measure_before(changed)
+    assert np.array_equal(again[:21], before[:21]) and not np.array_equal(again[21], before[21])
+    # quarter notes C D E ...: a window of the 8 beats before, one onset a beat, the mean of what was played
+    scale = np.array([[60 + (0, 2, 4, 5, 7, 9, 11)[i % 7], 8, 8, 4] for i in range(20)])
+    rows = ctl.measure_before(scale)
+    assert rows[12, ctl.INDEX["density"]] == pytest.approx(1.0) and rows[12, ctl.INDEX["polyphony"]] == 1.0
+    assert rows[12, ctl.INDEX["register"]] == pytest.approx(scale[4:12, 0].mean())
+    assert rows[12, ctl.PITCH_CLASS_SLICE].sum() == pytest.approx(1.0) and rows[12, ctl.INDEX["pc1"]] == 0.0
+
+
+def test_key_shares_as_a_profile_tell_the_key_and_not_the_notes():
+    from realtime.training.stagedata import key_profile, key_profiles_before
+
+    line = _line()
+    line[:, 0] = [60 + (0, 2, 4, 5, 7, 9, 11)[i % 7] + 12 * (i % 2) for i in range(len(line))]  # C major
+    window = example(line, "melody", "folk")[1][:, ctl.PITCH_CLASS_SLICE]
+    profile = example(line, "melody", "folk", key_shares="profile")[1][:, ctl.PITCH_CLASS_SLICE]
+    assert not np.allclose(window[0], window[10])  # the notes around each one differ
+    assert np.allclose(profile, profile[0]) and np.allclose(profile[0], key_profile(line[:, 0]))  # one row a line
+    assert np.allclose(profile[0], ctl.key_histogram(frozenset((0, 2, 4, 5, 7, 9, 11)), 0))
+    moved = line.copy()
+    moved[:, 0] += 3  # the note itself leaves no trace: the same key's profile, whatever the line plays
+    assert np.allclose(key_profile(moved[:, 0]), np.roll(profile[0], 3))
+    # as a listener knows it: uniform until three pitch classes were heard, then the key of the notes before
+    before = key_profiles_before(line[:, 0])
+    assert np.allclose(before[:3], 1 / 12) and np.allclose(before[-1], profile[0])
+    changed = line[:, 0].copy()
+    changed[20:] = 61  # C# from note 20 on: rows up to 20 cannot know it
+    assert np.array_equal(key_profiles_before(changed)[:21], before[:21])
+
+
 def test_augmentation_moves_the_harmony_with_the_notes_and_drops_groups():
     require_module("torch", "the train extra")
     from realtime.training.stage import line_example

@@ -161,6 +161,23 @@ def test_train_flags_given_always_win_and_the_rest_keep_the_configs_defaults(arg
     assert (given.epochs, given.threads, given.corpus) == (3, 2, ["chorales"])
 
 
+def test_key_shares_and_max_minutes_reach_the_stage_config_and_are_refused_where_they_mean_nothing():
+    from realtime.cli import build_parser, train_config
+    from realtime.errors import RealtimeError
+
+    parse = build_parser().parse_args
+    cfg = train_config(parse(["train", "--stage", "--key-shares", "profile", "--max-minutes", "12", "--no-progress"]))
+    assert (cfg.key_shares, cfg.max_minutes) == ("profile", 12.0)
+    assert train_config(parse(["train", "--stage", "--no-progress"])).key_shares == "window"
+    assert train_config(parse(["train", "--controls", "--max-minutes", "3", "--no-progress"])).max_minutes == 3.0
+    with pytest.raises(RealtimeError, match="--key-shares is a stage model's choice"):
+        train_config(parse(["train", "--controls", "--key-shares", "profile"]))
+    with pytest.raises(RealtimeError, match="--max-minutes applies to --controls and --stage"):
+        train_config(parse(["train", "--max-minutes", "3"]))
+    with pytest.raises(SystemExit):
+        parse(["train", "--stage", "--key-shares", "notes"])
+
+
 def test_int8_keeps_the_nodes_it_is_told_in_fp32_and_names_one_it_cannot_find(tmp_path):
     import onnx
 

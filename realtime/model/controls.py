@@ -118,6 +118,45 @@ def measure(tokens: np.ndarray, velocities: np.ndarray | None = None) -> np.ndar
     return np.clip(out, LOW, HIGH)
 
 
+def measure_before(tokens: np.ndarray, velocities: np.ndarray | None = None) -> np.ndarray:
+    """The measured controls as a listener could know them: over the notes before each one (earlier in the
+    line, onsets within the WINDOW_BEATS before its onset), never the note itself or what follows.
+
+    `measure` describes the window around the note, the note included, as training does; this is what the
+    run time can give (the duet measures the phrase already played), so a held-out NLL under these rows
+    can be set beside an unconditioned model's. A first note (nothing before it) hears the defaults.
+    """
+    n = len(tokens)
+    onsets = np.cumsum(_IOI[tokens[:, 1]])
+    velocity = _VELOCITY[tokens[:, 3]] if velocities is None else np.asarray(velocities, dtype=np.float64)
+    lo = np.searchsorted(onsets, onsets - WINDOW_BEATS, side="left")
+    hi = np.arange(n)  # notes 0..i-1 only
+    lo = np.minimum(lo, hi)
+    count = hi - lo
+    new_onset = np.ones(n, dtype=np.float64)
+    new_onset[1:] = np.diff(onsets) > 1e-9
+    def window_sum(values: np.ndarray) -> np.ndarray:
+        cumulative = np.concatenate([np.zeros((1, *values.shape[1:])), np.cumsum(values, axis=0)])
+        return cumulative[hi] - cumulative[lo]
+    first = onsets[lo]  # the window's first onset: the span runs from it to this note's onset
+    span = np.maximum(onsets - first, 1.0)
+    heard = count > 0
+    # the window's first note starts an onset even when it shares one with the note before the window
+    onset_count = np.maximum(window_sum(new_onset) + heard * (1.0 - new_onset[np.minimum(lo, n - 1)]), 1.0)
+    out = np.tile(DEFAULTS, (n, 1))
+    safe = np.maximum(count, 1)
+    one_hot = np.zeros((n, 12))
+    one_hot[np.arange(n), tokens[:, 0] % 12] = 1.0
+    measured = np.empty((n, MEASURED))
+    measured[:, INDEX["density"]] = onset_count / span
+    measured[:, INDEX["polyphony"]] = count / onset_count
+    measured[:, INDEX["register"]] = window_sum(tokens[:, 0].astype(np.float64)) / safe
+    measured[:, INDEX["dynamics"]] = window_sum(velocity) / safe
+    measured[:, PITCH_CLASS_SLICE] = window_sum(one_hot) / safe[:, None]
+    out[heard, :MEASURED] = measured[heard]
+    return np.clip(out, LOW, HIGH)
+
+
 # Krumhansl-Kessler key profiles: how often music in a key uses each degree, as a listener hears it
 MAJOR_PROFILE = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
 MINOR_PROFILE = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])

@@ -38,13 +38,14 @@ class StageConfig(ConditionedConfig):
     epochs: int = 100
     max_minutes: float = 35.0
     drop: float = DROP
+    key_shares: str = "window"  # "profile": the line's key profile, not the notes around (stagedata.line_controls)
 
 
 def line_example(line: np.ndarray, role: str | None, style: str | None, rng: np.random.Generator | None = None,
-                 drop: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                 drop: float = 0.0, key_shares: str = "window") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(inputs, controls, targets) of one (n, 6) line; with `rng`, augmented and with groups dropped."""
     if rng is None:
-        return example(line, role, style)
+        return example(line, role, style, key_shares=key_shares)
     tokens, masks, roots = line[:, :4], line[:, 4], line[:, 5]
     moved, velocities = augment(tokens, rng)
     masks, roots = rotate(masks, roots, int(moved[0, 0] - tokens[0, 0]))
@@ -52,7 +53,7 @@ def line_example(line: np.ndarray, role: str | None, style: str | None, rng: np.
     if not keep[0]:
         masks, roots = np.zeros_like(masks), np.full_like(roots, -1)
     return example(np.concatenate([moved, masks[:, None], roots[:, None]], 1), role if keep[1] else None,
-                   style if keep[2] else None, velocities)
+                   style if keep[2] else None, velocities, key_shares)
 
 
 def load_stage_split(cfg: StageConfig) -> tuple[Split, dict]:
@@ -68,6 +69,8 @@ def load_stage_split(cfg: StageConfig) -> tuple[Split, dict]:
               "split": {"method": "by piece, crc32 of seed:name (every line of a piece in the same part)",
                         "seed": cfg.seed, "fractions": {"valid": 0.1, "test": 0.1}, **describe(split)},
               "augmentation": AUGMENTATION + "; the harmony moved with the notes",
+              "key_shares": ("pitch-class shares of the +-4 beats around each note, the note included" if cfg.key_shares == "window"
+                             else "one key profile per line: the key the listener's tracker hears in its notes"),
               "dropout_of_groups": f"per line and epoch each of {', '.join(GROUPS)} heard as all zeros (not known) "
                                    f"with probability {cfg.drop}"}
     return split, source
@@ -79,10 +82,10 @@ def train_stage(cfg: StageConfig, backend: str | None = None) -> dict:
     split, source = world.main_first(lambda: load_stage_split(cfg))
     world.print(f"data: {json.dumps({p: {k: v for k, v in d.items() if k in ('pieces', 'lines', 'notes')} for p, d in describe(split).items()})}")
     train_lines = lines_of(split.train)
-    valid = [example(a, role, style) for a, role, style in world.part(lines_of(split.valid))]
+    valid = [example(a, role, style, key_shares=cfg.key_shares) for a, role, style in world.part(lines_of(split.valid))]
 
     def epoch(rng: np.random.Generator):
-        return (line_example(a, role, style, rng, cfg.drop) for a, role, style in train_lines)
+        return (line_example(a, role, style, rng, cfg.drop, cfg.key_shares) for a, role, style in train_lines)
 
     model, state, best_path = fit(cfg, world, epoch, lambda m: evaluate_examples(m, valid, world))
     metrics = export_stage(model.cpu(), best_path, split, source, state, cfg) if world.main else {}
@@ -97,12 +100,13 @@ def export_stage(model, best_path: Path, split: Split, source: dict, state: dict
     from .stagecard import measure_stage_cards
 
     model.load_state_dict(torch.load(best_path, map_location="cpu"))
-    examples = {part: [example(a, r, s) for a, r, s in lines_of(getattr(split, part))] for part in ("valid", "test")}
+    examples = {part: [example(a, r, s, key_shares=cfg.key_shares) for a, r, s in lines_of(getattr(split, part))]
+                for part in ("valid", "test")}
     metrics = {"lstm": {part: evaluate_examples(model, ex) for part, ex in examples.items()}}
     metrics["lstm"].update(best_epoch=state["best_epoch"], history=state["history"], minutes=state["seconds"] / 60)
     print(f"held-out test NLL {metrics['lstm']['test']['nll']:.3f} (pitch {metrics['lstm']['test']['pitch_nll']:.3f})")
     info = {"training": {**source, "config": asdict(cfg)}, "metrics": metrics, "velocity_level_mean": 80.0}
     paths = export_all(model, Path(cfg.out_dir), cfg.name, info, keep_fp32=(FIRST_LSTM,))
-    measure_stage_cards(paths, split)
+    measure_stage_cards(paths, split, key_shares=cfg.key_shares)
     print("exported " + ", ".join(str(p) for p in paths))
     return metrics

@@ -190,13 +190,55 @@ def rotate(masks: np.ndarray, roots: np.ndarray, semitones: int) -> tuple[np.nda
     return moved, np.where(roots >= 0, (roots + s) % 12, -1)
 
 
+KEY_SHARES = ("window", "profile")  # how a line's pitch-class controls are made (the card's config.key_shares)
+
+
+def _key_row(tonic: int | None, mode: str) -> np.ndarray:
+    from ..model.sampling import SCALES
+
+    if tonic is None:
+        return ctl.key_histogram(None)
+    return ctl.key_histogram(frozenset((tonic + d) % 12 for d in SCALES[mode]), tonic, mode == "minor")
+
+
+def key_profile(pitches: np.ndarray) -> np.ndarray:
+    """The key profile (12 shares) of the key the listener's tracker hears in a line, every note alike: the row
+    the duet gives a model (engine/phrasecontrols.py) and game mode gives from its key; uniform when no key."""
+    from ..listen.keys import KeyTracker
+
+    tracker = KeyTracker(decay_s=1e9, margin=0.0)
+    for i, pitch in enumerate(pitches):
+        tracker.add(int(pitch) % 12, i)
+    return _key_row(*tracker.estimate()[:2])
+
+
+def key_profiles_before(pitches: np.ndarray) -> np.ndarray:
+    """Each note's key profile as a listener knows it then: the key heard in the notes before it (uniform until the
+    tracker names one), never the note itself (benchmarks/stage_nll.py)."""
+    from ..listen.keys import KeyTracker
+
+    tracker, out, rows = KeyTracker(decay_s=1e9, margin=0.0), np.empty((len(pitches), 12), np.float32), {}
+    for i, pitch in enumerate(pitches):
+        key = tuple(tracker.estimate()[:2])
+        if key not in rows:
+            rows[key] = _key_row(*key)
+        out[i] = rows[key]
+        tracker.add(int(pitch) % 12, i)
+    return out
+
+
 def line_controls(tokens: np.ndarray, velocities: np.ndarray | None, masks: np.ndarray, roots: np.ndarray,
-                  role: str | None, style: str | None) -> np.ndarray:
+                  role: str | None, style: str | None, key_shares: str = "window") -> np.ndarray:
     """The full control rows of one line: measured around each note, then harmony, role and style.
 
     A group given as None (role, style) or with all-zero masks (harmony) stays all zeros: not known.
+    `key_shares` "window": the pitch-class shares of the +-4 beats around each note, the note included (the
+    shipped stage-lstm; a model so trained reads the coming notes off them); "profile": one key profile for
+    the whole line, the key its notes are in, which tells the key and not the notes.
     """
     c = ctl.measure(tokens, velocities)
+    if key_shares == "profile":
+        c[:, ctl.PITCH_CLASS_SLICE] = key_profile(tokens[:, 0])
     c[:, ctl.CHORD_SLICE] = (masks[:, None] >> _BITS) & 1
     has_root = roots >= 0
     c[np.flatnonzero(has_root), ctl.ROOT_SLICE.start + roots[has_root]] = 1.0
@@ -207,11 +249,11 @@ def line_controls(tokens: np.ndarray, velocities: np.ndarray | None, masks: np.n
     return c
 
 
-def example(line: np.ndarray, role: str | None, style: str | None, velocities: np.ndarray | None = None
-            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def example(line: np.ndarray, role: str | None, style: str | None, velocities: np.ndarray | None = None,
+            key_shares: str = "window") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(inputs, controls, targets) of one (n, 6) line as it is: the model hears note t-1 and the controls of t."""
     tokens = line[:, :4]
-    controls = line_controls(tokens, velocities, line[:, 4], line[:, 5], role, style).astype(np.float32)
+    controls = line_controls(tokens, velocities, line[:, 4], line[:, 5], role, style, key_shares).astype(np.float32)
     return np.concatenate([START_ROW, tokens[:-1]]), controls, tokens
 
 
