@@ -284,62 +284,38 @@ class Keyboard:
         self.port.delete()
 
 
-class Sequencer:
-    """A JACK MIDI keyboard that plays a script to the frame, as jack_midiseq does: each event is written at
-    its own frame offset inside the period it falls in, so what a receiver hears is exactly the script,
-    whatever the test's process and the machine are doing (a keyboard paced by time.sleep scattered its
-    notes 2-13 ms p50 off their line on this VM). `start_frame` is the script's time 0, known once it plays."""
+class MidiSeq:
+    """JACK's own `jack_midiseq` as a keyboard in its own process: a C client that writes each note at its frame
+    (velocity 64, channel 1), so no load on this process can lose or delay one. A JACK-Client sequencer here
+    needs the test process's interpreter lock in its callback, and beside two CPU burners it lost a note now
+    and then (the dump heard 29 of 30). It plays `notes` [(on s, off s or None: held, pitch)] once, from
+    `lead_s` after it starts (time to connect it), in a loop longer than the notes, then is stopped."""
 
-    def __init__(self, name: str = "seq", port_name: str = "out") -> None:
-        import jack
-
-        self.client = jack.Client(name, no_start_server=True)
-        self._script: list[tuple[int, bytes]] = []  # (frame from time 0, bytes), sorted; read by JACK's thread
-        self._next = 0
-        self.start_frame: int | None = None
-        self._lead_frames = 0
-        with closed_if_setup_fails(self.client):
-            self.rate = self.client.samplerate
-            self.outport = self.client.midi_outports.register(port_name)
-            self.client.set_process_callback(self._process)
-            self.client.activate()
-
-    def _process(self, frames: int) -> None:
-        self.outport.clear_buffer()
-        script = self._script
-        if not script:
-            return
-        first = self.client.last_frame_time
-        if self.start_frame is None:
-            self.start_frame = first + self._lead_frames
-        while self._next < len(script):
-            frame, data = script[self._next]
-            offset = self.start_frame + frame - first
-            if offset >= frames:
-                break
-            self.outport.write_midi_event(max(0, offset), data)
-            self._next += 1
+    def __init__(self, notes, name: str = "seq", lead_s: float = 2.0, rate: int = 48_000) -> None:
+        self.name, self.lead_s, self.rate = name, lead_s, rate
+        ends = [off if off is not None else on for on, off, _ in notes]
+        loop = round((lead_s + max(ends) + 30.0) * rate)
+        args = []
+        for on, off, pitch in notes:  # a note whose off falls past the loop's end is never released
+            length = loop if off is None else round((off - on) * rate)
+            args += [str(round((lead_s + on) * rate)), str(pitch), str(max(1, length))]
+        self.proc = subprocess.Popen(["jack_midiseq", name, str(loop), *args], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL, preexec_fn=die_with_parent)
+        self.started = time.monotonic()
+        if not wait_for(lambda: f"{name}:out" in MidiDump._ports(), 5.0):
+            self.close()
+            raise AssertionError("jack_midiseq did not register its port")
 
     def play_into(self, port: str) -> None:
-        names = [p.name for p in self.client.get_ports(is_midi=True, is_input=True)]
-        self.client.connect(self.outport, resolve_port(names, port, "input", "jack"))
-        wait_cycles(self.client, 2)  # a connection joins the graph from a later cycle
-
-    def play(self, events, lead_s: float = 0.1) -> None:
-        """Start the script ((seconds from time 0, bytes) pairs) `lead_s` after the next period begins."""
-        self._lead_frames = round(lead_s * self.rate)
-        self._script = sorted(((round(t * self.rate), bytes(data)) for t, data in events), key=lambda e: e[0])
-
-    def frame_of(self, seconds: float) -> int:
-        """The absolute frame of a moment of the script (after it started playing)."""
-        return self.start_frame + round(seconds * self.rate)
-
-    def wait_done(self, timeout_s: float = 60.0) -> bool:
-        return wait_for(lambda: self._script and self._next >= len(self._script), timeout_s, 0.01)
+        subprocess.run(["jack_connect", f"{self.name}:out", port], check=True)
 
     def close(self) -> None:
-        self.client.deactivate()
-        self.client.close()
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
 
 
 # `realtime run` on JACK MIDI with virtual ports, answering 300 ms after a phrase; {output} may name a port

@@ -1,8 +1,9 @@
 """mode = "harmonize" as a user runs it: `realtime run patches/harmonize.toml` on JACK MIDI, a foreign JACK
 client playing a D major line into it at exact frames and hearing the harmony by frame
-(realtime/bench/harmony.py). Every note gets its voices within the patch's budget (at the median and for
-most notes: this VM stalls now and then; benchmarks/harmonize.py reports p99), all in key, each ended
-within a period or two of its note; and a stop with notes held ends every voice with its note-off."""
+(realtime/bench/harmony.py; a run in which that client's own callback missed a period is played again).
+Every note gets its voices within the patch's budget (at the median and for most notes: this VM stalls now
+and then; benchmarks/harmonize.py reports p99), all in key, each ended within a period or two of its note;
+and a stop with notes held ends every voice with its note-off."""
 
 from __future__ import annotations
 
@@ -18,11 +19,25 @@ SHIPPED = (ROOT / "patches" / "harmonize.toml").read_text()
 RAW = tomllib.loads(SHIPPED)
 CHANNEL = RAW["harmonize"]["channel"] - 1
 BUDGET_MS = RAW["engine"]["budget_ms"]
+ATTEMPTS = 4
+
+
+def play_clean(text: str, **kwargs) -> dict:
+    """harmony.play, again when the player's own callback missed a period (it proves it did: its frame count
+    jumped), up to ATTEMPTS runs. A period it missed loses what it would have heard and sends its notes late:
+    beside two CPU burners in CI one harmony note went unheard that way. A run with no missed period is
+    judged in full; after ATTEMPTS that all missed one, the last is judged as it is."""
+    for _ in range(ATTEMPTS):
+        run = play(text, **kwargs)
+        if not run["missed"]:
+            break
+        print(f"the player missed a period at frames {run['missed'][:4]}: played again")
+    return run
 
 
 def test_every_note_gets_its_harmony_within_the_budget_in_key_and_ends_with_it(jack256) -> None:
     assert "key" not in RAW["model"]  # the key is the one the engine hears (D major), not the patch's
-    run = play(patch_text(SHIPPED))
+    run = play_clean(patch_text(SHIPPED))
     assert run["returncode"] == 0, run["output"][-400:]
     result = judge(run, CHANNEL, MELODY_KEY)
     voices = RAW["harmonize"]["voices"]
@@ -41,7 +56,7 @@ def test_every_note_gets_its_harmony_within_the_budget_in_key_and_ends_with_it(j
 
 
 def test_stopping_with_notes_held_ends_every_voice(jack256) -> None:
-    run = play(patch_text(SHIPPED), melody=MELODY[:4], hold_at_stop=3)
+    run = play_clean(patch_text(SHIPPED), melody=MELODY[:4], hold_at_stop=3)
     assert run["returncode"] == 0, run["output"][-400:]
     result = judge(run, CHANNEL, MELODY_KEY)
     # the held notes sounded voices (one they share with a note still held sounds once)

@@ -94,7 +94,11 @@ def test_the_band_keeps_the_bar_lines_and_a_progression_sent_by_osc_lands_on_the
     r = by_time["result"]
     assert by_time["landing"] == 3, by_time["landing"]  # sent in the middle of bar 3: bar 4 begins the new one
     assert r["strong_beat_chord_tones"] >= 0.85 and r["roots_on_downbeats"] >= 0.75, r
-    assert r["downbeats"] == BARS and notes_of([(t, d) for t, d in synth_heard if len(d) == 3])[1] == [], r
+    assert r["downbeats"] == BARS, r
+    # every band note ended with its own note-off, counted by the C dump: the receiver in this process (its
+    # callback needs this process's interpreter lock) missed a period's events beside two burners in CI
+    unended = notes_of([(frame / rate, data) for frame, data in events if len(data) == 3])[1]
+    assert unended == [], f"band notes never ended by their note-off: {unended}"
     status = run.out.strip().splitlines()[-1][-200:]
     lines, later = by_time["result"]["bar_line_error_ms"], by_time["later"]
     assert lines["p99"] <= 12.0 and later["p99"] <= 8.0, (lines, later, by_time["off_grid"], status)

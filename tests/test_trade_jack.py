@@ -1,11 +1,11 @@
 """mode = "trade" as a user runs it: `realtime run patches/trade.toml --midi-backend jack` in its own process, a
 foreign JACK keyboard playing four bars of a D major line at 120 BPM (the patch says 100), resting four, then
-coming back; JACK's own `jack_midi_dump` hearing the keyboard and the engine, by frame. The keyboard is a JACK
-sequencer that writes each note at its own frame (tests/jackclients.py Sequencer, as jack_midiseq does), so the
-player's bar lines are known to the frame: a keyboard paced by time.sleep scattered its notes up to 13 ms p50
-off their line on this VM, which moved the line the engine was judged against. The engine's first note must
-start within a few ms of bar line 5, on its own channel, and nothing it plays may sound into the player's next
-turn."""
+coming back; JACK's own `jack_midi_dump` hearing the keyboard and the engine, by frame. The keyboard is JACK's
+own `jack_midiseq`, which writes each note at its own frame (tests/jackclients.py MidiSeq), so the player's bar
+lines are known to the frame: a keyboard paced by time.sleep scattered its notes up to 13 ms p50 off their line
+on this VM, and a JACK-Client sequencer in the test's process lost a note beside two burners. The engine's
+first note must start within a few ms of bar line 5, on its own channel, and nothing it plays may sound into
+the player's next turn."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from jackclients import MidiDump, Running, Sequencer
+from jackclients import MidiDump, MidiSeq, Running, wait_for
 
 from realtime.bench.harmony import patch_text
 from realtime.bench.trading import Script
@@ -32,14 +32,17 @@ def test_the_engine_trades_four_bars_on_the_players_bar_line_and_never_overplays
     patch.write_text(text)
     script = Script(BPM, 4, ((0, 4), (8, 9)))  # four bars, four for the engine, then one more of the player's
     dump = MidiDump()
+    keyboard_events = 2 * len(script.notes())
     with Running(patch, "--no-osc") as run:
-        keyboard = Sequencer("keys")
+        keyboard = MidiSeq(script.notes(), "keys")
         try:
             dump.listen_to("realtime-out:out")
-            keyboard.play_into("realtime-in")
+            keyboard.play_into("realtime-in:in")
             dump.listen_to("keys:out")
-            keyboard.play(script.events())
-            assert keyboard.wait_done(script.length_s + 10), "the sequencer did not finish its script"
+            assert time.monotonic() - keyboard.started < keyboard.lead_s - 0.2, "connected after the first note"
+            played = lambda: sum(1 for _, data in dump.events if len(data) == 3 and data[0] in (0x80, 0x90))  # noqa: E731
+            assert wait_for(lambda: played() >= keyboard_events, keyboard.lead_s + script.length_s + 30, 0.05), \
+                f"the dump heard {played()} of the keyboard's {keyboard_events} events"
             time.sleep(0.3)
         finally:
             keyboard.close()

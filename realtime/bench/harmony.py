@@ -72,7 +72,9 @@ def perform(patch_text: str, events: list[tuple[float, bytes]], length_s: float,
             tail_s: float = 0.3) -> dict:
     """`realtime run PATCH` on JACK played `events` (seconds from the start, bytes) at exact frames by a JACK
     client that hears it too; stopped with Ctrl-C `tail_s` after `length_s`. Returns each event's frame,
-    what was heard [(frame, bytes)] (what the stop sent included), the rate, period, output, return code."""
+    what was heard [(frame, bytes)] (what the stop sent included), the rate, period, output, return code, and
+    `missed`: the frames of periods the player's own callback did not run from the first event on (what came
+    in then it never heard, what it should have sent then went late: the run does not count)."""
     with tempfile.TemporaryDirectory() as tmp:
         patch = Path(tmp) / "patch.toml"
         patch.write_text(patch_text)
@@ -91,8 +93,9 @@ def perform(patch_text: str, events: list[tuple[float, bytes]], length_s: float,
             time.sleep(4 * player.client.blocksize / player.rate + 0.02)
             player.close()
         heard = list(player.heard)
+        missed = [frame for frame in player.missed if frame >= frames[0]]
     return {"frames": frames, "heard": heard, "rate": rate, "period": period, "output": out,
-            "returncode": engine.returncode}
+            "returncode": engine.returncode, "missed": missed}
 
 
 def judge(run: dict, channel: int, key: frozenset[int]) -> dict:

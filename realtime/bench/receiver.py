@@ -54,6 +54,11 @@ class PlayerListener:
         self.out = self.client.midi_outports.register("out")
         self.inp = self.client.midi_inports.register("in")
         self.heard: list[tuple[int, bytes]] = []
+        # frames where JACK's frame count jumped past a period between two calls of this callback: what came in
+        # then is lost to it, and what it should have written then went out late (seen under load, 1 run in 3
+        # beside a training job: a Python callback waits for the interpreter lock)
+        self.missed: list[int] = []
+        self._last_frame: int | None = None
         self._to_play: list[tuple[int, bytes]] = []
         self._lock = threading.Lock()
         self._lib, self._ptr = libjack(), client_pointer(self.client)
@@ -62,6 +67,9 @@ class PlayerListener:
 
     def _process(self, frames: int) -> None:
         first = self.client.last_frame_time
+        if self._last_frame is not None and first - self._last_frame > frames:
+            self.missed.append(self._last_frame + frames)
+        self._last_frame = first
         for offset, data in self.inp.incoming_midi_events():
             self.heard.append((first + offset, bytes(data)))
         self.out.clear_buffer()
