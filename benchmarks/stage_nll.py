@@ -37,13 +37,14 @@ from realtime.training.card_metrics import lstm_scores
 from realtime.training.stagedata import example, held_out_pieces, key_profiles_before, lines_of
 
 
-def rows(lines, condition: str, styles: tuple[str, ...], key_shares: str) -> list[np.ndarray]:
-    """The control rows of every line under one condition (`key_shares`: as the model was trained, for "around")."""
+def rows(lines, condition: str, styles: tuple[str, ...], key_shares: str, measured: str = "around") -> list[np.ndarray]:
+    """The control rows of every line under one condition (`key_shares`, `measured`: as the model was trained, for
+    "around", the card's condition; a model trained on controls from before hears the same rows under "before")."""
     out = []
     for line, role, style in lines:
         if condition == "another_style":
             style = styles[(styles.index(style) + 1) % len(styles)]
-        controls = example(line, role, style, key_shares=key_shares)[1]
+        controls = example(line, role, style, key_shares=key_shares, measured=measured)[1]
         if condition != "around":
             controls[:, :ctl.MEASURED] = ctl.measure_before(line[:, :4])[:, :ctl.MEASURED]
         if condition != "around" and (condition == "key_profile" or key_shares == "profile"):
@@ -72,10 +73,14 @@ def main(argv: list[str] | None = None) -> dict:
     lines = lines_of(held_out_pieces(card, args.quick))
     styles = tuple(sorted({s for _, _, s in lines}, key=ctl.STYLES.index))
     targets = [line[:, :4] for line, _, _ in lines]
-    key_shares = card["training"].get("config", {}).get("key_shares", "window")
+    config = card["training"].get("config", {})
+    key_shares, measured = config.get("key_shares", "window"), config.get("measured", "around")
+    titles = dict(CONDITIONS)
+    if measured == "before":
+        titles["around"] = "as trained (the card's; controls from before)"
     scores, by_style = {}, {}
     for condition in CONDITIONS:
-        controls = rows(lines, condition, styles, key_shares)
+        controls = rows(lines, condition, styles, key_shares, measured)
         scores[condition] = lstm_scores(path, targets, 32, controls)
         if condition in ("before", "another_style"):
             by_style[condition] = {s: lstm_scores(path, [t for t, (_, _, st) in zip(targets, lines) if st == s], 32,
@@ -83,7 +88,7 @@ def main(argv: list[str] | None = None) -> dict:
                                    for s in styles}
     markov = card["metrics"]["markov"]
     print(f"{args.model}: held-out pitch NLL (nats per note) of {len(lines)} test lines, {sum(map(len, targets))} notes")
-    for condition, title in CONDITIONS.items():
+    for condition, title in titles.items():
         s = scores[condition]
         print(f"  {title:<52} {s['pitch_nll']:6.3f}   accuracy {100 * s['pitch_accuracy']:5.1f}%")
     print(f"  {'Markov order ' + str(markov['best_order']) + ' (chosen on validation)':<52} {markov['best_test_pitch_nll']:6.3f}")
@@ -93,9 +98,9 @@ def main(argv: list[str] | None = None) -> dict:
     fair_condition = min(("before", "key_profile"), key=lambda c: scores[c]["pitch_nll"])
     fair = scores[fair_condition]["pitch_nll"]
     results = {"model": args.model, "lines": len(lines), "notes": int(sum(map(len, targets))),
-               "conditions": CONDITIONS, "scores": scores, "pitch_nll_by_style": by_style,
+               "conditions": titles, "scores": scores, "pitch_nll_by_style": by_style,
                "style_worth_nats": worth, "markov": {"order": markov["best_order"], "test_pitch_nll": markov["best_test_pitch_nll"]},
-               "key_shares": key_shares, "fair": fair_condition,
+               "key_shares": key_shares, "measured": measured, "fair": fair_condition,
                "headline": f"{args.model}: held-out pitch NLL {fair:.3f} with controls from the notes before "
                            f"({CONDITIONS[fair_condition]}) "
                            f"(around the note {scores['around']['pitch_nll']:.3f}) vs Markov order "

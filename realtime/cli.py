@@ -33,6 +33,10 @@ def train_config(args: argparse.Namespace):
         if not args.stage:
             raise RealtimeError("--key-shares is a stage model's choice: give --stage too")
         given["key_shares"] = args.key_shares
+    if args.measured is not None:
+        if not args.stage:
+            raise RealtimeError("--measured is a stage model's choice: give --stage too")
+        given["measured"] = args.measured
     if args.max_minutes is not None:
         if not (args.stage or args.controls):
             raise RealtimeError("--max-minutes applies to --controls and --stage training")
@@ -255,6 +259,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--key-shares", choices=("window", "profile"), default=None,
                    help="with --stage: the pitch-class controls as the shares of the notes around each note (window, "
                         "the default; the note included) or the line's key profile (profile: the key, not the notes)")
+    p.add_argument("--measured", choices=("around", "before"), default=None,
+                   help="with --stage: density, register, dynamics (and a profile's key) measured around each note "
+                        "(around, the default; the note included) or from the notes before it (before: what a "
+                        "listener knows, so the held-out NLL is a fair one)")
     p.add_argument("--max-minutes", type=float, default=None,
                    help="with --controls or --stage: stop after the epoch that passes this (the best epoch is exported)")
     p.add_argument("--backend", choices=("gloo", "nccl"), default=None,

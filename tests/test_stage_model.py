@@ -112,6 +112,29 @@ def test_key_shares_as_a_profile_tell_the_key_and_not_the_notes():
     assert np.array_equal(key_profiles_before(changed)[:21], before[:21])
 
 
+def test_controls_measured_before_hear_only_the_notes_before_in_training_too():
+    require_module("torch", "the train extra")
+    from realtime.training.stage import line_example
+    from realtime.training.stagedata import key_profiles_before
+
+    line = _line()
+    line[:, 0] = [60 + (0, 2, 4, 5, 7, 9, 11)[i % 7] + 12 * (i % 2) for i in range(len(line))]  # C major
+    before = example(line, "melody", "folk", key_shares="profile", measured="before")[1]
+    changed = line.copy()
+    changed[20:, 0] = 49  # a low C# from note 20 on: no row up to 20 may know it
+    after_change = example(changed, "melody", "folk", key_shares="profile", measured="before")[1]
+    assert np.array_equal(before[:21], after_change[:21]) and not np.array_equal(before[21:], after_change[21:])
+    assert np.allclose(before[:, ctl.PITCH_CLASS_SLICE], key_profiles_before(line[:, 0]))
+    assert np.allclose(before[0, :ctl.MEASURED], ctl.DEFAULTS[:ctl.MEASURED])  # the first note: nothing heard yet
+    assert before[:, ctl.INDEX["style_folk"]].all() and before[:, ctl.INDEX["role_melody"]].all()
+    # augmented: the key rows made once for the line, rotated with it, are the moved line's own
+    rng = np.random.default_rng(5)
+    for _ in range(6):
+        _, c, y = line_example(line, "melody", "folk", rng, key_shares="profile", measured="before")
+        assert np.allclose(c[:, ctl.PITCH_CLASS_SLICE], key_profiles_before(y[:, 0]))
+        assert np.allclose(c[:, :ctl.MEASURED][:, ctl.INDEX["register"]], ctl.measure_before(y)[:, ctl.INDEX["register"]])
+
+
 def test_augmentation_moves_the_harmony_with_the_notes_and_drops_groups():
     require_module("torch", "the train extra")
     from realtime.training.stage import line_example

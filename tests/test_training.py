@@ -176,6 +176,10 @@ def test_key_shares_and_max_minutes_reach_the_stage_config_and_are_refused_where
         train_config(parse(["train", "--max-minutes", "3"]))
     with pytest.raises(SystemExit):
         parse(["train", "--stage", "--key-shares", "notes"])
+    assert train_config(parse(["train", "--stage", "--measured", "before", "--no-progress"])).measured == "before"
+    assert train_config(parse(["train", "--stage", "--no-progress"])).measured == "around"
+    with pytest.raises(RealtimeError, match="--measured is a stage model's choice"):
+        train_config(parse(["train", "--controls", "--measured", "before"]))
 
 
 def test_int8_keeps_the_nodes_it_is_told_in_fp32_and_names_one_it_cannot_find(tmp_path):

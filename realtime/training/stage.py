@@ -24,7 +24,7 @@ from .conditioned import AUGMENTATION, ConditionedConfig, augment, evaluate_exam
 from .data import Split, split_by_piece
 from .distributed import join
 from .export import export_all
-from .stagedata import STYLE_OF, SUBSETS, describe, example, lines_of, load_stage_corpus, rotate
+from .stagedata import STYLE_OF, SUBSETS, describe, example, key_profiles_before, lines_of, load_stage_corpus, rotate
 
 FIRST_LSTM = "/lstm/LSTM"  # its input is the embeddings beside the controls: left fp32 in the int8 graph
 DROP = 0.25  # per line and epoch, each of harmony, role and style is heard as "not known" this often
@@ -39,21 +39,37 @@ class StageConfig(ConditionedConfig):
     max_minutes: float = 35.0
     drop: float = DROP
     key_shares: str = "window"  # "profile": the line's key profile, not the notes around (stagedata.line_controls)
+    measured: str = "around"  # "before": every measured control from the notes before each one (line_controls)
+
+
+_KEY_ROWS: dict[int, np.ndarray] = {}  # id(line) -> its key profiles before each note, as it is (not moved)
+
+
+def _key_rows_before(line: np.ndarray, semitones: int) -> np.ndarray:
+    """key_profiles_before of a line moved by `semitones`: the line's own rows (made once, 0.15 ms a note)
+    rotated, as the key tracker hears a transposed line in the transposed key."""
+    rows = _KEY_ROWS.get(id(line))
+    if rows is None:
+        rows = _KEY_ROWS[id(line)] = key_profiles_before(line[:, 0])
+    return np.roll(rows, semitones % 12, axis=1)
 
 
 def line_example(line: np.ndarray, role: str | None, style: str | None, rng: np.random.Generator | None = None,
-                 drop: float = 0.0, key_shares: str = "window") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                 drop: float = 0.0, key_shares: str = "window",
+                 measured: str = "around") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(inputs, controls, targets) of one (n, 6) line; with `rng`, augmented and with groups dropped."""
     if rng is None:
-        return example(line, role, style, key_shares=key_shares)
+        return example(line, role, style, key_shares=key_shares, measured=measured)
     tokens, masks, roots = line[:, :4], line[:, 4], line[:, 5]
     moved, velocities = augment(tokens, rng)
-    masks, roots = rotate(masks, roots, int(moved[0, 0] - tokens[0, 0]))
+    shift = int(moved[0, 0] - tokens[0, 0])
+    masks, roots = rotate(masks, roots, shift)
+    key_rows = _key_rows_before(line, shift) if measured == "before" and key_shares == "profile" else None
     keep = rng.random(len(GROUPS)) >= drop
     if not keep[0]:
         masks, roots = np.zeros_like(masks), np.full_like(roots, -1)
     return example(np.concatenate([moved, masks[:, None], roots[:, None]], 1), role if keep[1] else None,
-                   style if keep[2] else None, velocities, key_shares)
+                   style if keep[2] else None, velocities, key_shares, measured, key_rows)
 
 
 def load_stage_split(cfg: StageConfig) -> tuple[Split, dict]:
@@ -70,7 +86,12 @@ def load_stage_split(cfg: StageConfig) -> tuple[Split, dict]:
                         "seed": cfg.seed, "fractions": {"valid": 0.1, "test": 0.1}, **describe(split)},
               "augmentation": AUGMENTATION + "; the harmony moved with the notes",
               "key_shares": ("pitch-class shares of the +-4 beats around each note, the note included" if cfg.key_shares == "window"
-                             else "one key profile per line: the key the listener's tracker hears in its notes"),
+                             else "one key profile per line: the key the listener's tracker hears in its notes"
+                             if cfg.measured == "around" else "the key profile of the key the listener's tracker "
+                             "hears in the notes before each note (uniform until it names one)"),
+              "measured": ("density, register and dynamics of the +-4 beats around each note, the note included"
+                           if cfg.measured == "around" else "density, register and dynamics of the notes in the 8 "
+                           "beats before each note, never the note (the first note: the defaults)"),
               "dropout_of_groups": f"per line and epoch each of {', '.join(GROUPS)} heard as all zeros (not known) "
                                    f"with probability {cfg.drop}"}
     return split, source
@@ -82,10 +103,11 @@ def train_stage(cfg: StageConfig, backend: str | None = None) -> dict:
     split, source = world.main_first(lambda: load_stage_split(cfg))
     world.print(f"data: {json.dumps({p: {k: v for k, v in d.items() if k in ('pieces', 'lines', 'notes')} for p, d in describe(split).items()})}")
     train_lines = lines_of(split.train)
-    valid = [example(a, role, style, key_shares=cfg.key_shares) for a, role, style in world.part(lines_of(split.valid))]
+    valid = [example(a, role, style, key_shares=cfg.key_shares, measured=cfg.measured)
+             for a, role, style in world.part(lines_of(split.valid))]
 
     def epoch(rng: np.random.Generator):
-        return (line_example(a, role, style, rng, cfg.drop, cfg.key_shares) for a, role, style in train_lines)
+        return (line_example(a, role, style, rng, cfg.drop, cfg.key_shares, cfg.measured) for a, role, style in train_lines)
 
     model, state, best_path = fit(cfg, world, epoch, lambda m: evaluate_examples(m, valid, world))
     metrics = export_stage(model.cpu(), best_path, split, source, state, cfg) if world.main else {}
@@ -100,13 +122,14 @@ def export_stage(model, best_path: Path, split: Split, source: dict, state: dict
     from .stagecard import measure_stage_cards
 
     model.load_state_dict(torch.load(best_path, map_location="cpu"))
-    examples = {part: [example(a, r, s, key_shares=cfg.key_shares) for a, r, s in lines_of(getattr(split, part))]
+    examples = {part: [example(a, r, s, key_shares=cfg.key_shares, measured=cfg.measured)
+                       for a, r, s in lines_of(getattr(split, part))]
                 for part in ("valid", "test")}
     metrics = {"lstm": {part: evaluate_examples(model, ex) for part, ex in examples.items()}}
     metrics["lstm"].update(best_epoch=state["best_epoch"], history=state["history"], minutes=state["seconds"] / 60)
     print(f"held-out test NLL {metrics['lstm']['test']['nll']:.3f} (pitch {metrics['lstm']['test']['pitch_nll']:.3f})")
     info = {"training": {**source, "config": asdict(cfg)}, "metrics": metrics, "velocity_level_mean": 80.0}
     paths = export_all(model, Path(cfg.out_dir), cfg.name, info, keep_fp32=(FIRST_LSTM,))
-    measure_stage_cards(paths, split, key_shares=cfg.key_shares)
+    measure_stage_cards(paths, split, key_shares=cfg.key_shares, measured=cfg.measured)
     print("exported " + ", ".join(str(p) for p in paths))
     return metrics

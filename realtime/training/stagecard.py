@@ -29,6 +29,8 @@ from .stagedata import example, lines_of
 NOTE_PROFILE = ("density, register and dynamics are measured around the predicted note (its window includes it); "
                 "the key shares are the line's key profile: benchmarks/stage_nll.py gives the figure with every "
                 "control from the notes before")
+NOTE_BEFORE = ("every control is measured from the notes before the predicted one (what a listener knows then): "
+               "comparable with an unconditioned model's NLL and the Markov baseline's")
 NOTE = ("controls measured around the predicted note (its window includes the note) make this NLL not "
         "comparable with an unconditioned model's or the Markov baseline's")
 
@@ -49,7 +51,7 @@ def stage_markov(split: Split, max_order: int = 8) -> dict:
 
 
 def measure_stage_cards(graphs: list[Path], split: Split, batch: int = 32, markov: dict | None = None,
-                        key_shares: str = "window") -> dict:
+                        key_shares: str = "window", measured: str = "around") -> dict:
     """Measure each graph's valid and test NLL (every group heard, and none) and write them into its card."""
     import onnxruntime
 
@@ -57,7 +59,7 @@ def measure_stage_cards(graphs: list[Path], split: Split, batch: int = 32, marko
     print(f"markov: best order {markov['best_order']}, test pitch NLL {markov['best_test_pitch_nll']:.3f}")
     parts = {}
     for part in ("valid", "test"):
-        examples = [example(a, r, s, key_shares=key_shares) for a, r, s in lines_of(getattr(split, part))]
+        examples = [example(a, r, s, key_shares=key_shares, measured=measured) for a, r, s in lines_of(getattr(split, part))]
         parts[part] = ([y for _, _, y in examples], [c for _, c, _ in examples])
     out = {}
     for graph in graphs:
@@ -73,7 +75,7 @@ def measure_stage_cards(graphs: list[Path], split: Split, batch: int = 32, marko
             + "; every line of the split (test_groups_not_known: harmony, role and style all zeros)",
             "on_utc": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M"),
             "history": "best_epoch and history: the fp32 torch model during training, not this graph",
-            "comparable": NOTE if key_shares == "window" else NOTE_PROFILE}
+            "comparable": NOTE_BEFORE if measured == "before" else NOTE if key_shares == "window" else NOTE_PROFILE}
         card["metrics"]["markov"] = markov
         card["training"].setdefault("split", {}).setdefault("test", {})["names"] = sorted(split.test)
         path.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")

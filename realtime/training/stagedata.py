@@ -191,6 +191,7 @@ def rotate(masks: np.ndarray, roots: np.ndarray, semitones: int) -> tuple[np.nda
 
 
 KEY_SHARES = ("window", "profile")  # how a line's pitch-class controls are made (the card's config.key_shares)
+MEASURED_FROM = ("around", "before")  # where density, register, dynamics (and key) are measured (config.measured)
 
 
 def _key_row(tonic: int | None, mode: str) -> np.ndarray:
@@ -228,17 +229,26 @@ def key_profiles_before(pitches: np.ndarray) -> np.ndarray:
 
 
 def line_controls(tokens: np.ndarray, velocities: np.ndarray | None, masks: np.ndarray, roots: np.ndarray,
-                  role: str | None, style: str | None, key_shares: str = "window") -> np.ndarray:
-    """The full control rows of one line: measured around each note, then harmony, role and style.
+                  role: str | None, style: str | None, key_shares: str = "window", measured: str = "around",
+                  key_rows: np.ndarray | None = None) -> np.ndarray:
+    """The full control rows of one line: measured at each note, then harmony, role and style.
 
     A group given as None (role, style) or with all-zero masks (harmony) stays all zeros: not known.
-    `key_shares` "window": the pitch-class shares of the +-4 beats around each note, the note included (the
-    shipped stage-lstm; a model so trained reads the coming notes off them); "profile": one key profile for
-    the whole line, the key its notes are in, which tells the key and not the notes.
+    `measured` "around": density, register and dynamics of the +-4 beats around each note, the note included;
+    "before": of the notes before it only (controls.measure_before), as a listener knows them.
+    `key_shares` "window": the pitch-class shares of that window (around: the note included, and a model so
+    trained reads the coming notes off them); "profile": a key profile, the key the notes are in, which tells
+    the key and not the notes: the whole line's (around) or the key heard before each note (before;
+    `key_rows` gives them ready, as key_profiles_before makes them).
     """
-    c = ctl.measure(tokens, velocities)
-    if key_shares == "profile":
-        c[:, ctl.PITCH_CLASS_SLICE] = key_profile(tokens[:, 0])
+    if measured == "before":
+        c = ctl.measure_before(tokens, velocities)
+        if key_shares == "profile":
+            c[:, ctl.PITCH_CLASS_SLICE] = key_profiles_before(tokens[:, 0]) if key_rows is None else key_rows
+    else:
+        c = ctl.measure(tokens, velocities)
+        if key_shares == "profile":
+            c[:, ctl.PITCH_CLASS_SLICE] = key_profile(tokens[:, 0])
     c[:, ctl.CHORD_SLICE] = (masks[:, None] >> _BITS) & 1
     has_root = roots >= 0
     c[np.flatnonzero(has_root), ctl.ROOT_SLICE.start + roots[has_root]] = 1.0
@@ -250,10 +260,12 @@ def line_controls(tokens: np.ndarray, velocities: np.ndarray | None, masks: np.n
 
 
 def example(line: np.ndarray, role: str | None, style: str | None, velocities: np.ndarray | None = None,
-            key_shares: str = "window") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            key_shares: str = "window", measured: str = "around",
+            key_rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(inputs, controls, targets) of one (n, 6) line as it is: the model hears note t-1 and the controls of t."""
     tokens = line[:, :4]
-    controls = line_controls(tokens, velocities, line[:, 4], line[:, 5], role, style, key_shares).astype(np.float32)
+    controls = line_controls(tokens, velocities, line[:, 4], line[:, 5], role, style, key_shares, measured,
+                             key_rows).astype(np.float32)
     return np.concatenate([START_ROW, tokens[:-1]]), controls, tokens
 
 
