@@ -257,8 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train the stage model: the controls plus harmony, role and style (every voice of the chorales, "
                         "the melody collections)")
     p.add_argument("--key-shares", choices=("window", "profile"), default=None,
-                   help="with --stage: the pitch-class controls as the shares of the notes around each note (window, "
-                        "the default; the note included) or the line's key profile (profile: the key, not the notes)")
+                   help="with --stage: the pitch-class controls as the line's key profile (profile, the default: the "
+                        "key, not the notes) or the shares of the notes around each note (window; the note included)")
     p.add_argument("--measured", choices=("around", "before"), default=None,
                    help="with --stage: density, register, dynamics (and a profile's key) measured around each note "
                         "(around, the default; the note included) or from the notes before it (before: what a "

@@ -184,7 +184,8 @@ def test_the_critics_fragments_hear_the_phrase_controls_too():
 @pytest.mark.parametrize("model", ["stage-lstm.int8", CONDITIONED])
 def test_fresh_phrases_answers_a_low_phrase_after_a_high_one_from_the_low_phrase_alone(model):
     """fresh_phrases: the model hears each phrase from its first note. Without it, the stage model's state
-    after a high phrase and its answer outweighed the low phrase's register (measured: 70 against 39)."""
+    after a high phrase and its answer outweighed the low phrase's register (measured: 70 against 39, with the
+    model shipped before 2026-12-07; the one that hears a key profile answers 43.5 without, 40.4 with it)."""
     means = {}
     for fresh in (False, True):
         settings = ContinuationSettings(tempo_bpm=100, phrase_end_ms=600, answer_notes=8, answer_beats=4,
@@ -196,8 +197,6 @@ def test_fresh_phrases_answers_a_low_phrase_after_a_high_one_from_the_low_phrase
         assert len(second) == 8 and np.mean([p for at, p in answers if at < 6.0]) > 69, (fresh, answers)
         means[fresh] = float(np.mean(second))
     assert means[True] < 47, means  # the low phrase is around 41
-    if model.startswith("stage"):
-        assert means[False] > means[True] + 10, means
 
 
 def test_realtime_run_with_the_shipped_duet_patch_answers_a_low_phrase_low_and_a_high_one_high(tmp_path):
@@ -228,8 +227,8 @@ def test_realtime_run_with_the_shipped_duet_patch_answers_a_low_phrase_low_and_a
     gaps = np.diff([at for at, _ in ons])
     split = int(np.argmax(gaps)) + 1  # the second phrase was played between the two answers
     low, high = np.mean([p for _, p in ons[:split]]), np.mean([p for _, p in ons[split:]])
-    # measured with stage-lstm.int8: 36-38 and 77-80 over seeds 0-3 (phrases around 41 and 79); game-lstm.int8
-    # answered 42.5 and 74.4, bach-folk-lstm.int8 the low one at 52.8
+    # measured with the stage-lstm.int8 shipped before 2026-12-07: 36-38 and 77-80 over seeds 0-3 (phrases around
+    # 41 and 79); game-lstm.int8 answered 42.5 and 74.4, bach-folk-lstm.int8 the low one at 52.8
     assert low < 49 and high > 69, (low, high, [p for _, p in ons])
 
 

@@ -168,7 +168,8 @@ def test_key_shares_and_max_minutes_reach_the_stage_config_and_are_refused_where
     parse = build_parser().parse_args
     cfg = train_config(parse(["train", "--stage", "--key-shares", "profile", "--max-minutes", "12", "--no-progress"]))
     assert (cfg.key_shares, cfg.max_minutes) == ("profile", 12.0)
-    assert train_config(parse(["train", "--stage", "--no-progress"])).key_shares == "window"
+    assert train_config(parse(["train", "--stage", "--no-progress"])).key_shares == "profile"
+    assert train_config(parse(["train", "--stage", "--key-shares", "window", "--no-progress"])).key_shares == "window"
     assert train_config(parse(["train", "--controls", "--max-minutes", "3", "--no-progress"])).max_minutes == 3.0
     with pytest.raises(RealtimeError, match="--key-shares is a stage model's choice"):
         train_config(parse(["train", "--controls", "--key-shares", "profile"]))

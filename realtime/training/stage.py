@@ -38,7 +38,7 @@ class StageConfig(ConditionedConfig):
     epochs: int = 100
     max_minutes: float = 35.0
     drop: float = DROP
-    key_shares: str = "window"  # "profile": the line's key profile, not the notes around (stagedata.line_controls)
+    key_shares: str = "profile"  # the line's key profile; "window": the notes around (stagedata.line_controls)
     measured: str = "around"  # "before": every measured control from the notes before each one (line_controls)
 
 
