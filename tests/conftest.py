@@ -212,8 +212,39 @@ def _no_dead_server_left_registered(request):
 def pytest_terminal_summary(terminalreporter) -> None:
     if LEFT_REGISTERED:
         terminalreporter.write_line(f"dead JACK servers left in the registry: {', '.join(LEFT_REGISTERED)}")
+    if RERUN:
+        terminalreporter.write_line(f"run again after their own clients lost a period: {', '.join(RERUN)}")
     if LEFT_OPEN:
         terminalreporter.write_line(f"JACK clients left open by a test (closed by the fixture): {', '.join(LEFT_OPEN)}")
+
+
+JACK_FIXTURES = {"jack", "jack256"}
+RERUN: list[str] = []  # "test: what its clients lost" for each JACK test run again
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item, nextitem):
+    """A JACK test that fails while one of its own clients proves it lost a period (jackclients.HARNESS_MISSED:
+    a receiver's frame count jumped, the dump's frames slipped) is run once more, and the second run's
+    result stands; the summary names it. The proof is the harness's, never the engine's: a failure with no
+    period lost, or the same failure again, is reported as it is."""
+    if not JACK_FIXTURES & set(getattr(item, "fixturenames", ())):
+        return None
+    from _pytest.runner import runtestprotocol
+    from jackclients import HARNESS_MISSED
+
+    item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+    HARNESS_MISSED.clear()
+    reports = runtestprotocol(item, nextitem=nextitem, log=False)
+    if any(r.failed for r in reports) and HARNESS_MISSED:
+        RERUN.append(f"{item.nodeid} ({'; '.join(HARNESS_MISSED[:2])})")
+        HARNESS_MISSED.clear()
+        item._initrequest()
+        reports = runtestprotocol(item, nextitem=nextitem, log=False)
+    for report in reports:
+        item.ihook.pytest_runtest_logreport(report=report)
+    item.ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+    return True
 
 
 def pytest_runtest_logreport(report) -> None:

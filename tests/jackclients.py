@@ -21,6 +21,10 @@ from realtime.io.midi import resolve_port
 
 PHRASE = (67, 71, 74, 72, 71, 69, 67)
 ROOT = Path(__file__).resolve().parents[1]
+# what the test's own clients prove they lost in the running test ("Receiver synth: a period at frame N"):
+# a JACK-Client callback here needs this process's interpreter lock and now and then misses a period under
+# load, losing what came in then. conftest.py runs a failed JACK test once more when this is not empty
+HARNESS_MISSED: list[str] = []
 
 
 def wait_for(predicate, timeout_s: float = 5.0, step_s: float = 0.005) -> bool:
@@ -30,6 +34,16 @@ def wait_for(predicate, timeout_s: float = 5.0, step_s: float = 0.005) -> bool:
             return True
         time.sleep(step_s)
     return bool(predicate())
+
+
+def stop_process(proc: subprocess.Popen, timeout_s: float = 5.0) -> None:
+    """SIGTERM, then SIGKILL if it has not gone after `timeout_s`."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def held_keys(messages: list[list[int]]) -> set[tuple[int, int]]:
@@ -124,12 +138,7 @@ class MidiDump:
 
     def close(self) -> list[tuple[int, list[int]]]:
         """Stop it; every event it printed."""
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc)
         self._reader.join(timeout=5)
         return list(self.events)
 
@@ -154,6 +163,7 @@ class Receiver:
         with closed_if_setup_fails(self.client):
             self.rate = self.client.samplerate
             self.errors = 0
+            self._last_frame: int | None = None
             self._event = jack._ffi.new("jack_midi_event_t*")
             self._times = _JackTimes(self.client)
             self.ports = [self.client.midi_inports.register("midi in" if virtual else port_name)]
@@ -166,6 +176,10 @@ class Receiver:
 
         lib, event = jack._lib, self._event
         try:
+            now = lib.jack_last_frame_time(self.client._ptr)
+            if self._last_frame is not None and now - self._last_frame > frames:
+                HARNESS_MISSED.append(f"Receiver {self.client.name}: a period at frame {self._last_frame + frames}")
+            self._last_frame = now
             first = None
             for port in list(self.ports):
                 buffer = lib.jack_port_get_buffer(port._ptr, frames)
@@ -310,12 +324,7 @@ class MidiSeq:
         subprocess.run(["jack_connect", f"{self.name}:out", port], check=True)
 
     def close(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc)
 
 
 # `realtime run` on JACK MIDI with virtual ports, answering 300 ms after a phrase; {output} may name a port
