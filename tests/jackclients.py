@@ -187,7 +187,7 @@ class Receiver:
                     if lib.jack_midi_event_get(event, buffer, index):
                         break
                     if first is None:  # one time look-up a period: each C call lets go of the GIL
-                        first = self.client.last_frame_time
+                        first = now
                         start_s = self._times.monotonic_s(first)
                     frame = first + event.time
                     with self._lock:

@@ -128,9 +128,9 @@ def test_controls_measured_before_hear_only_the_notes_before_in_training_too():
     assert np.allclose(before[0, :ctl.MEASURED], ctl.DEFAULTS[:ctl.MEASURED])  # the first note: nothing heard yet
     assert before[:, ctl.INDEX["style_folk"]].all() and before[:, ctl.INDEX["role_melody"]].all()
     # augmented: the key rows made once for the line, rotated with it, are the moved line's own
-    rng = np.random.default_rng(5)
+    rng, rows = np.random.default_rng(5), key_profiles_before(line[:, 0])
     for _ in range(6):
-        _, c, y = line_example(line, "melody", "folk", rng, key_shares="profile", measured="before")
+        _, c, y = line_example(line, "melody", "folk", rng, key_shares="profile", measured="before", key_rows=rows)
         assert np.allclose(c[:, ctl.PITCH_CLASS_SLICE], key_profiles_before(y[:, 0]))
         assert np.allclose(c[:, :ctl.MEASURED][:, ctl.INDEX["register"]], ctl.measure_before(y)[:, ctl.INDEX["register"]])
 

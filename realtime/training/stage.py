@@ -42,34 +42,25 @@ class StageConfig(ConditionedConfig):
     measured: str = "around"  # "before": every measured control from the notes before each one (line_controls)
 
 
-_KEY_ROWS: dict[int, np.ndarray] = {}  # id(line) -> its key profiles before each note, as it is (not moved)
-
-
-def _key_rows_before(line: np.ndarray, semitones: int) -> np.ndarray:
-    """key_profiles_before of a line moved by `semitones`: the line's own rows (made once, 0.15 ms a note)
-    rotated, as the key tracker hears a transposed line in the transposed key."""
-    rows = _KEY_ROWS.get(id(line))
-    if rows is None:
-        rows = _KEY_ROWS[id(line)] = key_profiles_before(line[:, 0])
-    return np.roll(rows, semitones % 12, axis=1)
-
 
 def line_example(line: np.ndarray, role: str | None, style: str | None, rng: np.random.Generator | None = None,
-                 drop: float = 0.0, key_shares: str = "window",
-                 measured: str = "around") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(inputs, controls, targets) of one (n, 6) line; with `rng`, augmented and with groups dropped."""
+                 drop: float = 0.0, key_shares: str = "window", measured: str = "around",
+                 key_rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(inputs, controls, targets) of one (n, 6) line; with `rng`, augmented and with groups dropped.
+    `key_rows`: the line's own key_profiles_before, made once (0.15 ms a note), for measured "before" with a
+    profile: rotated with the transposition, as the key tracker hears a moved line in the moved key."""
     if rng is None:
         return example(line, role, style, key_shares=key_shares, measured=measured)
     tokens, masks, roots = line[:, :4], line[:, 4], line[:, 5]
     moved, velocities = augment(tokens, rng)
     shift = int(moved[0, 0] - tokens[0, 0])
     masks, roots = rotate(masks, roots, shift)
-    key_rows = _key_rows_before(line, shift) if measured == "before" and key_shares == "profile" else None
+    moved_rows = None if key_rows is None else np.roll(key_rows, shift % 12, axis=1)
     keep = rng.random(len(GROUPS)) >= drop
     if not keep[0]:
         masks, roots = np.zeros_like(masks), np.full_like(roots, -1)
     return example(np.concatenate([moved, masks[:, None], roots[:, None]], 1), role if keep[1] else None,
-                   style if keep[2] else None, velocities, key_shares, measured, key_rows)
+                   style if keep[2] else None, velocities, key_shares, measured, moved_rows)
 
 
 def load_stage_split(cfg: StageConfig) -> tuple[Split, dict]:
@@ -106,8 +97,12 @@ def train_stage(cfg: StageConfig, backend: str | None = None) -> dict:
     valid = [example(a, role, style, key_shares=cfg.key_shares, measured=cfg.measured)
              for a, role, style in world.part(lines_of(split.valid))]
 
+    heard_keys = cfg.measured == "before" and cfg.key_shares == "profile"
+    key_rows = [key_profiles_before(a[:, 0]) if heard_keys else None for a, _, _ in train_lines]
+
     def epoch(rng: np.random.Generator):
-        return (line_example(a, role, style, rng, cfg.drop, cfg.key_shares, cfg.measured) for a, role, style in train_lines)
+        return (line_example(a, role, style, rng, cfg.drop, cfg.key_shares, cfg.measured, rows)
+                for (a, role, style), rows in zip(train_lines, key_rows))
 
     model, state, best_path = fit(cfg, world, epoch, lambda m: evaluate_examples(m, valid, world))
     metrics = export_stage(model.cpu(), best_path, split, source, state, cfg) if world.main else {}

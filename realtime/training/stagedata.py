@@ -190,10 +190,6 @@ def rotate(masks: np.ndarray, roots: np.ndarray, semitones: int) -> tuple[np.nda
     return moved, np.where(roots >= 0, (roots + s) % 12, -1)
 
 
-KEY_SHARES = ("window", "profile")  # how a line's pitch-class controls are made (the card's config.key_shares)
-MEASURED_FROM = ("around", "before")  # where density, register, dynamics (and key) are measured (config.measured)
-
-
 def _key_row(tonic: int | None, mode: str) -> np.ndarray:
     from ..model.sampling import SCALES
 
