@@ -37,6 +37,12 @@ def train_config(args: argparse.Namespace):
         if not args.stage:
             raise RealtimeError("--measured is a stage model's choice: give --stage too")
         given["measured"] = args.measured
+    if args.drop_measured is not None:
+        if not args.stage:
+            raise RealtimeError("--drop-measured is a stage model's choice: give --stage too")
+        if not 0.0 <= args.drop_measured <= 1.0:
+            raise RealtimeError(f"--drop-measured {args.drop_measured}: a probability, 0 to 1")
+        given["drop_measured"] = args.drop_measured
     if args.max_minutes is not None:
         if not (args.stage or args.controls):
             raise RealtimeError("--max-minutes applies to --controls and --stage training")
@@ -263,6 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --stage: density, register, dynamics (and a profile's key) measured around each note "
                         "(around, the default; the note included) or from the notes before it (before: what a "
                         "listener knows, so the held-out NLL is a fair one)")
+    p.add_argument("--drop-measured", type=float, default=None,
+                   help="with --stage: per line and epoch, hear the measured controls as their defaults (not known) "
+                        "with this probability (default 0, the shipped model's recipe), so it also predicts from the notes alone")
     p.add_argument("--max-minutes", type=float, default=None,
                    help="with --controls or --stage: stop after the epoch that passes this (the best epoch is exported)")
     p.add_argument("--backend", choices=("gloo", "nccl"), default=None,

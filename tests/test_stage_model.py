@@ -154,6 +154,25 @@ def test_augmentation_moves_the_harmony_with_the_notes_and_drops_groups():
     assert 0.35 < np.mean(kept) < 0.65
 
 
+def test_measured_controls_dropped_to_their_defaults_leave_the_groups_and_a_card_can_hear_nothing():
+    require_module("torch", "the train extra")
+    from realtime.training.stage import line_example
+    from realtime.training.stagecard import nothing_known
+
+    line, rng = _line(), np.random.default_rng(4)
+    blind = line_example(line, "melody", "chorale", rng, drop=0.0, drop_measured=1.0)[1]
+    assert np.allclose(blind[:, :ctl.MEASURED], ctl.DEFAULTS[:ctl.MEASURED])  # the uniform key among them
+    assert blind[:, ctl.INDEX["style_chorale"]].all() and blind[:, ctl.INDEX["role_melody"]].all()
+    heard = line_example(line, "melody", "chorale", rng, drop=0.0, drop_measured=0.0)[1]
+    assert not np.allclose(heard[:, ctl.INDEX["register"]], ctl.DEFAULTS[ctl.INDEX["register"]])
+    dropped = [line_example(line, "melody", "chorale", rng, drop=0.0, drop_measured=0.3)[1][0, ctl.INDEX["register"]]
+               == ctl.DEFAULTS[ctl.INDEX["register"]] for _ in range(300)]
+    assert 0.2 < np.mean(dropped) < 0.4
+    nothing = nothing_known(heard)
+    assert np.allclose(nothing[:, :ctl.MEASURED], ctl.DEFAULTS[:ctl.MEASURED]) and nothing[:, ctl.MEASURED:].sum() == 0
+    assert not np.allclose(heard, nothing)  # the copy is changed, not the rows given
+
+
 @pytest.mark.slow
 def test_a_short_stage_run_exports_cards_that_list_the_groups_and_resumes(tmp_path, capsys):
     require_module("torch", "the train extra")

@@ -8,7 +8,12 @@ realtime/training/stagedata.py: the chorales' four parts and their texture, and 
 Each epoch augments every training line as `--controls` does (transposition with octave shifts, the
 harmony moved with it; time stretch; a loudness contour) and, independently per line, drops each of the
 harmony, role and style groups to all zeros with probability DROP, so the model also learns to play
-when a group is not known (a duet with no chords, a patch with no style). Validation hears every group.
+when a group is not known (a duet with no chords, a patch with no style). With `--drop-measured P` the
+measured controls (density, polyphony, register, dynamics, key) are heard as their defaults, the uniform
+key among them, with probability P, so the model also predicts a line from its notes alone: the state a
+held-out NLL can be measured in without telling the model anything about the note
+(benchmarks/stage_nll.py "nothing known"). The shipped model was trained with P = 0 (the default).
+Validation hears every group.
 """
 
 from __future__ import annotations
@@ -40,13 +45,16 @@ class StageConfig(ConditionedConfig):
     drop: float = DROP
     key_shares: str = "profile"  # the line's key profile; "window": the notes around (stagedata.line_controls)
     measured: str = "around"  # "before": every measured control from the notes before each one (line_controls)
+    drop_measured: float = 0.0  # per line and epoch, the measured controls heard as their defaults this often
 
 
 
 def line_example(line: np.ndarray, role: str | None, style: str | None, rng: np.random.Generator | None = None,
                  drop: float = 0.0, key_shares: str = "window", measured: str = "around",
-                 key_rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(inputs, controls, targets) of one (n, 6) line; with `rng`, augmented and with groups dropped.
+                 key_rows: np.ndarray | None = None, drop_measured: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(inputs, controls, targets) of one (n, 6) line; with `rng`, augmented and with groups dropped (each of
+    harmony, role and style with probability `drop`; the measured controls, set to their defaults, with
+    `drop_measured`).
     `key_rows`: the line's own key_profiles_before, made once (0.15 ms a note), for measured "before" with a
     profile: rotated with the transposition, as the key tracker hears a moved line in the moved key."""
     if rng is None:
@@ -59,8 +67,12 @@ def line_example(line: np.ndarray, role: str | None, style: str | None, rng: np.
     keep = rng.random(len(GROUPS)) >= drop
     if not keep[0]:
         masks, roots = np.zeros_like(masks), np.full_like(roots, -1)
-    return example(np.concatenate([moved, masks[:, None], roots[:, None]], 1), role if keep[1] else None,
-                   style if keep[2] else None, velocities, key_shares, measured, moved_rows)
+    inputs, controls, targets = example(np.concatenate([moved, masks[:, None], roots[:, None]], 1),
+                                        role if keep[1] else None, style if keep[2] else None, velocities,
+                                        key_shares, measured, moved_rows)
+    if drop_measured > 0 and rng.random() < drop_measured:  # no draw at 0: the shipped recipe's random stream
+        controls[:, :ctl.MEASURED] = ctl.DEFAULTS[:ctl.MEASURED]
+    return inputs, controls, targets
 
 
 def load_stage_split(cfg: StageConfig) -> tuple[Split, dict]:
@@ -84,7 +96,8 @@ def load_stage_split(cfg: StageConfig) -> tuple[Split, dict]:
                            if cfg.measured == "around" else "density, register and dynamics of the notes in the 8 "
                            "beats before each note, never the note (the first note: the defaults)"),
               "dropout_of_groups": f"per line and epoch each of {', '.join(GROUPS)} heard as all zeros (not known) "
-                                   f"with probability {cfg.drop}"}
+                                   f"with probability {cfg.drop}; the measured controls heard as their defaults "
+                                   f"(uniform key: not known) with probability {cfg.drop_measured}"}
     return split, source
 
 
@@ -101,7 +114,7 @@ def train_stage(cfg: StageConfig, backend: str | None = None) -> dict:
     key_rows = [key_profiles_before(a[:, 0]) if heard_keys else None for a, _, _ in train_lines]
 
     def epoch(rng: np.random.Generator):
-        return (line_example(a, role, style, rng, cfg.drop, cfg.key_shares, cfg.measured, rows)
+        return (line_example(a, role, style, rng, cfg.drop, cfg.key_shares, cfg.measured, rows, cfg.drop_measured)
                 for (a, role, style), rows in zip(train_lines, key_rows))
 
     model, state, best_path = fit(cfg, world, epoch, lambda m: evaluate_examples(m, valid, world))

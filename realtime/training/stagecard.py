@@ -41,6 +41,14 @@ def _blind(controls: np.ndarray) -> np.ndarray:
     return out
 
 
+def nothing_known(controls: np.ndarray) -> np.ndarray:
+    """Rows that tell the model nothing: the measured controls at their defaults (the uniform key), the groups all
+    zeros. The model hears only the notes before, as the Markov baseline does: a fair race."""
+    out = _blind(controls)
+    out[:, :ctl.MEASURED] = ctl.DEFAULTS[:ctl.MEASURED]
+    return out
+
+
 def stage_markov(split: Split, max_order: int = 8) -> dict:
     """The pitch-only Markov baseline on the split's lines (train.markov_baselines on line tokens)."""
     from .train import markov_baselines
@@ -69,17 +77,20 @@ def measure_stage_cards(graphs: list[Path], split: Split, batch: int = 32, marko
         for part, (pieces, controls) in parts.items():
             lstm[part] = lstm_scores(path, pieces, batch, controls)
         lstm["test_groups_not_known"] = lstm_scores(path, parts["test"][0], batch, [_blind(c) for c in parts["test"][1]])
+        lstm["test_nothing_known"] = lstm_scores(path, parts["test"][0], batch, [nothing_known(c) for c in parts["test"][1]])
         lstm["measured"] = {
             "graph": path.name, "precision": card.get("precision"),
             "how": HOW.format(version=onnxruntime.__version__, precision=card.get("precision"), batch=batch)
-            + "; every line of the split (test_groups_not_known: harmony, role and style all zeros)",
+            + "; every line of the split (test_groups_not_known: harmony, role and style all zeros; "
+              "test_nothing_known: those and the measured controls at their defaults, the notes alone)",
             "on_utc": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M"),
             "history": "best_epoch and history: the fp32 torch model during training, not this graph",
             "comparable": NOTE_BEFORE if measured == "before" else NOTE if key_shares == "window" else NOTE_PROFILE}
         card["metrics"]["markov"] = markov
         card["training"].setdefault("split", {}).setdefault("test", {})["names"] = sorted(split.test)
         path.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
-        out[path.name] = {k: lstm[k] for k in ("valid", "test", "test_groups_not_known")}
+        out[path.name] = {k: lstm[k] for k in ("valid", "test", "test_groups_not_known", "test_nothing_known")}
         print(f"{path.name}: test NLL {lstm['test']['nll']:.3f}, pitch {lstm['test']['pitch_nll']:.3f} "
-              f"(groups not known: pitch {lstm['test_groups_not_known']['pitch_nll']:.3f})")
+              f"(groups not known: pitch {lstm['test_groups_not_known']['pitch_nll']:.3f}; nothing known: pitch "
+              f"{lstm['test_nothing_known']['pitch_nll']:.3f})")
     return out
