@@ -34,6 +34,7 @@ from realtime.model.sampling import Sampler
 
 
 BLENDED = "onnxruntime int8 + blend 0.5"
+GUIDANCE = 2.0  # `[model] style_guidance` as the README advises it, a style named
 
 
 def summary_us(ns: np.ndarray) -> dict:
@@ -120,6 +121,10 @@ def main(argv: list[str] | None = None) -> dict:
     variants = [_Variant("onnxruntime fp32", first, 1),
                 _Variant("onnxruntime int8", ModelRunner(int8, threads=1), 1),
                 _Variant(BLENDED, ModelRunner(int8, threads=1), 1, _player_memory(int8, 0.5))]
+    guided = ModelRunner(int8, threads=1, guidance=GUIDANCE)
+    if guided.guidance:  # a model with styles, one named: each note stepped with its unstyled twin in one call
+        guided.controls[0, guided.control_index["style_chorale"]] = 1.0
+        variants.append(_Variant(f"onnxruntime int8 + style guidance {guided.guidance:g}", guided, 1))
     if first.controls is not None:  # the numpy reference steps notes alone
         print(f"{args.model} hears controls: no numpy reference (it has none)")
     elif weights_path(fp32).exists():

@@ -13,11 +13,13 @@ melody is judged as the style whose model gives it the highest likelihood.
    style's training melodies (what a patch naming the style alone cannot give today: the duet measures
    them from the player), so the style group and its corpus's pace act together;
  - reference: the first 48 notes of real held-out melodies of each style (the card's test split).
+ - both generated conditions are played with style guidance (`--guidance`, the patch key `[model]
+   style_guidance`, 2 unless told; realtime/model/runner.py) and once more without (0), side by side.
 Confusion tables (rows: the style played or the real piece's, columns: the judges' verdict) and the
 share judged as the style asked for. O'Neill (irish) and Ryan's Mammoth (fiddle) share dance tunes,
 so those two confuse each other in the reference too.
 
-    python benchmarks/stage_styles.py [--quick] [--model stage-lstm.int8] [--json out/bench/stage_styles.json]
+    python benchmarks/stage_styles.py [--quick] [--model stage-lstm.int8] [--guidance G] [--json out/bench/stage_styles.json]
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from realtime.model.generator import build_generator
 from realtime.model.markov import MarkovModel
 from realtime.model.modelfile import load_metadata, resolve_model
 from realtime.model.sampling import SCALES
+from realtime.settings import RANGES
 from realtime.model.tokens import IOI_BEATS
 from realtime.training.data import split_by_piece
 from realtime.training.stagedata import SUBSETS, held_out_pieces, load_stage_corpus
@@ -40,6 +43,7 @@ from realtime.training.stagedata import SUBSETS, held_out_pieces, load_stage_cor
 NOTES, ORDER = 48, 3
 NEUTRAL = {"density": 1.5, "polyphony": 1.0, "register": 70.0, "dynamics": 80.0}
 N_IOI = len(IOI_BEATS)
+GUIDANCE = 2.0  # `[model] style_guidance` as the README advises it (the patch's default is 0, off)
 
 
 def symbols(pitches, iois) -> list[int]:
@@ -78,9 +82,10 @@ def confusion(models, played: dict[str, list[list[int]]]) -> dict:
     return table
 
 
-def generated(model: str, styles, seeds: int, habits: dict[str, dict] | None = None) -> dict[str, list[list[int]]]:
+def generated(model: str, styles, seeds: int, habits: dict[str, dict] | None = None, guidance: float = 0.0
+              ) -> dict[str, list[list[int]]]:
     out = {}
-    generator = build_generator(model, 0)
+    generator = build_generator(model, 0, style_guidance=guidance)
     row = generator.runner.controls[0]
     for style in styles:
         out[style] = []
@@ -114,25 +119,35 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--model", default="stage-lstm.int8")
     parser.add_argument("--seeds", type=int, default=30, help="melodies generated per style")
+    parser.add_argument("--guidance", type=float, default=GUIDANCE,
+                        help=f"style guidance of the generated melodies (default {GUIDANCE:g}, the README's advice; "
+                             f"the patch key's range {RANGES['style_guidance'].low:g}-{RANGES['style_guidance'].high:g})")
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
     card = load_metadata(resolve_model(args.model))
     models, habits = judges(card, args.quick)
     styles = [s for s in styles_of({c["name"]: c["index"] for c in card["controls"]}) if s in models]
     count = 4 if args.quick else args.seeds
-    tables = {"generated": confusion(models, generated(args.model, styles, count)),
-              "generated_with_habits": confusion(models, generated(args.model, styles, count, habits)),
+    g = args.guidance
+    tables = {"generated": confusion(models, generated(args.model, styles, count, None, g)),
+              "generated_with_habits": confusion(models, generated(args.model, styles, count, habits, g)),
+              "unguided": confusion(models, generated(args.model, styles, count, None, 0.0)),
+              "unguided_with_habits": confusion(models, generated(args.model, styles, count, habits, 0.0)),
               "real_held_out": confusion(models, real(card, args.quick, count))}
-    _print(f"{args.model}: {count} melodies of {NOTES} notes per style control, judged by per-style Markov models",
-           tables["generated"], styles)
+    _print(f"{args.model}: {count} melodies of {NOTES} notes per style control, style guidance {g:g}, judged by "
+           f"per-style Markov models", tables["generated"], styles)
     _print("the same with each style's own median density and register ("
            + ", ".join(f"{s} {h['density']:.2f}/beat, {h['register']:.0f}" for s, h in habits.items()) + ")",
            tables["generated_with_habits"], styles)
+    _print("without guidance (0)", tables["unguided"], styles)
+    _print("without guidance, the style's own density and register", tables["unguided_with_habits"], styles)
     _print("real held-out melodies (reference)", tables["real_held_out"], styles)
     mean = {k: float(np.mean([m["share_right"] for m in t.values()])) for k, t in tables.items()}
-    results = {"model": args.model, "order": ORDER, "habits": habits, "neutral": NEUTRAL, "notes": NOTES, "tables": tables, "mean_share_right": mean,
+    results = {"model": args.model, "guidance": g, "order": ORDER, "habits": habits, "neutral": NEUTRAL, "notes": NOTES, "tables": tables, "mean_share_right": mean,
                "headline": f"{args.model}: {100 * mean['generated']:.0f}% of melodies judged as the style asked for "
-                           f"(with the style's density and register {100 * mean['generated_with_habits']:.0f}%; real held-out "
+                           f"(with the style's density and register {100 * mean['generated_with_habits']:.0f}%; style "
+                           f"guidance {g:g}; without it {100 * mean['unguided']:.0f}% and "
+                           f"{100 * mean['unguided_with_habits']:.0f}%; real held-out "
                            f"melodies {100 * mean['real_held_out']:.0f}%; chance 25%)"}
     if args.json:
         write_json(results, args.json)

@@ -78,7 +78,7 @@ def _continue(args: argparse.Namespace) -> None:
     summary = continue_file(args.prompt, args.out, model=args.model, notes=args.notes, seed=args.seed,
                             temperature=args.temperature, top_p=args.top_p, key=args.key,
                             max_polyphony=args.max_polyphony, rhythm=args.rhythm, mood=args.mood, moods=args.moods,
-                            style=args.style)
+                            style=args.style, style_guidance=args.style_guidance)
     print(summary)
 
 
@@ -89,7 +89,8 @@ def _leadsheet(args: argparse.Namespace) -> None:
     mood = choose(load_moods(args.moods), args.mood, "--mood") if args.mood is not None else None
     print(leadsheet_file(args.progression, args.out, bars=args.bars, tempo_bpm=args.tempo, seed=args.seed,
                          key=args.key, melody=args.melody, model=args.model, bass_pattern=args.bass_pattern,
-                         chord_pattern=args.chord_pattern, mood=mood, style=args.style))
+                         chord_pattern=args.chord_pattern, mood=mood, style=args.style,
+                         style_guidance=args.style_guidance))
 
 
 def _demo(args: argparse.Namespace) -> None:
@@ -209,6 +210,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mood", default=None, help="a mood of the table (calm, tense, cheerful, romantic, sad, ...)")
     p.add_argument("--moods", default=None, metavar="TABLE", help="the mood table (default: patches/moods.toml)")
     p.add_argument("--style", default=None, help="a style of a stage model's card (chorale, irish, fiddle, folk)")
+    p.add_argument("--style-guidance", type=float, default=None,
+                   help="push the style this much beyond what the model alone makes of it (0-8; default 0; 2: audible)")
     p.set_defaults(func=_continue)
 
     p = sub.add_parser("leadsheet", help="bass, chords and a melody over a chord progression, as a MIDI file")
@@ -229,6 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--moods", default=None, help="your own mood table (default: the shipped patches/moods.toml)")
     p.add_argument("--style", default=None, help="the melody's style: one of a stage model's card (chorale, irish, "
                    "fiddle, folk)")
+    p.add_argument("--style-guidance", type=float, default=None,
+                   help="push the melody's style this much beyond what the model alone makes of it (0-8; default 0)")
     p.set_defaults(func=_leadsheet)
 
     p = sub.add_parser("bench", help="run every benchmark in benchmarks/: results.json, plots and summary.md")

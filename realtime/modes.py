@@ -57,7 +57,7 @@ def _duet_generator(settings: EngineSettings, critic: bool = True):
     (benchmarks/cold_start.py)."""
     m = settings.model
     constraints = Constraints(key_pitch_classes(m.key) if m.key else None, m.lowest, m.highest, m.max_polyphony)
-    generator = build_generator(m.name, settings.seed, m.temperature, m.top_p, constraints)
+    generator = build_generator(m.name, settings.seed, m.temperature, m.top_p, constraints, m.style_guidance)
     if critic:
         attach_critic(generator, settings.critic)  # best of K fragments; K = 1 (the default) is none
     generator.warm_up()
@@ -101,7 +101,7 @@ def _melody_generator(settings: EngineSettings):
     warmed before any port opens."""
     m = settings.model
     generator = build_generator(m.name, settings.seed, m.temperature, m.top_p,
-                                Constraints(None, 60, 84, max_polyphony=1))
+                                Constraints(None, 60, 84, max_polyphony=1), m.style_guidance)
     generator.warm_up()
     return generator
 

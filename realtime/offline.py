@@ -144,10 +144,19 @@ def continue_sequence(prompt: NoteSequence, generator: Generator, notes: int,
     return duet.answer(0)
 
 
+def check_guidance(value: float | None) -> None:
+    """--style-guidance within its range (settings.RANGES), else one line naming it."""
+    from .settings import RANGES
+
+    r = RANGES["style_guidance"]
+    if value is not None and not r.low <= value <= r.high:
+        raise InputError(f"--style-guidance must be {r.low:g}-{r.high:g}, got {value:g}")
+
+
 def continue_file(prompt_path: str, out_path: str, model: str, notes: int = 32, seed: int = 0,
                   temperature: float | None = None, top_p: float | None = None, key: str | None = None,
                   max_polyphony: int | None = None, rhythm: str | None = None, mood: str | None = None,
-                  moods: str | None = None, style: str | None = None) -> str:
+                  moods: str | None = None, style: str | None = None, style_guidance: float | None = None) -> str:
     """Play a MIDI file into the engine offline and write it followed by the answer; returns a one-line summary.
 
     `rhythm` (a .mid file, grid text or durations: realtime/rhythm.py) gives the answer its onsets and
@@ -166,7 +175,9 @@ def continue_file(prompt_path: str, out_path: str, model: str, notes: int = 32, 
     tonic, scale = parse_key(key) if key else key_of(n.pitch for n in prompt.notes)
     shaped = key is not None or pattern is not None or chosen is not None
     pitch_classes = scale_pitch_classes(tonic, chosen.mode if chosen else scale) if shaped and tonic is not None else None
-    generator = build_generator(model, seed, temperature, top_p, Constraints(pitch_classes, max_polyphony=max_polyphony))
+    check_guidance(style_guidance)
+    generator = build_generator(model, seed, temperature, top_p, Constraints(pitch_classes, max_polyphony=max_polyphony),
+                                style_guidance)
     require_style("--style", style, generator.runner.control_index)
     shape = AnswerShape(pattern, chosen, key_tonic=tonic)
     answered = continue_sequence(prompt, generator, notes, shape, style)

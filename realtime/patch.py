@@ -51,6 +51,7 @@ class ModelSection:
     highest: int = 127
     max_polyphony: int | None = None
     fallback: str = "markov"  # what answers a note when the model cannot in time: "markov" or "none"
+    style_guidance: float = RANGES["style_guidance"].default  # a named style pushed this much (0: the model alone)
 
 
 @dataclass(frozen=True)
@@ -325,7 +326,8 @@ def compile_patch(patch: Patch) -> EngineSettings:
         memory_path=str(Path(patch.path).parent / Path(c.memory).expanduser()) if c.memory else None,
         **answer_shape(patch))
     model = ModelSettings(name=m.name, temperature=m.temperature, top_p=m.top_p, key=m.key, lowest=m.lowest,
-                          highest=m.highest, max_polyphony=m.max_polyphony, fallback=m.fallback == "markov")
+                          highest=m.highest, max_polyphony=m.max_polyphony, fallback=m.fallback == "markov",
+                          style_guidance=m.style_guidance)
     return EngineSettings(mode=e.mode, seed=e.seed, budget_ms=e.budget_ms, tempo_bpm=e.tempo_bpm, model=model,
                           modes=e.modes or (e.mode,), beats_per_bar=e.beats_per_bar, style=e.style,
                           continuation=continuation, controls=patch.controls,

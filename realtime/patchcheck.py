@@ -165,6 +165,7 @@ def check_patch(path: str, patch) -> None:
     check_shared(path, "engine", "tempo_bpm", e.tempo_bpm)
     check_shared(path, "model", "temperature", m.temperature)
     check_shared(path, "model", "top_p", m.top_p)
+    check_shared(path, "model", "style_guidance", m.style_guidance)
     check_key(path, "model", m.key, sep="")
     check_pitch_limits(path, "model", m.lowest, m.highest, m.max_polyphony)
     if m.fallback not in ("markov", "none"):

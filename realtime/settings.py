@@ -27,6 +27,9 @@ RANGES: dict[str, Range] = {r.name: r for r in (
           "phrase_end_beats at the tempo", "[continuation], [[controls]]"),
     Range("blend", 0.0, 1.0, 0.0, "share", "how much of the duet's pitch choice comes from its Markov memory of "
           "the player (0: the model alone)", "[continuation], [[controls]]"),
+    Range("style_guidance", 0.0, 8.0, 0.0, "", "how much a named style is pushed beyond what the model alone "
+          "makes of it (styled + g * (styled - unstyled) logits; 0: the model alone; 2 makes styles audible at "
+          "~15 us a note); only a model with styles", "[model], --style-guidance"),
     Range("key_pull", 0.0, 8.0, 2.0, "nats", "how strongly the duet's answer keeps to the key heard in the phrase "
           "(0: the model alone; a chromatic note stays possible)", "[continuation], [[controls]]"),
     Range("density", 0.0, 8.0, 2.0, "onsets per beat", "distinct note onsets per beat",
@@ -248,6 +251,7 @@ class ModelSettings:
     highest: int
     max_polyphony: int | None
     fallback: bool  # the live Markov model answers a note the model cannot choose in time
+    style_guidance: float = RANGES["style_guidance"].default  # runner.py: the named style pushed this much more
 
 
 def _listen_default(name: str) -> float:

@@ -82,3 +82,41 @@ def test_missing_or_broken_metadata_is_rejected(shipped_model, tmp_path):
 def test_unknown_model_name_lists_the_shipped_ones():
     with pytest.raises(ModelFileError, match="bach-folk-lstm"):
         ModelRunner("no-such-model")
+
+
+def _styled(runner, style):
+    from realtime.model.controls import set_one_hot
+
+    set_one_hot(runner.controls[0], runner.control_index, "style_", style)
+
+
+def test_style_guidance_pushes_the_logits_away_from_the_unstyled_ones_and_changes_nothing_without_a_style():
+    # fp32: int8 graphs quantize activations per call, so there a stream's twin moves its figures a little
+    plain, guided, unstyled = ModelRunner("stage-lstm"), ModelRunner("stage-lstm", guidance=2.0), ModelRunner("stage-lstm")
+    assert guided.guidance == 2.0 and guided.state.shape[2] == 2  # the stream and its unstyled twin
+    assert ModelRunner("bach-folk-lstm.int8", guidance=2.0).guidance == 0.0  # no styles: nothing to guide
+    for runner in (plain, guided):
+        _styled(runner, "chorale")
+    notes = [(60, 3, 3, 4), (62, 3, 3, 4), (64, 5, 5, 4)]
+    for note in notes:
+        styled, without, pushed = (r.step(*note)[0].copy() for r in (plain, unstyled, guided))
+        assert np.allclose(pushed, styled + 2.0 * (styled - without), atol=1e-4)
+        assert np.abs(pushed - styled).max() > 0.3
+    saved = guided.get_state()
+    after = guided.step(65, 3, 3, 4)[0].copy()
+    guided.reset(saved)
+    assert np.array_equal(guided.step(65, 3, 3, 4)[0], after)  # both halves saved and restored
+    no_style, fresh = ModelRunner("stage-lstm", guidance=4.0), ModelRunner("stage-lstm")
+    for note in notes:
+        assert np.allclose(no_style.step(*note)[0], fresh.step(*note)[0], atol=1e-5)  # twin = stream
+
+
+def test_a_guided_batch_moves_only_the_streams_told_to():
+    runner = ModelRunner("stage-lstm.int8", batch=3, guidance=2.0)
+    runner.controls[:, runner.control_index["style_irish"]] = 1.0
+    runner.start()
+    before = runner.get_state()
+    notes = np.tile(np.array([[67, 3, 3, 4]], np.int64), (3, 1))
+    runner.step_some(notes, np.array([True, False, True]))
+    moved = np.abs(runner.state - before).max(axis=(0, 1, 3)) > 0  # per row of the state's batch axis
+    assert moved.tolist() == [True, False, True, True, False, True]  # each stream with its unstyled twin

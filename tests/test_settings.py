@@ -89,6 +89,7 @@ def test_every_place_a_patch_sets_a_shared_value_accepts_exactly_its_range(name)
                                                                                    "tempo_bpm": v}}}}],
         "temperature": [lambda v: {"model": {"temperature": v}}],
         "top_p": [lambda v: {"model": {"top_p": v}}],
+        "style_guidance": [lambda v: {"model": {"style_guidance": v}}],
         "answer_notes": [lambda v: {"continuation": {"answer_notes": v}}],
         "phrase_end_ms": [lambda v: {"continuation": {"phrase_end_ms": v}}],
         "blend": [lambda v: {"continuation": {"blend": v}}],

@@ -320,3 +320,28 @@ def test_the_stage_model_plays_each_style_differently_at_the_players_pace():
     for style, notes in answers.items():
         assert float(np.median(np.diff([n[0] for n in notes]))) == pytest.approx(0.3), style  # the phrase's 300 ms
         assert abs(np.mean([n[2] for n in notes]) - phrase_mean) < 5, style
+
+
+def test_style_guidance_from_the_patch_reaches_the_duet_its_critic_and_the_game_voices(stage_model):
+    from realtime.modes import _duet_generator
+
+    duet = compile_patch(parse_patch({"engine": {"style": "irish"}, "critic": {"candidates": 4},
+                                      "model": {"name": str(stage_model), "style_guidance": 2.0}}, "d.toml"))
+    generator = _duet_generator(duet)
+    assert generator.runner.guidance == 2.0 and generator.critic.runner.guidance == 2.0
+    generator.reset()
+    ctl.set_one_hot(generator.runner.controls[0], generator.runner.control_index, "style_", "irish")
+    notes = generator.generate(12)  # the critic's K guided candidates grown from the guided stream's state
+    assert len(notes) == 12 and all(0 <= t.pitch < 128 for t in notes)
+    raw = _game_patch(stage_model)
+    raw["model"]["style_guidance"] = 2.0
+    settings = compile_patch(parse_patch(raw, "g.toml"))
+    clock = FakeClock(1_000_000_000)
+    output = MemoryOutput(clock)
+    mode, scheduler, _ = build_game_mode(settings, clock, output, raw_send=lambda data: None)
+    assert mode.bank.runner.guidance == 2.0
+    engine = Engine(mode, clock, [], scheduler, poll_ms=5)
+    mode.start(clock.now_ns())
+    engine.loop(mode.tempo.ns_at(8.5))
+    engine.close()
+    assert sum(1 for _, m in output.sent if m.velocity) >= 8 and len(output.notes) == 0  # played; none left on

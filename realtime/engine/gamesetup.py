@@ -17,7 +17,8 @@ from .voices import VoiceBank
 
 def load_voice_bank(settings: EngineSettings, model: str | None = None) -> VoiceBank:
     """The batched model, one row per voice, with its sampler compiled: what can be made before any port opens."""
-    runner = ModelRunner(model or settings.model.name, batch=len(settings.game.voices))
+    runner = ModelRunner(model or settings.model.name, batch=len(settings.game.voices),
+                         guidance=settings.model.style_guidance)
     temperature, top_p = sampling(runner.meta, settings.model.temperature, settings.model.top_p)
     return VoiceBank(runner, settings.seed, temperature, top_p)
 

@@ -124,7 +124,7 @@ class VoiceBank:
         moved = int(self.advance.sum())
         if moved:
             before = self.runner.state  # the live array: step_some replaces it rather than writing into it
-            np.copyto(self._previous, before, where=self.advance[None, None, :, None])
+            np.copyto(self._previous, before, where=self.runner.state_rows(self.advance)[None, None, :, None])
             self._refreshable |= self.advance
             logits = self.runner.step_some(self.notes, self.advance)
             np.copyto(self.logits, logits, where=self.advance[:, None])

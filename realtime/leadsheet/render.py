@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from ..errors import LeadSheetError
 from ..events import NoteSequence, write_midi_tracks
 from ..engine.stagecontrols import require_style
+from ..offline import check_guidance
 from ..model.generator import Generator, build_generator
 from ..model.sampling import Constraints
 from ..moods import Mood
@@ -36,9 +37,11 @@ class Rendered:
     parts: dict[str, list[tuple[float, float, int, int]]] = field(default_factory=dict)
 
 
-def melody_generator(model: str, seed: int, lowest: int = 60, highest: int = 84) -> Generator:
+def melody_generator(model: str, seed: int, lowest: int = 60, highest: int = 84,
+                     style_guidance: float | None = None) -> Generator:
     """One voice of the model in the melody's register (the lead sheet sets its pitch limits note by note)."""
-    return build_generator(model, seed, constraints=Constraints(None, lowest, highest, max_polyphony=1))
+    return build_generator(model, seed, constraints=Constraints(None, lowest, highest, max_polyphony=1),
+                           style_guidance=style_guidance)
 
 
 def render(progression: Progression, bars: int, generator: Generator | None, style: CompStyle = CompStyle(),
@@ -87,7 +90,7 @@ def mood_velocity(rendered: Rendered, dynamics: float) -> None:
 def leadsheet_file(source: str, out: str, bars: int | None = None, tempo_bpm: float | None = None, seed: int = 0,
                    key: str | None = None, melody: bool = True, model: str = "stage-lstm.int8",
                    bass_pattern: str = "quarter", chord_pattern: str = "half", mood: Mood | None = None,
-                   style: str | None = None) -> str:
+                   style: str | None = None, style_guidance: float | None = None) -> str:
     """Render a progression to a MIDI file; returns a one-line summary. A mood sets the tempo (unless one is
     given), the loudness and the melody's register (its mode cannot: the chords say major or minor)."""
     progression, file_tempo = read_progression(source, key)
@@ -103,7 +106,8 @@ def leadsheet_file(source: str, out: str, bars: int | None = None, tempo_bpm: fl
     if mood is not None:  # the melody's two octaves centred on the mood's register, kept playable
         lowest = max(36, min(84, round(mood.register) - 12))
         highest = lowest + 24
-    generator = melody_generator(model, seed, lowest, highest) if melody else None
+    check_guidance(style_guidance)
+    generator = melody_generator(model, seed, lowest, highest, style_guidance) if melody else None
     if generator is not None:
         require_style("--style", style, generator.runner.control_index)
     rendered = render(progression, bars, generator, CompStyle(bass_pattern, chord_pattern), lowest, highest,

@@ -82,7 +82,7 @@ class Critic:
         compile_critic()
         self.settings = s = settings
         self.k, self.f = s.candidates, s.fragment_notes
-        self.runner = ModelRunner(generator.runner.path, batch=self.k)
+        self.runner = ModelRunner(generator.runner.path, batch=self.k, guidance=generator.runner.guidance)
         self._notes = np.zeros((self.k, self.f, 4), dtype=np.int64)  # the candidates' tokens
         self._logp = np.zeros((self.k, self.f))  # each pitch's log-probability under the model, as sampled
         self._onbeat = np.zeros((self.k, self.f), dtype=bool)

@@ -312,7 +312,10 @@ class Generator:
 
 
 def build_generator(model: str, seed: int, temperature: float | None = None, top_p: float | None = None,
-                    constraints: Constraints | None = None) -> Generator:
-    """A generator on a shipped or given model, sampling with the model card's defaults unless overridden."""
-    runner = ModelRunner(model)
+                    constraints: Constraints | None = None, style_guidance: float | None = None) -> Generator:
+    """A generator on a shipped or given model, sampling with the model card's defaults unless overridden;
+    a model with styles pushes a named one `style_guidance` more (runner.py; None: the settings' default)."""
+    from ..settings import RANGES
+
+    runner = ModelRunner(model, guidance=RANGES["style_guidance"].default if style_guidance is None else style_guidance)
     return Generator(runner, Sampler(seed, *sampling(runner.meta, temperature, top_p)), constraints)
