@@ -65,6 +65,7 @@ def test_a_re_struck_pitch_gets_a_note_off_for_each_strike_when_cancelled():
 # --- over JACK, with JACK's own example clients as the player and the listener ----------------------
 PERIOD = 256  # frames; at 48 kHz 5.3 ms. The dummy driver keeps poor time below this (shared FACTS)
 LOOP = 72000  # the player's 1.5 s loop: a 0.4 s phrase, then the engine answers until the loop comes round
+LOOPS = 20  # beside two CPU burners the answer starts late and is still sounding in 2-4 loops of 10
 PLAYER = ("0", "60", "4000", "6000", "64", "4000", "12000", "67", "4000", "16000", "60", "3000")
 
 
@@ -97,8 +98,8 @@ def test_over_jack_every_cut_in_ends_the_answer_within_a_period_of_the_players_n
             for source, target in (("realtime-out:out", "listener:input"), ("player:out", "listener:input"),
                                    ("player:out", "realtime-in:in")):
                 subprocess.run(["jack_connect", source, target], check=True)
-            with timer_client("cut-in-timer") as timer:  # ten loops as JACK counts them: a loaded dummy driver
-                wait_frames(timer, 10 * LOOP, 60.0, 0.05)  # runs behind the wall clock
+            with timer_client("cut-in-timer") as timer:  # LOOPS loops as JACK counts them: a loaded dummy driver
+                wait_frames(timer, LOOPS * LOOP, 120.0, 0.05)  # runs behind the wall clock
             player.terminate()
             player.wait(5)
             dump.terminate()
@@ -124,5 +125,5 @@ def test_over_jack_every_cut_in_ends_the_answer_within_a_period_of_the_players_n
                                         f"not all ended by frame {limit}")
             held.clear()
     # each cut-in above is the check; this only keeps the test from passing on none. The loop comes round
-    # while an answer note sounds in most of the ten loops, 4 of 10 beside two CPU burners (the answer starts later)
+    # while an answer note sounds in most loops on a quiet machine, 2-4 of 10 beside two CPU burners
     assert cut_ins >= 3, f"only {cut_ins} cut-ins into a sounding answer ({collisions} on a sounding pitch)"
