@@ -62,8 +62,7 @@ def rows(lines, condition: str, styles: tuple[str, ...], key_shares: str, measur
             continue
         controls = example(line, role, style)[1]  # its measured part is replaced: only the groups stay
         if condition in ("measured_not_known", "nothing_known"):
-            controls[:, :ctl.MEASURED] = ctl.DEFAULTS[:ctl.MEASURED]
-            out.append(nothing_known(controls) if condition == "nothing_known" else controls)
+            out.append(nothing_known(controls) if condition == "nothing_known" else ctl.forget_measured(controls))
             continue
         measured_rows, key_rows = heard[index]
         controls[:, :ctl.MEASURED] = measured_rows

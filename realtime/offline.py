@@ -30,6 +30,7 @@ from .moods import choose, load_moods
 from .model.tokens import DURATION_BEATS, IOI_BEATS
 from .rhythm import parse_rhythm
 from .scheduler import Scheduler
+from .settings import RANGES
 
 Timed = list[tuple[float, float, int, int]]  # (onset_s, duration_s, pitch, velocity)
 
@@ -146,11 +147,9 @@ def continue_sequence(prompt: NoteSequence, generator: Generator, notes: int,
 
 def check_guidance(value: float | None) -> None:
     """--style-guidance within its range (settings.RANGES), else one line naming it."""
-    from .settings import RANGES
-
     r = RANGES["style_guidance"]
-    if value is not None and not r.low <= value <= r.high:
-        raise InputError(f"--style-guidance must be {r.low:g}-{r.high:g}, got {value:g}")
+    if value is not None and value not in r:
+        raise InputError(f"--style-guidance must be {r.span()}, got {value:g}")
 
 
 def continue_file(prompt_path: str, out_path: str, model: str, notes: int = 32, seed: int = 0,

@@ -118,6 +118,13 @@ def measure(tokens: np.ndarray, velocities: np.ndarray | None = None) -> np.ndar
     return np.clip(out, LOW, HIGH)
 
 
+def forget_measured(rows: np.ndarray) -> np.ndarray:
+    """The measured controls of some rows set, in place, to their defaults (the uniform key among them): what a
+    model hears when nothing about the music is known (`realtime train --stage --drop-measured`). Returns rows."""
+    rows[..., :MEASURED] = DEFAULTS[:MEASURED]
+    return rows
+
+
 def measure_before(tokens: np.ndarray, velocities: np.ndarray | None = None) -> np.ndarray:
     """The measured controls as a listener could know them: over the notes before each one (earlier in the
     line, onsets within the WINDOW_BEATS before its onset), never the note itself or what follows.

@@ -22,7 +22,7 @@ import numpy as np
 from numba import njit
 from numba.core import config as numba_config
 
-from ..settings import sampling
+from ..settings import RANGES, sampling
 from .modelfile import field_slices
 from .runner import ModelRunner  # noqa: F401 (re-exported: its old home)
 from .sampling import Constraints, Sampler
@@ -315,7 +315,5 @@ def build_generator(model: str, seed: int, temperature: float | None = None, top
                     constraints: Constraints | None = None, style_guidance: float | None = None) -> Generator:
     """A generator on a shipped or given model, sampling with the model card's defaults unless overridden;
     a model with styles pushes a named one `style_guidance` more (runner.py; None: the settings' default)."""
-    from ..settings import RANGES
-
     runner = ModelRunner(model, guidance=RANGES["style_guidance"].default if style_guidance is None else style_guidance)
     return Generator(runner, Sampler(seed, *sampling(runner.meta, temperature, top_p)), constraints)

@@ -103,13 +103,13 @@ class ModelRunner:
 
     def _step_guided(self, notes: np.ndarray, controls: np.ndarray | None) -> np.ndarray:
         b = self.batch
-        self._all_notes[:b] = notes
-        self._all_notes[b:] = notes
         every = self._all_controls
         if controls is not None and controls is not self.controls:
             every[:b] = controls
         if not every[:b, self._styles].any():  # no style named: the twins hear the same, one half is stepped
             return self._step_unstyled(notes)
+        self._all_notes[:b] = notes
+        self._all_notes[b:] = notes
         every[b:] = every[:b]
         every[b:, self._styles] = 0.0
         self._feeds["note"], self._feeds["state"] = self._all_notes, self._state

@@ -71,7 +71,7 @@ def line_example(line: np.ndarray, role: str | None, style: str | None, rng: np.
                                         role if keep[1] else None, style if keep[2] else None, velocities,
                                         key_shares, measured, moved_rows)
     if drop_measured > 0 and rng.random() < drop_measured:  # no draw at 0: the shipped recipe's random stream
-        controls[:, :ctl.MEASURED] = ctl.DEFAULTS[:ctl.MEASURED]
+        ctl.forget_measured(controls)
     return inputs, controls, targets
 
 

@@ -44,9 +44,7 @@ def _blind(controls: np.ndarray) -> np.ndarray:
 def nothing_known(controls: np.ndarray) -> np.ndarray:
     """Rows that tell the model nothing: the measured controls at their defaults (the uniform key), the groups all
     zeros. The model hears only the notes before, as the Markov baseline does: a fair race."""
-    out = _blind(controls)
-    out[:, :ctl.MEASURED] = ctl.DEFAULTS[:ctl.MEASURED]
-    return out
+    return ctl.forget_measured(_blind(controls))
 
 
 def stage_markov(split: Split, max_order: int = 8) -> dict:
