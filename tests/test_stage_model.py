@@ -13,6 +13,8 @@ from realtime.model import controls as ctl
 from realtime.model.modelfile import models_dir
 from realtime.training.stagedata import best_chord, chord_root, example, lines_of, rotate
 
+NOT_KNOWN = ctl.forget_measured(ctl.DEFAULTS.copy())  # what a model hears when nothing about the music is known
+
 C, E, G, B, D, F = 0, 4, 7, 11, 2, 5
 
 
@@ -78,7 +80,8 @@ def test_an_example_hears_its_harmony_role_and_style():
 def test_controls_measured_before_a_note_never_hear_it_or_what_follows():
     tokens = _line()[:, :4].copy()
     before = ctl.measure_before(tokens)
-    assert (before[0] == ctl.DEFAULTS).all()  # nothing heard yet
+    assert (before[0] == NOT_KNOWN).all()  # nothing heard yet: the defaults, flagged not known
+    assert (before[1:, ctl.INDEX["measured"]] == 1).all()
     changed = tokens.copy()
     changed[20, 0], changed[30:, 0] = 90, 40  # the note itself and everything after it
     again = ctl.measure_before(changed)
@@ -125,7 +128,7 @@ def test_controls_measured_before_hear_only_the_notes_before_in_training_too():
     after_change = example(changed, "melody", "folk", key_shares="profile", measured="before")[1]
     assert np.array_equal(before[:21], after_change[:21]) and not np.array_equal(before[21:], after_change[21:])
     assert np.allclose(before[:, ctl.PITCH_CLASS_SLICE], key_profiles_before(line[:, 0]))
-    assert np.allclose(before[0, :ctl.MEASURED], ctl.DEFAULTS[:ctl.MEASURED])  # the first note: nothing heard yet
+    assert np.allclose(before[0, :ctl.MEASURED], NOT_KNOWN[:ctl.MEASURED])  # the first note: nothing heard yet
     assert before[:, ctl.INDEX["style_folk"]].all() and before[:, ctl.INDEX["role_melody"]].all()
     # augmented: the key rows made once for the line, rotated with it, are the moved line's own
     rng, rows = np.random.default_rng(5), key_profiles_before(line[:, 0])
@@ -161,15 +164,17 @@ def test_measured_controls_dropped_to_their_defaults_leave_the_groups_and_a_card
 
     line, rng = _line(), np.random.default_rng(4)
     blind = line_example(line, "melody", "chorale", rng, drop=0.0, drop_measured=1.0)[1]
-    assert np.allclose(blind[:, :ctl.MEASURED], ctl.DEFAULTS[:ctl.MEASURED])  # the uniform key among them
+    assert np.allclose(blind[:, :ctl.MEASURED], NOT_KNOWN[:ctl.MEASURED])  # the uniform key among them
+    assert (blind[:, ctl.INDEX["measured"]] == 0).all()  # and flagged: the model can tell it from a real value
     assert blind[:, ctl.INDEX["style_chorale"]].all() and blind[:, ctl.INDEX["role_melody"]].all()
     heard = line_example(line, "melody", "chorale", rng, drop=0.0, drop_measured=0.0)[1]
     assert not np.allclose(heard[:, ctl.INDEX["register"]], ctl.DEFAULTS[ctl.INDEX["register"]])
+    assert (heard[:, ctl.INDEX["measured"]] == 1).all()
     dropped = [line_example(line, "melody", "chorale", rng, drop=0.0, drop_measured=0.3)[1][0, ctl.INDEX["register"]]
                == ctl.DEFAULTS[ctl.INDEX["register"]] for _ in range(300)]
     assert 0.2 < np.mean(dropped) < 0.4
     nothing = nothing_known(heard)
-    assert np.allclose(nothing[:, :ctl.MEASURED], ctl.DEFAULTS[:ctl.MEASURED]) and nothing[:, ctl.MEASURED:].sum() == 0
+    assert np.allclose(nothing[:, :ctl.MEASURED], NOT_KNOWN[:ctl.MEASURED]) and nothing[:, ctl.MEASURED:].sum() == 0
     assert not np.allclose(heard, nothing)  # the copy is changed, not the rows given
 
 

@@ -43,6 +43,9 @@ CONTROLS: tuple[ControlSpec, ...] = (
     _shared("dynamics"),
     *(ControlSpec(f"pc{i}", "share of notes", 0.0, 1.0, 1 / 12, f"share of notes with pitch class {i} (C=0)")
       for i in range(12)),
+    ControlSpec("measured", "flag", 0.0, 1.0, 1.0,
+                "1 when the controls above describe the music; 0 when nothing about it is known (they sit at "
+                "their defaults then)"),
 )
 
 # What the stage models hear beyond the music around the note: the harmony sounding at its beat, the
@@ -71,7 +74,7 @@ CHORD_SLICE = slice(INDEX["chord0"], INDEX["chord0"] + 12)
 ROOT_SLICE = slice(INDEX["root0"], INDEX["root0"] + 12)
 ROLE_SLICE = slice(INDEX[f"role_{ROLES[0]}"], INDEX[f"role_{ROLES[0]}"] + len(ROLES))
 STYLE_SLICE = slice(INDEX[f"style_{STYLES[0]}"], INDEX[f"style_{STYLES[0]}"] + len(STYLES))
-MEASURED = INDEX["pc11"] + 1  # measure() fills the first MEASURED controls; the data says the rest
+MEASURED = INDEX["measured"] + 1  # measure() fills the first MEASURED controls; the data says the rest
 LOW = np.array([c.low for c in CONTROLS], dtype=np.float32)
 HIGH = np.array([c.high for c in CONTROLS], dtype=np.float32)
 DEFAULTS = np.array([c.default for c in CONTROLS], dtype=np.float32)
@@ -119,9 +122,11 @@ def measure(tokens: np.ndarray, velocities: np.ndarray | None = None) -> np.ndar
 
 
 def forget_measured(rows: np.ndarray) -> np.ndarray:
-    """The measured controls of some rows set, in place, to their defaults (the uniform key among them): what a
-    model hears when nothing about the music is known (`realtime train --stage --drop-measured`). Returns rows."""
+    """The measured controls of some rows set, in place, to their defaults (the uniform key among them) and flagged
+    not known: what a model hears when nothing about the music is known (`realtime train --stage --drop-measured`).
+    Returns rows."""
     rows[..., :MEASURED] = DEFAULTS[:MEASURED]
+    rows[..., INDEX["measured"]] = 0.0
     return rows
 
 
@@ -131,7 +136,7 @@ def measure_before(tokens: np.ndarray, velocities: np.ndarray | None = None) -> 
 
     `measure` describes the window around the note, the note included, as training does; this is what the
     run time can give (the duet measures the phrase already played), so a held-out NLL under these rows
-    can be set beside an unconditioned model's. A first note (nothing before it) hears the defaults.
+    can be set beside an unconditioned model's. A first note (nothing before it) hears them not known.
     """
     n = len(tokens)
     onsets = np.cumsum(_IOI[tokens[:, 1]])
@@ -160,7 +165,9 @@ def measure_before(tokens: np.ndarray, velocities: np.ndarray | None = None) -> 
     measured[:, INDEX["register"]] = window_sum(tokens[:, 0].astype(np.float64)) / safe
     measured[:, INDEX["dynamics"]] = window_sum(velocity) / safe
     measured[:, PITCH_CLASS_SLICE] = window_sum(one_hot) / safe[:, None]
+    measured[:, INDEX["measured"]] = 1.0
     out[heard, :MEASURED] = measured[heard]
+    out[~heard] = forget_measured(out[~heard])  # nothing heard yet: not known
     return np.clip(out, LOW, HIGH)
 
 
