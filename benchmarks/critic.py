@@ -12,7 +12,11 @@ distance of the mean pitch from the prompt's, and the piece's own next 32 notes 
 Cost, side by side in one process, interleaved: one K = 1 note (sample + step) against one critic
 proposal (K streams stepped F - 1 times in one batch, K x F notes sampled, scored), p50 and p99.
 
-    python benchmarks/critic.py [--quick] [--candidates 8] [--json out/bench/critic.json]
+With `--guidance G --style NAME` (a model with styles) both sides are timed with that style named and
+pushed G more (`[model] style_guidance`): each stream is stepped with an unstyled twin, so the critic's
+batch doubles.
+
+    python benchmarks/critic.py [--quick] [--candidates 8] [--model M] [--guidance G --style NAME] [--json F]
 """
 
 from __future__ import annotations
@@ -52,10 +56,15 @@ def answer(generator, prompt: np.ndarray, candidates: int) -> list[int]:
     return [t.pitch for t in generator.generate(CONTINUE)]
 
 
-def costs(model: str, critic: CriticSettings, rounds: int) -> dict:
-    plain, judged = build_generator(model, 5), build_generator(model, 5)
+def costs(model: str, critic: CriticSettings, rounds: int, guidance: float = 0.0, style: str | None = None) -> dict:
+    plain, judged = (build_generator(model, 5, style_guidance=guidance) for _ in range(2))
     attach_critic(judged, critic)
     for g in (plain, judged):
+        if style is not None:
+            index = g.runner.control_index.get(f"style_{style}")
+            if index is None:
+                raise SystemExit(f"critic.py: {model} hears no style {style!r}")
+            g.runner.controls[:, index] = 1.0
         g.warm_up()
         g.critic and g.critic.hear(frozenset(SCALES["major"]), (0, 4, 7), 67.0, [60, 62, 64], None)
     note_ns, propose_ns = np.zeros(rounds, np.int64), np.zeros(rounds, np.int64)
@@ -79,6 +88,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--model", default="bach-folk-lstm.int8")
     parser.add_argument("--candidates", type=int, default=8)
     parser.add_argument("--pieces", type=int, default=60)
+    parser.add_argument("--guidance", type=float, default=0.0, help="style guidance for the cost (with --style)")
+    parser.add_argument("--style", default=None, help="the style named while timing (a model with styles)")
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
     test = [t for t in held_out(args.model, args.quick) if len(t) >= PROMPT + CONTINUE][:8 if args.quick else args.pieces]
@@ -97,14 +108,15 @@ def main(argv: list[str] | None = None) -> dict:
             rows[f"k{args.candidates}"].append(judge(answer(judged, prompt, args.candidates), key, mean, last))
     music = {name: {k: float(np.mean([r[k] for r in rs])) for k in rs[0]} for name, rs in rows.items()}
     results = {"model": args.model, "prompts": len(test), "seeds": list(seeds), "critic": critic.__repr__(),
-               "music": music, "cost": costs(args.model, critic, 300 if args.quick else 2000)}
+               "music": music, "guidance": args.guidance, "style": args.style,
+               "cost": costs(args.model, critic, 300 if args.quick else 2000, args.guidance, args.style)}
     print(f"{len(test)} held-out prompts x {len(seeds)} seeds, {CONTINUE} notes each ({args.model})")
     print(f"{'':8} {'in key':>7} {'leap':>6} {'>5th':>6} {'repeat':>7} {'reg dist':>9}")
     for name, m in music.items():
         print(f"{name:8} {m['in_key']:7.3f} {m['mean_leap']:6.2f} {m['leaps_over_fifth']:6.3f} {m['repeated']:7.3f} "
               f"{m['register_distance']:9.2f}")
     c = results["cost"]
-    print(f"cost: one note at K=1 p50 {c['one_note_k1']['p50_us']:.0f} us p99 {c['one_note_k1']['p99_us']:.0f} us; "
+    print(f"cost{f' (style {args.style}, guidance {args.guidance:g})' if args.style else ''}: one note at K=1 p50 {c['one_note_k1']['p50_us']:.0f} us p99 {c['one_note_k1']['p99_us']:.0f} us; "
           f"a K={args.candidates} proposal of {critic.fragment_notes} notes p50 {c['critic_proposal']['p50_us']:.0f} us "
           f"p99 {c['critic_proposal']['p99_us']:.0f} us")
     if args.json:
