@@ -275,8 +275,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(around, the default; the note included) or from the notes before it (before: what a "
                         "listener knows, so the held-out NLL is a fair one)")
     p.add_argument("--drop-measured", type=float, default=None,
-                   help="with --stage: per line and epoch, hear the measured controls as their defaults (not known) "
-                        "with this probability (default 0, the shipped model's recipe), so it also predicts from the notes alone")
+                   help="with --stage: per line and epoch, hear the measured controls as not known (their defaults, "
+                        "flagged) with this probability (default 0.25, the shipped model's), so it also predicts from the notes alone")
     p.add_argument("--max-minutes", type=float, default=None,
                    help="with --controls or --stage: stop after the epoch that passes this (the best epoch is exported)")
     p.add_argument("--backend", choices=("gloo", "nccl"), default=None,

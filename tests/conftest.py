@@ -67,7 +67,7 @@ def shipped_model():
 
 @pytest.fixture(scope="session")
 def stage_model(tmp_path_factory):
-    """A stage model's graph and card (all 48 controls), untrained: ControlledNoteLSTM(32, 1) as torch makes it;
+    """A stage model's graph and card (all 49 controls), untrained: ControlledNoteLSTM(32, 1) as torch makes it;
     what tests/test_styles*.py play until models/stage-lstm ships (plumbing, not music)."""
     torch = require_module("torch", "the train extra: pip install -e .[train]")
     from realtime.model import controls as ctl

@@ -3,7 +3,7 @@ a style switch lands on the bar (OSC `/style`, a program change), bad names refu
 keys checked against the model's card, the offline `--style` flags.
 
 Until models/stage-lstm.int8.onnx exists the model is a small graph with torch's initial weights and the
-stage card's 48 controls (exported here): the plumbing can be tested, not the music; the test of musical
+stage card's 49 controls (exported here): the plumbing can be tested, not the music; the test of musical
 effect skips until the real model is there.
 """
 
@@ -344,4 +344,4 @@ def test_style_guidance_from_the_patch_reaches_the_duet_its_critic_and_the_game_
     mode.start(clock.now_ns())
     engine.loop(mode.tempo.ns_at(8.5))
     engine.close()
-    assert sum(1 for _, m in output.sent if m.velocity) >= 8 and len(output.notes) == 0  # played; none left on
+    assert sum(1 for _, m in output.sent if m.velocity) >= 4 and len(output.notes) == 0  # played; none left on

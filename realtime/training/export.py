@@ -59,7 +59,7 @@ def quantize_int8(source: Path, target: Path, keep_fp32: tuple[str, ...] = ()) -
     channel; 7 bits per tensor: 1.505). Same speed (bach-folk-lstm: 159 us a step both ways).
 
     `keep_fp32` names nodes left in fp32. The stage model's first LSTM gets them: onnxruntime quantizes
-    an LSTM's input with one scale per call, and that input is the note embeddings beside 48 controls,
+    an LSTM's input with one scale per call, and that input is the note embeddings beside 49 controls,
     so the small controls lost their resolution (150 held-out test lines: pitch NLL 0.557 fp32, 0.653
     all int8, 0.561 with the first LSTM in fp32; 41 us a step p50 all three ways at hidden 128).
     """

@@ -45,7 +45,7 @@ class StageConfig(ConditionedConfig):
     drop: float = DROP
     key_shares: str = "profile"  # the line's key profile; "window": the notes around (stagedata.line_controls)
     measured: str = "around"  # "before": every measured control from the notes before each one (line_controls)
-    drop_measured: float = 0.0  # per line and epoch, the measured controls heard as their defaults this often
+    drop_measured: float = 0.25  # per line and epoch, the measured controls heard not known this often
 
 
 
@@ -70,7 +70,7 @@ def line_example(line: np.ndarray, role: str | None, style: str | None, rng: np.
     inputs, controls, targets = example(np.concatenate([moved, masks[:, None], roots[:, None]], 1),
                                         role if keep[1] else None, style if keep[2] else None, velocities,
                                         key_shares, measured, moved_rows)
-    if drop_measured > 0 and rng.random() < drop_measured:  # no draw at 0: the shipped recipe's random stream
+    if drop_measured > 0 and rng.random() < drop_measured:  # no draw at 0: a recipe without it keeps its random stream
         ctl.forget_measured(controls)
     return inputs, controls, targets
 

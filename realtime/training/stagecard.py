@@ -80,7 +80,7 @@ def measure_stage_cards(graphs: list[Path], split: Split, batch: int = 32, marko
             "graph": path.name, "precision": card.get("precision"),
             "how": HOW.format(version=onnxruntime.__version__, precision=card.get("precision"), batch=batch)
             + "; every line of the split (test_groups_not_known: harmony, role and style all zeros; "
-              "test_nothing_known: those and the measured controls at their defaults, the notes alone)",
+              "test_nothing_known: those and the measured controls at their defaults, flagged not known: the notes alone)",
             "on_utc": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M"),
             "history": "best_epoch and history: the fp32 torch model during training, not this graph",
             "comparable": NOTE_BEFORE if measured == "before" else NOTE if key_shares == "window" else NOTE_PROFILE}
