@@ -28,6 +28,9 @@ import numpy as np
 
 from realtime.bench.common import quiet_gc, summary_us, write_json
 from realtime.bench.music_stats import key_of
+from realtime.engine.stagecontrols import require_style
+from realtime.errors import InputError
+from realtime.model import controls as ctl
 from realtime.model.critic import attach as attach_critic
 from realtime.model.generator import build_generator
 from realtime.model.sampling import SCALES
@@ -60,11 +63,8 @@ def costs(model: str, critic: CriticSettings, rounds: int, guidance: float = 0.0
     plain, judged = (build_generator(model, 5, style_guidance=guidance) for _ in range(2))
     attach_critic(judged, critic)
     for g in (plain, judged):
-        if style is not None:
-            index = g.runner.control_index.get(f"style_{style}")
-            if index is None:
-                raise SystemExit(f"critic.py: {model} hears no style {style!r}")
-            g.runner.controls[:, index] = 1.0
+        if style is not None:  # checked in main
+            ctl.set_one_hot(g.runner.controls[0], g.runner.control_index, "style_", style)
         g.warm_up()
         g.critic and g.critic.hear(frozenset(SCALES["major"]), (0, 4, 7), 67.0, [60, 62, 64], None)
     note_ns, propose_ns = np.zeros(rounds, np.int64), np.zeros(rounds, np.int64)
@@ -92,6 +92,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--style", default=None, help="the style named while timing (a model with styles)")
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
+    if args.style is not None:  # before the music, which takes a minute
+        try:
+            require_style("--style", args.style, build_generator(args.model, 0).runner.control_index)
+        except InputError as error:
+            parser.error(str(error))
     test = [t for t in held_out(args.model, args.quick) if len(t) >= PROMPT + CONTINUE][:8 if args.quick else args.pieces]
     critic = CriticSettings(candidates=args.candidates)
     seeds = (0,) if args.quick else (0, 1)
