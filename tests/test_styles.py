@@ -342,6 +342,6 @@ def test_style_guidance_from_the_patch_reaches_the_duet_its_critic_and_the_game_
     assert mode.bank.runner.guidance == 2.0
     engine = Engine(mode, clock, [], scheduler, poll_ms=5)
     mode.start(clock.now_ns())
-    engine.loop(mode.tempo.ns_at(8.5))
+    engine.loop(mode.tempo.ns_at(16.5))  # 16 beats: the untrained graph's random weights play sparsely
     engine.close()
-    assert sum(1 for _, m in output.sent if m.velocity) >= 4 and len(output.notes) == 0  # played; none left on
+    assert sum(1 for _, m in output.sent if m.velocity) >= 8 and len(output.notes) == 0  # played; none left on
