@@ -151,6 +151,17 @@ def test_rerunning_one_benchmark_keeps_the_others_from_the_last_run(tmp_path, mo
     assert list(full["benchmarks"]) == ["second"]  # a quick run's figures never join a full report
 
 
+def test_a_given_timeout_replaces_the_default_for_every_script(tmp_path, monkeypatch):
+    scripts, out = tmp_path / "benchmarks", tmp_path / "out"
+    scripts.mkdir()
+    write_script(scripts, "slow", "time.sleep(3)")
+    monkeypatch.setitem(TIMEOUT_S, True, 1.0)
+    results = run_all(out, quick=True, scripts_dir=scripts, log=lambda _: None, timeout_s=30.0)
+    assert results["benchmarks"]["slow"]["status"] == "ok"  # 3 s: over the default, inside the given 30 s
+    results = run_all(out, quick=True, scripts_dir=scripts, log=lambda _: None, timeout_s=1.0)
+    assert results["benchmarks"]["slow"]["reason"] == "timed out after 1 s"
+
+
 def test_a_script_that_hangs_is_stopped_with_everything_it_started(tmp_path, monkeypatch):
     scripts, out = tmp_path / "benchmarks", tmp_path / "out"
     scripts.mkdir()

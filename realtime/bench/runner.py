@@ -131,11 +131,13 @@ def _names(text: str | None) -> set[str] | None:
 
 
 def run_all(out_dir: str | Path = "out/bench", quick: bool = False, only: str | None = None, skip: str | None = None,
-            scripts_dir: str | Path | None = None, log=print, jobs: int = 1) -> dict:
+            scripts_dir: str | Path | None = None, log=print, jobs: int = 1, timeout_s: float | None = None) -> dict:
     """Run the benchmarks, then write results.json, the plots and summary.md into out_dir.
 
     `jobs` > 1 runs that many scripts at once: only for a smoke run (the test suite's), since timing
-    figures measured beside another benchmark are not the machine's; `realtime bench` runs one at a time."""
+    figures measured beside another benchmark are not the machine's; `realtime bench` runs one at a time.
+    `timeout_s` ends a script that runs longer (default TIMEOUT_S: 300 s quick, 1200 s full): a guard
+    against a hang, not a figure; a smoke run beside other work gives it more."""
     from .plots import draw_all
     from .report import write_summary
 
@@ -158,7 +160,7 @@ def run_all(out_dir: str | Path = "out/bench", quick: bool = False, only: str | 
         extra = [] if quick else FULL_RUN_ARGS.get(script.stem, [])
         if extra:
             results.setdefault("shortened", {})[script.stem] = extra
-        entry = run_script(script, out, quick, TIMEOUT_S[quick], extra)
+        entry = run_script(script, out, quick, timeout_s or TIMEOUT_S[quick], extra)
         entry["finished_utc"] = _now()
         headline = entry.get("results", {}).get("headline") if isinstance(entry.get("results"), dict) else None
         detail = entry.get("reason") or headline or ""
