@@ -110,6 +110,15 @@ def jack256(monkeypatch: pytest.MonkeyPatch):
     yield from _private_server(monkeypatch, "jackd", "jack_wait", "jack_midi_dump", "jack_midiseq")
 
 
+@contextlib.contextmanager
+def private_jack(*tools: str):
+    """The same server as a block, for a module-scoped fixture that needs JACK only while it records
+    (tests/test_record.py: one live session, several offline checks of it). The environment it sets is
+    undone when the block ends."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        yield from _private_server(monkeypatch, "jackd", "jack_wait", *tools)
+
+
 LIBJACK_SAID: list[str] = []  # what the JACK-Client side's libjack printed (rtmidi's goes to jackwatch)
 
 

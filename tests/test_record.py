@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import mido
 import pytest
+from conftest import private_jack
 from jackclients import ROOT, RUN_PATCH, Keyboard, Running, wait_for
 
 from realtime.io import midi
@@ -43,11 +45,24 @@ def live_sends(folder: Path) -> list[list[int]]:
     return [entry["sent"] for entry in map(json.loads, lines) if "sent" in entry]
 
 
-@pytest.fixture
-def session(jack, tmp_path: Path) -> Path:
-    """`realtime run --record` on JACK, a keyboard client playing two phrases, the second cutting in."""
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory) -> Path:
+    """`realtime run --record` on JACK, a keyboard client playing two phrases, the second cutting in: one live
+    session for the module (JACK runs only while it records; the checks replay it offline)."""
+    tmp_path = tmp_path_factory.mktemp("record")
     folder = tmp_path / "show"
     tmp_path.joinpath("jack.toml").write_text(RUN_PATCH.format(output=""))
+    with private_jack():
+        return _record(tmp_path, folder)
+
+
+@pytest.fixture
+def session(recorded: Path, tmp_path: Path) -> Path:
+    """A copy of the module's live session, for one test to read or change."""
+    return Path(shutil.copytree(recorded, tmp_path / "show"))
+
+
+def _record(tmp_path: Path, folder: Path) -> Path:
     keys = Keyboard()
     try:
         with Running(tmp_path / "jack.toml", "--record", str(folder)) as run:

@@ -4,6 +4,7 @@ offline: the same notes on every voice, note for note, and a session folder that
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 import subprocess
 import time
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import mido
 import pytest
-from conftest import require_tools
+from conftest import private_jack, require_tools
 from jackclients import ROOT, Keyboard, Receiver, Running
 
 from realtime.gameclient import run_client
@@ -77,10 +78,23 @@ def onsets_match(folder: Path, live: dict, again: dict) -> tuple[int, float]:
     return on_time, worst
 
 
-@pytest.fixture
-def game_session(jack, tmp_path: Path):
-    """`realtime run patches/game.toml --record` on JACK, played by the project's game client and oscsend."""
+@pytest.fixture(scope="module")
+def recorded_game(tmp_path_factory):
+    """`realtime run patches/game.toml --record` on JACK, played by the project's game client and oscsend: one
+    live session for the module (JACK runs only while it records); (folder, the synth that heard it)."""
     require_tools("oscsend", package="liblo-tools")
+    with private_jack():
+        return _record_game(tmp_path_factory.mktemp("record-game"))
+
+
+@pytest.fixture
+def game_session(recorded_game, tmp_path: Path):
+    """A copy of the module's live game session, for one test to read or change, and its synth."""
+    folder, synth = recorded_game
+    return Path(shutil.copytree(folder, tmp_path / "show")), synth
+
+
+def _record_game(tmp_path: Path):
     patch = tmp_path / "game.toml"
     patch.write_text(GAME_PATCH.read_text().replace("[midi]\n", '[midi]\nbackend = "jack"\noutput = "synth"\n', 1))
     synth = Receiver("synth")
