@@ -113,6 +113,71 @@ def _strike_128_notes(out, dump: MidiDump) -> None:
 EVERY_NOTE = sorted((c, p) for c in range(16) for p in range(60, 68))
 
 
+class _FakeJackThread:
+    """JACK's side of a closing output, in memory: after `stall_s` with no period at all (a process
+    held up: a collection, a loaded machine), it runs periods of `period_s` that write `per_period`
+    pending messages each (0: periods that write nothing)."""
+
+    def __init__(self, out, stall_s: float, per_period: int, period_s: float = 0.005) -> None:
+        self.out, self.stall_s, self.per_period, self.period_s = out, stall_s, per_period, period_s
+        self.cycles = 0
+        self._stop = False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        time.sleep(self.stall_s)
+        while not self._stop and self.cycles < 2000:
+            self.cycles += 1
+            for _ in range(min(self.per_period, len(self.out._pending))):
+                del self.out._pending[0]
+                self.out.sent += 1
+            time.sleep(self.period_s)
+
+    def stop(self) -> None:
+        self._stop = True
+        self.thread.join()
+
+
+def _closing_output(pending: int):
+    from types import SimpleNamespace
+
+    from realtime.io.jackmidi import JackMidiOutput
+    out = JackMidiOutput.__new__(JackMidiOutput)  # no client: only what draining reads
+    out._inbox, out._pending = [], [(-2.0, n, b"\xb0\x40\x00", None) for n in range(pending)]
+    out.sent, out._alive = 0, True
+    out._client = SimpleNamespace(blocksize=240, samplerate=48000)  # 5 ms periods
+    return out
+
+
+@pytest.mark.parametrize("stall_s", [0.0, 0.8])
+def test_closing_waits_out_a_stall_before_the_last_of_a_panic(stall_s: float) -> None:
+    """Closing used to give up after 0.5 s of wall time without progress: in a full CI run it left 64
+    panic controllers unwritten (heard 256 of 320). A stall holds up JACK's thread too, so patience
+    is counted in periods."""
+    out = _closing_output(64)
+    out.frames = jack_thread = _FakeJackThread(out, stall_s, per_period=32)
+    started = time.monotonic()
+    out._drain()
+    jack_thread.stop()
+    assert out._pending == [] and out.sent == 64
+    assert time.monotonic() - started >= stall_s
+
+
+def test_closing_gives_up_on_periods_that_write_nothing_or_no_periods_at_all() -> None:
+    out = _closing_output(8)
+    out.frames = jack_thread = _FakeJackThread(out, 0.0, per_period=0)
+    out._drain(idle_periods=16)
+    assert 16 <= jack_thread.cycles < 40 and len(out._pending) == 8, "16 idle periods, then it stops waiting"
+    jack_thread.stop()
+    out = _closing_output(8)
+    out.frames = jack_thread = _FakeJackThread(out, 60.0, per_period=32)
+    started = time.monotonic()
+    out._drain(stalled_s=0.3)
+    assert 0.3 <= time.monotonic() - started < 5 and jack_thread.cycles == 0
+    jack_thread._stop = True
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_a_big_panic_arrives_whole(jack, backend: str) -> None:
     """rtmidi on JACK garbles more than ~100 messages sent within one period, and a receiver that is
@@ -128,6 +193,7 @@ def test_a_big_panic_arrives_whole(jack, backend: str) -> None:
         # full runs, never alone: heard 288 of 320 once, 256 of 320 once, the controllers missing)
         state = {name: len(value) if isinstance(value, list) else value for name, value in vars(out).items()
                  if name in ("_pending", "callback_errors", "late", "dropped")}
+        state["periods"] = out.frames.cycles if getattr(out, "frames", None) is not None else "?"
         assert wait_for(lambda: len(dump.events) == 128 + 128 + 64), \
             f"heard {len(dump.events)}, written {written}, at close {state}"
         offs = sorted((m[0] & 0x0F, m[1]) for m in dump.heard()[128:] if m[0] & 0xF0 == 0x80)

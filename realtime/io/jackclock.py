@@ -61,6 +61,11 @@ class FrameClock:
         self.resets = 0
         self._cycles = 0
 
+    @property
+    def cycles(self) -> int:
+        """Periods read so far: how a waiting thread tells that JACK's thread still runs."""
+        return self._cycles
+
     def cycle(self, frames: int) -> int:
         """Read this period's start (a period of `frames`); returns its first frame (64-bit: JACK's 32-bit
         count unwrapped)."""

@@ -223,12 +223,28 @@ class JackMidiOutput(JackPort):
     def close(self) -> None:
         if self._client is not None and self._alive:
             self.all_notes_off()
-            period_s = self.period_ns / 1e9
-            patience_s = 0.5 + 4 * period_s  # a big panic takes several periods, more on a loaded machine:
-            deadline, sent = time.monotonic() + patience_s, self.sent  # wait while periods are written
-            while not self.idle and self._alive and time.monotonic() < deadline:
-                time.sleep(period_s / 4 + 0.0005)
-                if self.sent != sent:
-                    deadline, sent = time.monotonic() + patience_s, self.sent
-            time.sleep(2 * period_s + 0.002)  # the receiver reads it in this period or the next
+            self._drain()
+            time.sleep(2 * self.period_ns / 1e9 + 0.002)  # the receiver reads it in this period or the next
         super().close()
+
+    def _drain(self, idle_periods: int = 16, stalled_s: float = 2.0) -> None:
+        """Wait while a big panic goes out over several periods. Patience is counted in the periods
+        JACK's thread runs, not in wall time: a process stalled for half a second (a collection, a
+        loaded machine) holds up both threads, and the one that wakes first must not give up on
+        messages the other was about to write. It gives up after `idle_periods` periods that wrote
+        nothing, or `stalled_s` without a period at all (the server is gone or stuck)."""
+        frames = self.frames
+        pause_s = self.period_ns / 4e9 + 0.0005
+        sent, cycles, since = self.sent, frames.cycles, time.monotonic()
+        quiet_from = cycles
+        while not self.idle and self._alive:
+            time.sleep(pause_s)
+            now_cycles = frames.cycles
+            if self.sent != sent:
+                sent, quiet_from = self.sent, now_cycles
+            elif now_cycles - quiet_from >= idle_periods:
+                return
+            if now_cycles != cycles:
+                cycles, since = now_cycles, time.monotonic()
+            elif time.monotonic() - since > stalled_s:
+                return
