@@ -3,6 +3,7 @@ augmentation that moves the harmony with the notes, groups dropped to "not known
 
 import importlib.util
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -196,9 +197,44 @@ def test_a_short_stage_run_exports_cards_that_list_the_groups_and_resumes(tmp_pa
         assert card["metrics"]["markov"]["best_order"] >= 1
     assert cards["stage-lstm.int8.json"]["fp32_nodes"] == ["/lstm/LSTM"] and "fp32_nodes" not in cards["stage-lstm.json"]
     assert cards["stage-lstm.json"]["metrics"]["lstm"]["test"] != cards["stage-lstm.int8.json"]["metrics"]["lstm"]["test"]
+    _reexport_gives_the_same_graphs_and_figures(tmp_path / "m", tmp_path / "again")
     cfg.epochs = 2
     train_stage(cfg)
     assert "resuming after epoch 1" in capsys.readouterr().out
+
+
+def _reexport_gives_the_same_graphs_and_figures(trained: Path, again: Path) -> None:
+    """`python -m realtime.training.reexport`: the graphs written again from the weights and the card's
+    record compute what the trained ones did, and their cards measure the same figures."""
+    import onnxruntime as ort
+
+    from realtime.training.reexport import main
+
+    assert main([str(trained / "stage-lstm.onnx"), "--out-dir", str(again)]) == 0
+    rng = np.random.default_rng(5)
+    for name in ("stage-lstm.onnx", "stage-lstm.int8.onnx"):
+        old, new = (ort.InferenceSession(str(d / name), providers=["CPUExecutionProvider"]) for d in (trained, again))
+        feeds = {"note": np.column_stack([rng.integers(40, 80, 3), rng.integers(0, 8, (3, 3))]).astype(np.int64),
+                 "control": np.tile(np.asarray(ctl.DEFAULTS, np.float32), (3, 1)),
+                 "state": rng.normal(0, 0.3, (2, 1, 3, 32)).astype(np.float32)}
+        for a, b in zip(old.run(None, feeds), new.run(None, feeds)):
+            assert np.allclose(a, b, atol=1e-5)
+        cards = [json.loads((d / name).with_suffix(".json").read_text())["metrics"]["lstm"] for d in (trained, again)]
+        assert cards[1]["test"] == cards[0]["test"] and cards[1]["test_nothing_known"] == cards[0]["test_nothing_known"]
+
+
+def test_reexport_names_what_it_cannot_use(tmp_path, capsys):
+    require_module("torch", "the train extra")
+    from realtime.training.reexport import main
+
+    for suffix in (".onnx", ".json"):
+        shutil.copy(models_dir() / f"game-lstm{suffix}", tmp_path / f"game-lstm{suffix}")
+    assert main([str(tmp_path / "game-lstm.onnx")]) == 2
+    assert "no game-lstm.weights.npz beside it" in capsys.readouterr().err
+    shutil.copy(models_dir() / "game-lstm.weights.npz", tmp_path / "game-lstm.weights.npz")
+    assert main([str(tmp_path / "game-lstm.onnx")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("reexport: ") and "not a stage model" in err and "\n" not in err
 
 
 def test_lines_of_keeps_every_line_with_its_style():

@@ -120,6 +120,9 @@ def test_conditioned_graph_matches_torch_and_its_controls_steer(tmp_path):
             ours = runner.step_batch(notes, controls)
             worst = max(worst, float(np.abs(ours - logits.numpy()).max()))
     assert worst < 1e-4
+    import onnx
+    nodes = [n.op_type for n in onnx.load(str(tmp_path / "cond.onnx")).graph.node]
+    assert len(nodes) <= 16 and nodes.count("LSTM") == 2, nodes  # written node by node: the tracer made 47
     # the same note with different controls gives different predictions: the input is wired through
     runner.reset()
     a = runner.step_batch(np.array([[60, 5, 4, 4]] * 2), np.stack([ctl.LOW, ctl.HIGH]).astype(np.float32))
