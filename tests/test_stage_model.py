@@ -235,6 +235,16 @@ def test_reexport_names_what_it_cannot_use(tmp_path, capsys):
     assert main([str(tmp_path / "game-lstm.onnx")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("reexport: ") and "not a stage model" in err and "\n" not in err
+    card = json.loads((models_dir() / "stage-lstm.json").read_text())
+    (tmp_path / "stage-lstm.json").write_text(json.dumps(card))
+    shutil.copy(models_dir() / "game-lstm.weights.npz", tmp_path / "stage-lstm.weights.npz")  # another model's
+    shutil.copy(models_dir() / "stage-lstm.onnx", tmp_path / "stage-lstm.onnx")
+    assert main([str(tmp_path / "stage-lstm.onnx")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "stage-lstm.weights.npz: not the weights its card describes" in err and "\n" not in err
+    (tmp_path / "stage-lstm.json").write_text("{ broken")
+    assert main([str(tmp_path / "stage-lstm.onnx")]) == 2
+    assert "stage-lstm.json: not a readable JSON card" in capsys.readouterr().err
 
 
 def test_lines_of_keeps_every_line_with_its_style():

@@ -34,7 +34,10 @@ def reexport(graph: Path, out_dir: Path | None = None) -> list[Path]:
     for needed in (card_path, weights):
         if not needed.exists():
             raise InputError(f"{graph}: no {needed.name} beside it (re-export needs the card and the weights)")
-    card = json.loads(card_path.read_text())
+    try:
+        card = json.loads(card_path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise InputError(f"{card_path}: not a readable JSON card ({err})") from None
     if card.get("precision") != "fp32":
         raise InputError(f"{graph}: the card says precision {card.get('precision')!r}; name the fp32 graph")
     config = card.get("training", {}).get("config", {})
@@ -44,8 +47,12 @@ def reexport(graph: Path, out_dir: Path | None = None) -> list[Path]:
     cfg = StageConfig(**{k: v for k, v in config.items() if k in known})
     arch = card["architecture"]
     model = ControlledNoteLSTM(arch["hidden"], arch["layers"], ctl.LOW, ctl.HIGH)
-    with np.load(weights) as saved:
-        model.load_state_dict({k: torch.from_numpy(saved[k]) for k in saved.files})
+    try:
+        with np.load(weights) as saved:
+            model.load_state_dict({k: torch.from_numpy(saved[k]) for k in saved.files})
+    except (OSError, ValueError, RuntimeError) as err:  # not an npz, or weights of another shape
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise InputError(f"{weights}: not the weights its card describes ({first})") from None
     model.eval()
     split, _ = load_stage_split(cfg)
     paths = export_all(model, out_dir or graph.parent, card.get("graph", graph.name).removesuffix(".onnx"),
