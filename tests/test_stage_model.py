@@ -244,7 +244,7 @@ def test_reexport_names_what_it_cannot_use(tmp_path, capsys):
     assert "stage-lstm.weights.npz: not the weights its card describes" in err and "\n" not in err
     (tmp_path / "stage-lstm.json").write_text("{ broken")
     assert main([str(tmp_path / "stage-lstm.onnx")]) == 2
-    assert "stage-lstm.json: not a readable JSON card" in capsys.readouterr().err
+    assert "stage-lstm.json: metadata is not valid JSON" in capsys.readouterr().err
 
 
 def test_lines_of_keeps_every_line_with_its_style():

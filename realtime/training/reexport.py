@@ -9,13 +9,12 @@ after training. Needs the train extra (torch, onnx); parses the corpus once if i
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, ModelFileError
 
 CARD_KEYS = ("training", "metrics", "velocity_level_mean")  # what export_all's info carries over
 
@@ -25,19 +24,14 @@ def reexport(graph: Path, out_dir: Path | None = None) -> list[Path]:
     import torch
 
     from ..model import controls as ctl
+    from ..model.modelfile import load_metadata
     from .lstm import ControlledNoteLSTM
-    from .stage import FIRST_LSTM, StageConfig, load_stage_split
-    from .export import export_all
-    from .stagecard import measure_stage_cards
+    from .stage import StageConfig, export_measured, load_stage_split
 
-    card_path, weights = graph.with_suffix(".json"), graph.with_suffix(".weights.npz")
-    for needed in (card_path, weights):
-        if not needed.exists():
-            raise InputError(f"{graph}: no {needed.name} beside it (re-export needs the card and the weights)")
-    try:
-        card = json.loads(card_path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise InputError(f"{card_path}: not a readable JSON card ({err})") from None
+    weights = graph.with_suffix(".weights.npz")
+    if not weights.exists():
+        raise InputError(f"{graph}: no {weights.name} beside it (re-export needs the card and the weights)")
+    card = load_metadata(graph)
     if card.get("precision") != "fp32":
         raise InputError(f"{graph}: the card says precision {card.get('precision')!r}; name the fp32 graph")
     config = card.get("training", {}).get("config", {})
@@ -55,10 +49,8 @@ def reexport(graph: Path, out_dir: Path | None = None) -> list[Path]:
         raise InputError(f"{weights}: not the weights its card describes ({first})") from None
     model.eval()
     split, _ = load_stage_split(cfg)
-    paths = export_all(model, out_dir or graph.parent, card.get("graph", graph.name).removesuffix(".onnx"),
-                       {k: card[k] for k in CARD_KEYS if k in card}, keep_fp32=(FIRST_LSTM,))
-    measure_stage_cards(paths, split, key_shares=cfg.key_shares, measured=cfg.measured)
-    return paths
+    return export_measured(model, out_dir or graph.parent, card.get("graph", graph.name).removesuffix(".onnx"),
+                           {k: card[k] for k in CARD_KEYS if k in card}, split, cfg)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         paths = reexport(args.graph, args.out_dir)
-    except InputError as err:
+    except (InputError, ModelFileError) as err:
         print(f"reexport: {err}", file=sys.stderr)
         return 2
     print("re-exported " + ", ".join(str(p) for p in paths))

@@ -127,8 +127,6 @@ def export_stage(model, best_path: Path, split: Split, source: dict, state: dict
     """The best epoch scored (torch), exported (fp32, int8), each card's NLL measured on its own graph."""
     import torch
 
-    from .stagecard import measure_stage_cards
-
     model.load_state_dict(torch.load(best_path, map_location="cpu"))
     examples = {part: [example(a, r, s, key_shares=cfg.key_shares, measured=cfg.measured)
                        for a, r, s in lines_of(getattr(split, part))]
@@ -137,7 +135,16 @@ def export_stage(model, best_path: Path, split: Split, source: dict, state: dict
     metrics["lstm"].update(best_epoch=state["best_epoch"], history=state["history"], minutes=state["seconds"] / 60)
     print(f"held-out test NLL {metrics['lstm']['test']['nll']:.3f} (pitch {metrics['lstm']['test']['pitch_nll']:.3f})")
     info = {"training": {**source, "config": asdict(cfg)}, "metrics": metrics, "velocity_level_mean": 80.0}
-    paths = export_all(model, Path(cfg.out_dir), cfg.name, info, keep_fp32=(FIRST_LSTM,))
-    measure_stage_cards(paths, split, key_shares=cfg.key_shares, measured=cfg.measured)
+    paths = export_measured(model, Path(cfg.out_dir), cfg.name, info, split, cfg)
     print("exported " + ", ".join(str(p) for p in paths))
     return metrics
+
+
+def export_measured(model, out_dir: Path, name: str, info: dict, split: Split, cfg: StageConfig) -> list[Path]:
+    """Both graphs (the first LSTM kept fp32 in int8) and their cards, measured on them; after training,
+    and by `python -m realtime.training.reexport`."""
+    from .stagecard import measure_stage_cards
+
+    paths = export_all(model, out_dir, name, info, keep_fp32=(FIRST_LSTM,))
+    measure_stage_cards(paths, split, key_shares=cfg.key_shares, measured=cfg.measured)
+    return paths
